@@ -1,0 +1,303 @@
+//! The `leafe` command line: clap definitions and thin glue from parsed
+//! arguments to the library. Nothing here computes anything the library could.
+
+//TMP pub mod levels;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::query::{OutputFormat, QuerySession, QueryText, write_batches};
+use crate::store::{DEFAULT_STORE, Store};
+use crate::synth::{SynthConfig, synthesize};
+
+/// leafe — learn from failures: roll out, reflect, roll back, branch, distil.
+///
+/// Every rollout, reflection and branch is a row in Parquet tables under a
+/// store (a local path or s3://bucket/prefix); SQL selects what to learn from.
+#[derive(Debug, Parser)]
+#[command(name = "leafe", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Store URL: a path, file:///abs/path, or s3://bucket/prefix (S3 settings
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL,
+    /// AWS_ALLOW_HTTP).
+    #[arg(long, env = "LEAFE_STORE", default_value = DEFAULT_STORE)]
+    pub store: String,
+}
+
+impl StoreArgs {
+    fn open(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.store)?)
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Try leafe in seconds: write a synthetic run and query it.
+    Demo(DemoArgs),
+    /// Write synthetic trees of episodes (roots, reflections, branches) as one committed run.
+    Synth(SynthArgs),
+    /// Run SQL over the store's committed runs (tables: runs, episodes, steps, reflections).
+    Sql(SqlArgs),
+    /// List the runs in a store: kind, time, rows per table, committed or not.
+    Runs(RunsArgs),
+    /// Delete the files of runs that never committed (crashed or killed writers).
+    Gc(GcArgs),
+    //TMPC Sokoban levels: generate level files, solve them.
+//TMPA
+}
+
+/// Arguments of `leafe demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Episodes to synthesize.
+    #[arg(long, default_value_t = 2000)]
+    pub episodes: u64,
+    /// Seed of the synthetic run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Arguments of `leafe synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Total episodes to write (roots and branches).
+    #[arg(long, default_value_t = 1000)]
+    pub episodes: u64,
+    /// Master seed: the same seed writes the same rows.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run id (letters, digits, `.`, `_`, `-`); default: synth-<seed>-<time>.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Deepest branch level of a tree.
+    #[arg(long, default_value_t = 2)]
+    pub max_depth: i32,
+}
+
+/// Arguments of `leafe sql`.
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The SQL to run (or use --file).
+    #[arg(conflicts_with = "file", required_unless_present = "file")]
+    pub query: Option<String>,
+    /// A query file, e.g. queries/failure_patterns.sql.
+    #[arg(long, short)]
+    pub file: Option<PathBuf>,
+    /// A parameter the query file declares, as NAME=VALUE (repeatable).
+    #[arg(long = "param", short = 'p', value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `leafe runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+/// Arguments of `leafe gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only collect runs whose writer started at least this long ago, so a live
+    /// writer is never collected: e.g. 0s, 30m, 2h, 1d.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub min_age: Duration,
+    /// Report what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("`{s}` has an empty name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Parses `90`, `90s`, `30m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 0s, 30m, 2h, 1d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (s, m, h, d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+fn default_run_id(kind: &str, seed: u64) -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{kind}-{seed}-{secs}-{:04x}", rand::random::<u16>())
+}
+
+/// Runs a parsed command; returns the process exit code (errors become 2 in main).
+pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Demo(a) => demo(a).await,
+        Command::Synth(a) => {
+            let store = a.store.open()?;
+            let run_id = a.run_id.unwrap_or_else(|| default_run_id("synth", a.seed));
+            let cfg = SynthConfig { episodes: a.episodes, seed: a.seed, max_depth: a.max_depth, ..SynthConfig::default() };
+            let started = std::time::Instant::now();
+            let s = synthesize(&store, &run_id, &cfg, &command_line())
+                .await
+                .with_context(|| format!("synth run `{run_id}` into {}", store.url()))?;
+            println!(
+                "committed run {run_id}: {} trees, {} episodes, {} steps, {} reflections in {:.2}s",
+                s.trees,
+                s.episodes,
+                s.steps,
+                s.reflections,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Command::Sql(a) => {
+            let store = a.store.open()?;
+            let text = match &a.file {
+                Some(f) => QueryText::from_file(f)?,
+                None => QueryText::inline(a.query.as_deref().unwrap_or_default()),
+            };
+            let params: BTreeMap<String, String> = a.params.into_iter().collect();
+            let bound = text.bind(&params)?;
+            let session = QuerySession::open(&store).await?;
+            let batches = session.collect(&bound).await?;
+            let mut out = std::io::stdout().lock();
+            write_batches(&mut out, &batches, a.format)?;
+            out.flush().ok();
+            Ok(0)
+        }
+        Command::Runs(a) => {
+            let store = a.store.open()?;
+            let runs = store.runs().await.with_context(|| format!("listing runs of {}", store.url()))?;
+            let batch = runs_batch(&runs);
+            write_batches(&mut std::io::stdout().lock(), &[batch], a.format)?;
+            Ok(0)
+        }
+        Command::Gc(a) => {
+            let store = a.store.open()?;
+            let r = store.gc(a.min_age, a.dry_run).await.with_context(|| format!("gc of {}", store.url()))?;
+            let verb = if a.dry_run { "would delete" } else { "deleted" };
+            println!(
+                "{verb} {} uncommitted run(s) [{}]: {} object(s), {} bytes",
+                r.runs.len(),
+                r.runs.join(", "),
+                r.files,
+                r.bytes
+            );
+            if !r.kept_young.is_empty() {
+                println!(
+                    "kept {} uncommitted run(s) younger than --min-age (maybe still writing): {}",
+                    r.kept_young.len(),
+                    r.kept_young.join(", ")
+                );
+            }
+            Ok(0)
+        }
+//TMPB
+    }
+}
+
+fn runs_batch(runs: &[crate::store::RunInfo]) -> arrow::record_batch::RecordBatch {
+    use arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMicrosecondArray, UInt64Array};
+    use std::sync::Arc;
+    let col = |t: &str| Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.rows.get(t).copied().unwrap_or(0)))) as ArrayRef;
+    arrow::record_batch::RecordBatch::try_from_iter(vec![
+        ("run_id", Arc::new(StringArray::from_iter_values(runs.iter().map(|r| r.run_id.as_str()))) as ArrayRef),
+        ("kind", Arc::new(StringArray::from_iter_values(runs.iter().map(|r| r.kind.as_str())))),
+        ("committed", Arc::new(BooleanArray::from(runs.iter().map(|r| r.committed).collect::<Vec<_>>()))),
+        (
+            "created_at",
+            Arc::new(TimestampMicrosecondArray::from_iter_values(runs.iter().map(|r| r.created_at_us)).with_timezone("UTC")),
+        ),
+        ("episodes", col("episodes")),
+        ("steps", col("steps")),
+        ("reflections", col("reflections")),
+        ("bytes", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.bytes)))),
+    ])
+    .expect("static schema")
+}
+
+async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
+    let run_id = default_run_id("demo", a.seed);
+    let cfg = SynthConfig { episodes: a.episodes, seed: a.seed, ..SynthConfig::default() };
+    let s = synthesize(&store, &run_id, &cfg, &command_line()).await?;
+    println!(
+        "Wrote synthetic run {run_id} into {}: {} trees, {} episodes, {} steps, {} reflections.\n",
+        store.url(),
+        s.trees,
+        s.episodes,
+        s.steps,
+        s.reflections
+    );
+    let session = QuerySession::open(&store).await?;
+    let queries: [(&str, &str); 2] = [
+        ("Failure patterns (queries/failure_patterns.sql):", include_str!("../../queries/failure_patterns.sql")),
+        ("Counterfactual training pairs per tree depth:", "SELECT e.depth, COUNT(*) AS pairs, COUNT(DISTINCT e.tree_id) AS trees \
+          FROM episodes e JOIN steps s ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
+          WHERE e.origin = 'branch' AND e.success AND e.run_id = ${run} GROUP BY e.depth ORDER BY e.depth"),
+    ];
+    for (title, sql) in queries {
+        let mut text = QueryText::parse(title, sql)?;
+        if !text.params.iter().any(|p| p.name == "run") {
+            text.params.push(crate::query::ParamDecl {
+                name: "run".into(),
+                param_type: crate::query::ParamType::String,
+                default: None,
+                doc: String::new(),
+            });
+        }
+        let bound = text.bind(&BTreeMap::from([("run".to_string(), run_id.clone())]))?;
+        let batches = session.collect(&bound).await?;
+        println!("{title}");
+        write_batches(&mut std::io::stdout().lock(), &batches, OutputFormat::Table)?;
+    }
+    println!("Next: leafe sql --store {} \"SELECT origin, COUNT(*) FROM episodes GROUP BY origin\"", store.url());
+    if s.episodes == 0 {
+        bail!("the demo wrote no episodes");
+    }
+    Ok(0)
+}

@@ -1,0 +1,30 @@
+//! # leafe
+//!
+//! LEAFE ("Learning Feedback-Grounded Agency from Reflective Experience") as a
+//! data-centric system: every rollout, reflection and branch is a row in Arrow /
+//! Parquet tables on local disk or S3, SQL in DataFusion selects training data,
+//! and a training stage distils it into a policy's weights.
+//!
+//! ```text
+//! levels/tasks ─► env ─► explore (rollout · reflect · branch) ─► store (Parquet on local/S3)
+//!                                                                   │
+//!                   eval (Pass@k) ◄─ train (burn) ◄─ query (DataFusion SQL, queries/*.sql)
+//!                                                                   │
+//!                                                                export (curated datasets)
+//! ```
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`env`] | the `Env` trait and Sokoban: rules, level files, generator, deadlocks, solver |
+//! | [`store`] | table schemas (`schemas/`), streaming Parquet writers, the commit protocol, gc |
+//! | [`query`] | a DataFusion session over committed runs; `queries/*.sql` with parameters |
+//! | [`synth`] | synthetic trees of episodes, for trying and benchmarking the store before Stage 1 |
+//!
+//! A module uses only the ones above it in the data flow; only `store` and
+//! `query` know about object_store and DataFusion.
+
+pub mod cli;
+//TMP pub mod env;
+pub mod query;
+pub mod store;
+pub mod synth;

@@ -1,0 +1,354 @@
+//! SQL over the store: a DataFusion session with each table registered over
+//! committed runs only, and the parameterised queries of `queries/*.sql`.
+//!
+//! Every table is a Hive-partitioned listing table (`run_id` is the partition
+//! column, so `WHERE run_id = '…'` prunes whole runs before any file is
+//! opened). Schemas come from `schemas/`, not from file inference, so queries
+//! plan on an empty store too. A session sees the runs committed when it was
+//! opened (see [`view::CommittedView`]).
+//!
+//! Query files open with a header comment: what the query returns, then one
+//! `-- @param NAME TYPE [= DEFAULT]  description` line per parameter, TYPE one
+//! of int, float, string, bool. The body refers to a parameter as `${NAME}`;
+//! values are substituted as SQL literals of the declared type (strings are
+//! quoted and escaped), so a value can never change the query's structure.
+
+pub mod view;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use url::Url;
+
+use crate::store::{PARTITION_COLUMN, Store, StoreError, Table};
+use view::CommittedView;
+
+/// Errors of the query boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// Opening the store or reading its markers failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// DataFusion refused or failed the query (syntax, unknown table or column, …).
+    #[error("{source_name}: {message}")]
+    Sql {
+        /// Where the SQL came from: a file name or `command line`.
+        source_name: String,
+        /// DataFusion's message, on one line.
+        message: String,
+    },
+    /// A `--param` the query does not declare.
+    #[error("{source_name}: unknown parameter `{name}` (declared: {declared})")]
+    UnknownParam {
+        /// Where the SQL came from.
+        source_name: String,
+        /// The parameter given.
+        name: String,
+        /// The parameters the query declares.
+        declared: String,
+    },
+    /// A parameter without a value and without a default, or with a bad value.
+    #[error("{source_name}: parameter `{name}`: {problem}")]
+    BadParam {
+        /// Where the SQL came from.
+        source_name: String,
+        /// The parameter.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The query file could not be read.
+    #[error("cannot read query file `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the output failed.
+    #[error("writing query output: {0}")]
+    Output(String),
+}
+
+/// Result type of the query boundary.
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+fn one_line(s: impl ToString) -> String {
+    s.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A DataFusion session over a store's committed runs.
+pub struct QuerySession {
+    ctx: SessionContext,
+}
+
+impl QuerySession {
+    /// Opens a session: reads the commit markers and registers `runs`,
+    /// `episodes`, `steps` and `reflections`.
+    pub async fn open(store: &Store) -> Result<QuerySession> {
+        let commits = store.commits().await?;
+        let runs: HashSet<String> = commits.iter().map(|m| m.run_id.clone()).collect();
+        let files: HashSet<String> = commits.iter().flat_map(|m| m.tables.values().flatten()).map(|f| f.path.clone()).collect();
+        let view = Arc::new(CommittedView::new(store.objects(), runs, files));
+        // Parquet scans are CPU-bound; use every core for them.
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        let base = Url::parse("leafe://store").expect("static URL");
+        ctx.register_object_store(&base, view);
+        for table in Table::ALL {
+            let url = ListingTableUrl::parse(format!("leafe://store/{}/", table.name())).map_err(|e| QueryError::Sql {
+                source_name: "store".into(),
+                message: one_line(e),
+            })?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![(PARTITION_COLUMN.to_string(), DataType::Utf8)]);
+            let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(table.schema().arrow_schema());
+            let provider = ListingTable::try_new(config)
+                .map_err(|e| QueryError::Sql { source_name: table.name().into(), message: one_line(e) })?;
+            ctx.register_table(table.name(), Arc::new(provider))
+                .map_err(|e| QueryError::Sql { source_name: table.name().into(), message: one_line(e) })?;
+        }
+        Ok(QuerySession { ctx })
+    }
+
+    /// The underlying DataFusion context, for callers that build plans directly.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans a query without running it (used to check query files).
+    pub async fn plan(&self, query: &BoundQuery) -> Result<datafusion::dataframe::DataFrame> {
+        self.ctx
+            .sql(&query.sql)
+            .await
+            .map_err(|e| QueryError::Sql { source_name: query.source_name.clone(), message: one_line(e) })
+    }
+
+    /// Runs a query and streams its result as Arrow record batches.
+    pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
+        let df = self.plan(query).await?;
+        df.execute_stream()
+            .await
+            .map_err(|e| QueryError::Sql { source_name: query.source_name.clone(), message: one_line(e) })
+    }
+
+    /// Runs a query and collects its result (for small results).
+    pub async fn collect(&self, query: &BoundQuery) -> Result<Vec<RecordBatch>> {
+        let df = self.plan(query).await?;
+        df.collect().await.map_err(|e| QueryError::Sql { source_name: query.source_name.clone(), message: one_line(e) })
+    }
+}
+
+/// A parameter type in a query header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// A 64-bit integer.
+    Int,
+    /// A float.
+    Float,
+    /// A string (substituted as a quoted SQL literal).
+    String,
+    /// true or false.
+    Bool,
+}
+
+/// A parameter declared in a query file's header.
+#[derive(Debug, Clone)]
+pub struct ParamDecl {
+    /// Name, used as `${name}` in the body.
+    pub name: String,
+    /// Its type.
+    pub param_type: ParamType,
+    /// Default value (as written), if any.
+    pub default: Option<String>,
+    /// What it means.
+    pub doc: String,
+}
+
+/// A query: SQL text with its declared parameters.
+#[derive(Debug, Clone)]
+pub struct QueryText {
+    /// Where it came from (file path or `command line`).
+    pub source_name: String,
+    /// The SQL, header included.
+    pub sql: String,
+    /// Declared parameters.
+    pub params: Vec<ParamDecl>,
+}
+
+/// A query with its parameters substituted, ready to run.
+#[derive(Debug, Clone)]
+pub struct BoundQuery {
+    /// Where it came from.
+    pub source_name: String,
+    /// The SQL to run.
+    pub sql: String,
+}
+
+impl QueryText {
+    /// SQL given inline (no parameters declared).
+    pub fn inline(sql: &str) -> QueryText {
+        QueryText::parse("command line", sql).unwrap_or_else(|_| QueryText {
+            source_name: "command line".into(),
+            sql: sql.to_string(),
+            params: Vec::new(),
+        })
+    }
+
+    /// Reads a query file.
+    pub fn from_file(path: &std::path::Path) -> Result<QueryText> {
+        let sql = std::fs::read_to_string(path)
+            .map_err(|source| QueryError::Io { path: path.display().to_string(), source })?;
+        QueryText::parse(&path.display().to_string(), &sql)
+    }
+
+    /// Parses the `-- @param` lines of a query's header.
+    pub fn parse(source_name: &str, sql: &str) -> Result<QueryText> {
+        let mut params = Vec::new();
+        for line in sql.lines() {
+            let Some(rest) = line.trim().strip_prefix("--").map(str::trim) else { continue };
+            let Some(rest) = rest.strip_prefix("@param") else { continue };
+            let bad = |problem: String| QueryError::BadParam {
+                source_name: source_name.to_string(),
+                name: rest.split_whitespace().next().unwrap_or("?").to_string(),
+                problem,
+            };
+            let mut words = rest.split_whitespace();
+            let name = words.next().ok_or_else(|| bad("`@param` needs a name".into()))?.to_string();
+            let param_type = match words.next() {
+                Some("int") => ParamType::Int,
+                Some("float") => ParamType::Float,
+                Some("string") => ParamType::String,
+                Some("bool") => ParamType::Bool,
+                other => return Err(bad(format!("unknown type {other:?} (int, float, string, bool)"))),
+            };
+            let mut rest: Vec<&str> = words.collect();
+            let default = if rest.first() == Some(&"=") && rest.len() >= 2 {
+                let d = rest[1].to_string();
+                rest.drain(..2);
+                Some(d)
+            } else {
+                None
+            };
+            params.push(ParamDecl { name, param_type, default, doc: rest.join(" ") });
+        }
+        Ok(QueryText { source_name: source_name.to_string(), sql: sql.to_string(), params })
+    }
+
+    /// Substitutes parameter values (given ones over defaults) into the body.
+    pub fn bind(&self, values: &BTreeMap<String, String>) -> Result<BoundQuery> {
+        for name in values.keys() {
+            if !self.params.iter().any(|p| &p.name == name) {
+                let declared = if self.params.is_empty() {
+                    "none".to_string()
+                } else {
+                    self.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                };
+                return Err(QueryError::UnknownParam {
+                    source_name: self.source_name.clone(),
+                    name: name.clone(),
+                    declared,
+                });
+            }
+        }
+        let mut sql = self.sql.clone();
+        for p in &self.params {
+            let bad = |problem: String| QueryError::BadParam {
+                source_name: self.source_name.clone(),
+                name: p.name.clone(),
+                problem,
+            };
+            let value = values
+                .get(&p.name)
+                .or(p.default.as_ref())
+                .ok_or_else(|| bad("no value given and no default (pass --param NAME=VALUE)".into()))?;
+            let literal = match p.param_type {
+                ParamType::Int => value.parse::<i64>().map(|v| v.to_string()).map_err(|_| bad(format!("`{value}` is not an integer")))?,
+                ParamType::Float => match value.parse::<f64>() {
+                    Ok(v) if v.is_finite() => format!("{v:?}"),
+                    _ => return Err(bad(format!("`{value}` is not a finite number"))),
+                },
+                ParamType::Bool => match value.as_str() {
+                    "true" | "false" => value.clone(),
+                    _ => return Err(bad(format!("`{value}` is not true or false"))),
+                },
+                ParamType::String => format!("'{}'", value.replace('\'', "''")),
+            };
+            sql = sql.replace(&format!("${{{}}}", p.name), &literal);
+        }
+        // Header lines hold `${…}` in docs only if the author wrote them; an
+        // unresolved one in the body is an error DataFusion reports itself.
+        Ok(BoundQuery { source_name: self.source_name.clone(), sql })
+    }
+}
+
+/// How a command prints rows on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// An aligned text table.
+    #[default]
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// JSON Lines: one object per row.
+    Json,
+}
+
+/// Writes batches in the chosen format.
+pub fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: OutputFormat) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
+    match format {
+        OutputFormat::Table => {
+            let table = arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(&e))?;
+            writeln!(out, "{table}").map_err(|e| err(&e))?;
+        }
+        OutputFormat::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            for b in batches {
+                w.write(b).map_err(|e| err(&e))?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(&mut *out);
+            for b in batches {
+                w.write(b).map_err(|e| err(&e))?;
+            }
+            w.finish().map_err(|e| err(&e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_typed_literals_and_unknown_ones_are_refused() {
+        let q = QueryText::parse(
+            "q.sql",
+            "-- @param k int = 3  how many\n-- @param who string\nSELECT ${k}, ${who}",
+        )
+        .unwrap();
+        assert_eq!(q.params.len(), 2);
+        assert_eq!(q.params[0].doc, "how many");
+        let vals = BTreeMap::from([("who".to_string(), "o'brien".to_string())]);
+        assert!(q.bind(&vals).unwrap().sql.ends_with("SELECT 3, 'o''brien'"));
+        let bad = BTreeMap::from([("k".to_string(), "1; DROP".to_string()), ("who".into(), "x".into())]);
+        assert!(matches!(q.bind(&bad), Err(QueryError::BadParam { .. })));
+        let unknown = BTreeMap::from([("nope".to_string(), "1".to_string())]);
+        let e = q.bind(&unknown).unwrap_err().to_string();
+        assert!(e.contains("unknown parameter `nope`") && e.contains("k, who"), "{e}");
+        assert!(matches!(q.bind(&BTreeMap::new()), Err(QueryError::BadParam { .. })));
+    }
+}
