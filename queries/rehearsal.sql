@@ -10,7 +10,7 @@
 -- Returns: run_id, task_id, leaf_episode_id, origin (of the leaf), t,
 --          observation, action, action_text. Ordered by run, leaf, t.
 WITH RECURSIVE path (run_id, leaf_episode_id, episode_id, parent_episode_id, t_end, tau) AS (
-    SELECT run_id, episode_id, episode_id, parent_episode_id, length, COALESCE(rollback_step, 0)
+    SELECT run_id, episode_id AS leaf_episode_id, episode_id, parent_episode_id, length AS t_end, COALESCE(rollback_step, 0) AS tau
     FROM episodes
     WHERE success AND origin IN ('root', 'branch') AND run_id LIKE ${run}
     UNION ALL

@@ -16,9 +16,15 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -28,8 +34,26 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            // One line: the context chain, newlines folded.
-            let msg = format!("{e:#}").split_whitespace().collect::<Vec<_>>().join(" ");
+            // One line: the context chain, each cause once (many errors already
+            // quote their source), newlines folded.
+            let mut msg = String::new();
+            for cause in e.chain() {
+                let text = cause
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if !msg.contains(&text) {
+                    if !msg.is_empty() {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&text);
+                }
+            }
+            if msg.contains("Broken pipe") {
+                // The reader (e.g. `| head`) went away: not an error of ours.
+                return ExitCode::SUCCESS;
+            }
             eprintln!("error: {msg}");
             ExitCode::from(2)
         }

@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, Result, RunSpec, StepBatchBuilder,
-    StepRow, Store, Table, now_us,
+    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, Result, RunSpec,
+    StepBatchBuilder, StepRow, Store, Table, now_us,
 };
 
 /// Settings of `leafe synth`.
@@ -78,8 +78,16 @@ const CATEGORIES: [(&str, &str, &str); 4] = [
         "pushed a box against another box along a wall, freezing both",
         "push the boxes one at a time and keep a free square beside each",
     ),
-    ("loop", "walked back and forth without pushing any box", "head for the nearest box that can reach a target"),
-    ("step_limit", "ran out of steps after a long detour", "take the shortest path to the box before pushing"),
+    (
+        "loop",
+        "walked back and forth without pushing any box",
+        "head for the nearest box that can reach a target",
+    ),
+    (
+        "step_limit",
+        "ran out of steps after a long detour",
+        "take the shortest path to the box before pushing",
+    ),
 ];
 
 struct Pending {
@@ -103,12 +111,17 @@ struct Writer<'a> {
 impl Writer<'_> {
     fn board(&mut self, task: u64) -> Vec<u8> {
         // A per-task 6×6 room: border walls, a few inner walls, a box, a target.
-        let mut r = ChaCha8Rng::seed_from_u64(self.cfg.seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut r =
+            ChaCha8Rng::seed_from_u64(self.cfg.seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let mut b = vec![b' '; 42];
         for y in 0..6 {
             for x in 0..6 {
                 let edge = x == 0 || y == 0 || x == 5 || y == 5;
-                b[y * 7 + x] = if edge || r.random_bool(0.12) { b'#' } else { b' ' };
+                b[y * 7 + x] = if edge || r.random_bool(0.12) {
+                    b'#'
+                } else {
+                    b' '
+                };
             }
             b[y * 7 + 6] = b'\n';
         }
@@ -119,17 +132,26 @@ impl Writer<'_> {
 
     /// Emits one episode's own steps [start, length) and its row.
     #[allow(clippy::too_many_arguments)]
-    fn episode(&mut self, board: &[u8], row: EpisodeRow<'_>, start: i32, mistake_at: Option<(i32, usize)>) {
+    fn episode(
+        &mut self,
+        board: &[u8],
+        row: EpisodeRow<'_>,
+        start: i32,
+        mistake_at: Option<(i32, usize)>,
+    ) {
         let mut ret = 0.0f64;
         for t in start..row.length {
             self.obs.clear();
             let mut b = board.to_vec();
-            let cell = [8usize, 9, 10, 11, 15, 18, 22, 25, 29, 30, 31, 32][(t as usize + row.episode_id as usize) % 12];
+            let cell = [8usize, 9, 10, 11, 15, 18, 22, 25, 29, 30, 31, 32]
+                [(t as usize + row.episode_id as usize) % 12];
             b[cell] = b'@';
             self.obs.push_str(std::str::from_utf8(&b).expect("ascii"));
             let action = self.rng.random_range(0..4usize);
             let last = t + 1 == row.length;
-            let mistake = mistake_at.filter(|&(at, c)| at == t && c < 2).map(|(_, c)| CATEGORIES[c].0);
+            let mistake = mistake_at
+                .filter(|&(at, c)| at == t && c < 2)
+                .map(|(_, c)| CATEGORIES[c].0);
             let (feedback, reward) = if last && row.success {
                 ("pushed the last box onto a target: solved", 10.9f32)
             } else if let Some(m) = mistake {
@@ -142,7 +164,10 @@ impl Writer<'_> {
                 match self.rng.random_range(0..6) {
                     0 => ("blocked by a wall", -0.1),
                     1 => ("pushed a box", -0.1),
-                    _ => (["moved up", "moved down", "moved left", "moved right"][action], -0.1),
+                    _ => (
+                        ["moved up", "moved down", "moved left", "moved right"][action],
+                        -0.1,
+                    ),
                 }
             };
             ret += reward as f64;
@@ -164,14 +189,22 @@ impl Writer<'_> {
         }
         // The return covers the full trajectory: a branch inherits its prefix's
         // per-step cost.
-        let row = EpisodeRow { episode_return: ret - 0.1 * start as f64, ..row };
+        let row = EpisodeRow {
+            episode_return: ret - 0.1 * start as f64,
+            ..row
+        };
         self.episodes.push(&row);
         self.summary.episodes += 1;
     }
 }
 
 /// Writes a synthetic run into `store` under `run_id` and commits it.
-pub async fn synthesize(store: &Store, run_id: &str, cfg: &SynthConfig, command_line: &str) -> Result<SynthSummary> {
+pub async fn synthesize(
+    store: &Store,
+    run_id: &str,
+    cfg: &SynthConfig,
+    command_line: &str,
+) -> Result<SynthSummary> {
     let spec = RunSpec {
         run_id: run_id.to_string(),
         kind: "synth".into(),
@@ -195,7 +228,13 @@ pub async fn synthesize(store: &Store, run_id: &str, cfg: &SynthConfig, command_
     let mut task = 0u64;
     while w.summary.episodes < cfg.episodes {
         let board = w.board(task);
-        let task_id = format!("synth-{:016x}", cfg.seed.wrapping_mul(31).wrapping_add(task).wrapping_mul(0x2545_F491_4F6C_DD1D));
+        let task_id = format!(
+            "synth-{:016x}",
+            cfg.seed
+                .wrapping_mul(31)
+                .wrapping_add(task)
+                .wrapping_mul(0x2545_F491_4F6C_DD1D)
+        );
         let source = format!("synth#{task}");
         let split = if task % 10 == 9 { "test" } else { "train" };
         task += 1;
@@ -228,10 +267,21 @@ pub async fn synthesize(store: &Store, run_id: &str, cfg: &SynthConfig, command_
             interaction_cost: length as i64,
             created_at_us: now,
         };
-        w.episode(&board, base.clone(), 0, (!success).then_some((tau, category)));
+        w.episode(
+            &board,
+            base.clone(),
+            0,
+            (!success).then_some((tau, category)),
+        );
         let mut failed = Vec::new();
         if !success {
-            failed.push(Pending { id: root_id, depth: 0, length, tau, category });
+            failed.push(Pending {
+                id: root_id,
+                depth: 0,
+                length,
+                tau,
+                category,
+            });
         }
         while let Some(parent) = failed.pop() {
             if parent.depth >= cfg.max_depth || w.summary.episodes >= cfg.episodes {
@@ -266,7 +316,8 @@ pub async fn synthesize(store: &Store, run_id: &str, cfg: &SynthConfig, command_
                 let id = next_id;
                 next_id += 1;
                 let depth = parent.depth + 1;
-                let length = (parent.tau + w.rng.random_range(4..=40)).min(cfg.max_steps.max(parent.tau + 1));
+                let length = (parent.tau + w.rng.random_range(4..=40))
+                    .min(cfg.max_steps.max(parent.tau + 1));
                 let p = (cfg.branch_success + 0.1 * (depth - 1) as f64).clamp(0.0, 1.0);
                 let success = w.rng.random_bool(p);
                 let tau = w.rng.random_range(parent.tau..length);
@@ -286,9 +337,20 @@ pub async fn synthesize(store: &Store, run_id: &str, cfg: &SynthConfig, command_
                     interaction_cost: (length - parent.tau) as i64,
                     ..base.clone()
                 };
-                w.episode(&board, row, parent.tau, (!success).then_some((tau, category)));
+                w.episode(
+                    &board,
+                    row,
+                    parent.tau,
+                    (!success).then_some((tau, category)),
+                );
                 if !success {
-                    failed.push(Pending { id, depth, length, tau, category });
+                    failed.push(Pending {
+                        id,
+                        depth,
+                        length,
+                        tau,
+                        category,
+                    });
                 }
             }
         }
@@ -303,7 +365,11 @@ pub async fn synthesize(store: &Store, run_id: &str, cfg: &SynthConfig, command_
             run.write(Table::Reflections, &b).await?;
         }
     }
-    let (s, e, r) = (w.steps.finish(), w.episodes.finish(), w.reflections.finish());
+    let (s, e, r) = (
+        w.steps.finish(),
+        w.episodes.finish(),
+        w.reflections.finish(),
+    );
     run.write(Table::Steps, &s).await?;
     run.write(Table::Episodes, &e).await?;
     run.write(Table::Reflections, &r).await?;

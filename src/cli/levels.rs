@@ -131,8 +131,7 @@ fn run_generate(a: GenerateArgs) -> anyhow::Result<u8> {
     };
     tracing::info!(?config, "generating levels");
     let levels = generate(&config).context("generating levels")?;
-    write_level_file(&a.out, &levels)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    write_level_file(&a.out, &levels).with_context(|| format!("writing {}", a.out.display()))?;
     tracing::info!(count = levels.len(), out = %a.out.display(), "wrote levels");
     Ok(0)
 }
@@ -201,7 +200,11 @@ fn run_solve(a: SolveArgs) -> anyhow::Result<u8> {
         }
         tracing::debug!(index, status = row.status, "solved level");
     }
-    let pct = if n == 0 { 0.0 } else { 100.0 * solved as f64 / n as f64 };
+    let pct = if n == 0 {
+        0.0
+    } else {
+        100.0 * solved as f64 / n as f64
+    };
     let mean = if n == 0 { 0.0 } else { total_ms / n as f64 };
     if a.format == Format::Table {
         println!(

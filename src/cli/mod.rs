@@ -62,7 +62,7 @@ pub enum Command {
     /// Delete the files of runs that never committed (crashed or killed writers).
     Gc(GcArgs),
     //TMPC Sokoban levels: generate level files, solve them.
-//TMPA
+    //TMPA
 }
 
 /// Arguments of `leafe demo`.
@@ -141,7 +141,9 @@ pub struct GcArgs {
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
     if k.is_empty() {
         return Err(format!("`{s}` has an empty name"));
     }
@@ -152,7 +154,9 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 0s, 30m, 2h, 1d"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 0s, 30m, 2h, 1d"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -168,7 +172,9 @@ fn command_line() -> String {
 }
 
 fn default_run_id(kind: &str, seed: u64) -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     format!("{kind}-{seed}-{secs}-{:04x}", rand::random::<u16>())
 }
 
@@ -179,7 +185,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Synth(a) => {
             let store = a.store.open()?;
             let run_id = a.run_id.unwrap_or_else(|| default_run_id("synth", a.seed));
-            let cfg = SynthConfig { episodes: a.episodes, seed: a.seed, max_depth: a.max_depth, ..SynthConfig::default() };
+            let cfg = SynthConfig {
+                episodes: a.episodes,
+                seed: a.seed,
+                max_depth: a.max_depth,
+                ..SynthConfig::default()
+            };
             let started = std::time::Instant::now();
             let s = synthesize(&store, &run_id, &cfg, &command_line())
                 .await
@@ -211,14 +222,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Runs(a) => {
             let store = a.store.open()?;
-            let runs = store.runs().await.with_context(|| format!("listing runs of {}", store.url()))?;
+            let runs = store
+                .runs()
+                .await
+                .with_context(|| format!("listing runs of {}", store.url()))?;
             let batch = runs_batch(&runs);
             write_batches(&mut std::io::stdout().lock(), &[batch], a.format)?;
             Ok(0)
         }
         Command::Gc(a) => {
             let store = a.store.open()?;
-            let r = store.gc(a.min_age, a.dry_run).await.with_context(|| format!("gc of {}", store.url()))?;
+            let r = store
+                .gc(a.min_age, a.dry_run)
+                .await
+                .with_context(|| format!("gc of {}", store.url()))?;
             let verb = if a.dry_run { "would delete" } else { "deleted" };
             println!(
                 "{verb} {} uncommitted run(s) [{}]: {} object(s), {} bytes",
@@ -235,27 +252,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 );
             }
             Ok(0)
-        }
-//TMPB
+        } //TMPB
     }
 }
 
 fn runs_batch(runs: &[crate::store::RunInfo]) -> arrow::record_batch::RecordBatch {
-    use arrow::array::{ArrayRef, BooleanArray, StringArray, TimestampMicrosecondArray, UInt64Array};
+    use arrow::array::{
+        ArrayRef, BooleanArray, StringArray, TimestampMicrosecondArray, UInt64Array,
+    };
     use std::sync::Arc;
-    let col = |t: &str| Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.rows.get(t).copied().unwrap_or(0)))) as ArrayRef;
+    let col = |t: &str| {
+        Arc::new(UInt64Array::from_iter_values(
+            runs.iter().map(|r| r.rows.get(t).copied().unwrap_or(0)),
+        )) as ArrayRef
+    };
     arrow::record_batch::RecordBatch::try_from_iter(vec![
-        ("run_id", Arc::new(StringArray::from_iter_values(runs.iter().map(|r| r.run_id.as_str()))) as ArrayRef),
-        ("kind", Arc::new(StringArray::from_iter_values(runs.iter().map(|r| r.kind.as_str())))),
-        ("committed", Arc::new(BooleanArray::from(runs.iter().map(|r| r.committed).collect::<Vec<_>>()))),
+        (
+            "run_id",
+            Arc::new(StringArray::from_iter_values(
+                runs.iter().map(|r| r.run_id.as_str()),
+            )) as ArrayRef,
+        ),
+        (
+            "kind",
+            Arc::new(StringArray::from_iter_values(
+                runs.iter().map(|r| r.kind.as_str()),
+            )),
+        ),
+        (
+            "committed",
+            Arc::new(BooleanArray::from(
+                runs.iter().map(|r| r.committed).collect::<Vec<_>>(),
+            )),
+        ),
         (
             "created_at",
-            Arc::new(TimestampMicrosecondArray::from_iter_values(runs.iter().map(|r| r.created_at_us)).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(runs.iter().map(|r| r.created_at_us))
+                    .with_timezone("UTC"),
+            ),
         ),
         ("episodes", col("episodes")),
         ("steps", col("steps")),
         ("reflections", col("reflections")),
-        ("bytes", Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.bytes)))),
+        (
+            "bytes",
+            Arc::new(UInt64Array::from_iter_values(runs.iter().map(|r| r.bytes))),
+        ),
     ])
     .expect("static schema")
 }
@@ -263,7 +306,11 @@ fn runs_batch(runs: &[crate::store::RunInfo]) -> arrow::record_batch::RecordBatc
 async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     let run_id = default_run_id("demo", a.seed);
-    let cfg = SynthConfig { episodes: a.episodes, seed: a.seed, ..SynthConfig::default() };
+    let cfg = SynthConfig {
+        episodes: a.episodes,
+        seed: a.seed,
+        ..SynthConfig::default()
+    };
     let s = synthesize(&store, &run_id, &cfg, &command_line()).await?;
     println!(
         "Wrote synthetic run {run_id} into {}: {} trees, {} episodes, {} steps, {} reflections.\n",
@@ -275,10 +322,16 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     );
     let session = QuerySession::open(&store).await?;
     let queries: [(&str, &str); 2] = [
-        ("Failure patterns (queries/failure_patterns.sql):", include_str!("../../queries/failure_patterns.sql")),
-        ("Counterfactual training pairs per tree depth:", "SELECT e.depth, COUNT(*) AS pairs, COUNT(DISTINCT e.tree_id) AS trees \
+        (
+            "Failure patterns (queries/failure_patterns.sql):",
+            include_str!("../../queries/failure_patterns.sql"),
+        ),
+        (
+            "Counterfactual training pairs per tree depth:",
+            "SELECT e.depth, COUNT(*) AS pairs, COUNT(DISTINCT e.tree_id) AS trees \
           FROM episodes e JOIN steps s ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
-          WHERE e.origin = 'branch' AND e.success AND e.run_id = ${run} GROUP BY e.depth ORDER BY e.depth"),
+          WHERE e.origin = 'branch' AND e.success AND e.run_id = ${run} GROUP BY e.depth ORDER BY e.depth",
+        ),
     ];
     for (title, sql) in queries {
         let mut text = QueryText::parse(title, sql)?;
@@ -295,7 +348,10 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
         println!("{title}");
         write_batches(&mut std::io::stdout().lock(), &batches, OutputFormat::Table)?;
     }
-    println!("Next: leafe sql --store {} \"SELECT origin, COUNT(*) FROM episodes GROUP BY origin\"", store.url());
+    println!(
+        "Next: leafe sql --store {} \"SELECT origin, COUNT(*) FROM episodes GROUP BY origin\"",
+        store.url()
+    );
     if s.episodes == 0 {
         bail!("the demo wrote no episodes");
     }

@@ -58,7 +58,10 @@ pub enum EnvError {
     Encoding { message: String },
     /// A configuration value out of range.
     #[error("invalid configuration: {field}: {message}")]
-    InvalidConfig { field: &'static str, message: String },
+    InvalidConfig {
+        field: &'static str,
+        message: String,
+    },
     /// The generator could not produce a level that satisfies the settings.
     #[error("generator: {message}")]
     Generate { message: String },

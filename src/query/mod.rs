@@ -22,7 +22,9 @@ use std::sync::Arc;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use url::Url;
@@ -82,7 +84,10 @@ pub enum QueryError {
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
 fn one_line(s: impl ToString) -> String {
-    s.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A DataFusion session over a store's committed runs.
@@ -96,7 +101,11 @@ impl QuerySession {
     pub async fn open(store: &Store) -> Result<QuerySession> {
         let commits = store.commits().await?;
         let runs: HashSet<String> = commits.iter().map(|m| m.run_id.clone()).collect();
-        let files: HashSet<String> = commits.iter().flat_map(|m| m.tables.values().flatten()).map(|f| f.path.clone()).collect();
+        let files: HashSet<String> = commits
+            .iter()
+            .flat_map(|m| m.tables.values().flatten())
+            .map(|f| f.path.clone())
+            .collect();
         let view = Arc::new(CommittedView::new(store.objects(), runs, files));
         // Parquet scans are CPU-bound; use every core for them.
         let config = SessionConfig::new().with_information_schema(true);
@@ -104,18 +113,27 @@ impl QuerySession {
         let base = Url::parse("leafe://store").expect("static URL");
         ctx.register_object_store(&base, view);
         for table in Table::ALL {
-            let url = ListingTableUrl::parse(format!("leafe://store/{}/", table.name())).map_err(|e| QueryError::Sql {
-                source_name: "store".into(),
-                message: one_line(e),
-            })?;
+            let url = ListingTableUrl::parse(format!("leafe://store/{}/", table.name())).map_err(
+                |e| QueryError::Sql {
+                    source_name: "store".into(),
+                    message: one_line(e),
+                },
+            )?;
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(vec![(PARTITION_COLUMN.to_string(), DataType::Utf8)]);
-            let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(table.schema().arrow_schema());
-            let provider = ListingTable::try_new(config)
-                .map_err(|e| QueryError::Sql { source_name: table.name().into(), message: one_line(e) })?;
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(table.schema().arrow_schema());
+            let provider = ListingTable::try_new(config).map_err(|e| QueryError::Sql {
+                source_name: table.name().into(),
+                message: one_line(e),
+            })?;
             ctx.register_table(table.name(), Arc::new(provider))
-                .map_err(|e| QueryError::Sql { source_name: table.name().into(), message: one_line(e) })?;
+                .map_err(|e| QueryError::Sql {
+                    source_name: table.name().into(),
+                    message: one_line(e),
+                })?;
         }
         Ok(QuerySession { ctx })
     }
@@ -127,24 +145,35 @@ impl QuerySession {
 
     /// Plans a query without running it (used to check query files).
     pub async fn plan(&self, query: &BoundQuery) -> Result<datafusion::dataframe::DataFrame> {
-        self.ctx
-            .sql(&query.sql)
-            .await
-            .map_err(|e| QueryError::Sql { source_name: query.source_name.clone(), message: one_line(e) })
+        self.ctx.sql(&query.sql).await.map_err(|e| QueryError::Sql {
+            source_name: query.source_name.clone(),
+            message: one_line(e),
+        })
     }
 
     /// Runs a query and streams its result as Arrow record batches.
     pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
         let df = self.plan(query).await?;
-        df.execute_stream()
-            .await
-            .map_err(|e| QueryError::Sql { source_name: query.source_name.clone(), message: one_line(e) })
+        df.execute_stream().await.map_err(|e| QueryError::Sql {
+            source_name: query.source_name.clone(),
+            message: one_line(e),
+        })
     }
 
-    /// Runs a query and collects its result (for small results).
+    /// Runs a query and collects its result (for small results); an empty
+    /// result is one empty batch with the result's schema.
     pub async fn collect(&self, query: &BoundQuery) -> Result<Vec<RecordBatch>> {
         let df = self.plan(query).await?;
-        df.collect().await.map_err(|e| QueryError::Sql { source_name: query.source_name.clone(), message: one_line(e) })
+        let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut batches = df.collect().await.map_err(|e| QueryError::Sql {
+            source_name: query.source_name.clone(),
+            message: one_line(e),
+        })?;
+        if batches.is_empty() {
+            // Keep the header: an empty result still has columns.
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
     }
 }
 
@@ -206,8 +235,10 @@ impl QueryText {
 
     /// Reads a query file.
     pub fn from_file(path: &std::path::Path) -> Result<QueryText> {
-        let sql = std::fs::read_to_string(path)
-            .map_err(|source| QueryError::Io { path: path.display().to_string(), source })?;
+        let sql = std::fs::read_to_string(path).map_err(|source| QueryError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         QueryText::parse(&path.display().to_string(), &sql)
     }
 
@@ -215,21 +246,32 @@ impl QueryText {
     pub fn parse(source_name: &str, sql: &str) -> Result<QueryText> {
         let mut params = Vec::new();
         for line in sql.lines() {
-            let Some(rest) = line.trim().strip_prefix("--").map(str::trim) else { continue };
-            let Some(rest) = rest.strip_prefix("@param") else { continue };
+            let Some(rest) = line.trim().strip_prefix("--").map(str::trim) else {
+                continue;
+            };
+            let Some(rest) = rest.strip_prefix("@param") else {
+                continue;
+            };
             let bad = |problem: String| QueryError::BadParam {
                 source_name: source_name.to_string(),
                 name: rest.split_whitespace().next().unwrap_or("?").to_string(),
                 problem,
             };
             let mut words = rest.split_whitespace();
-            let name = words.next().ok_or_else(|| bad("`@param` needs a name".into()))?.to_string();
+            let name = words
+                .next()
+                .ok_or_else(|| bad("`@param` needs a name".into()))?
+                .to_string();
             let param_type = match words.next() {
                 Some("int") => ParamType::Int,
                 Some("float") => ParamType::Float,
                 Some("string") => ParamType::String,
                 Some("bool") => ParamType::Bool,
-                other => return Err(bad(format!("unknown type {other:?} (int, float, string, bool)"))),
+                other => {
+                    return Err(bad(format!(
+                        "unknown type {other:?} (int, float, string, bool)"
+                    )));
+                }
             };
             let mut rest: Vec<&str> = words.collect();
             let default = if rest.first() == Some(&"=") && rest.len() >= 2 {
@@ -239,9 +281,18 @@ impl QueryText {
             } else {
                 None
             };
-            params.push(ParamDecl { name, param_type, default, doc: rest.join(" ") });
+            params.push(ParamDecl {
+                name,
+                param_type,
+                default,
+                doc: rest.join(" "),
+            });
         }
-        Ok(QueryText { source_name: source_name.to_string(), sql: sql.to_string(), params })
+        Ok(QueryText {
+            source_name: source_name.to_string(),
+            sql: sql.to_string(),
+            params,
+        })
     }
 
     /// Substitutes parameter values (given ones over defaults) into the body.
@@ -251,7 +302,11 @@ impl QueryText {
                 let declared = if self.params.is_empty() {
                     "none".to_string()
                 } else {
-                    self.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                    self.params
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 };
                 return Err(QueryError::UnknownParam {
                     source_name: self.source_name.clone(),
@@ -267,12 +322,14 @@ impl QueryText {
                 name: p.name.clone(),
                 problem,
             };
-            let value = values
-                .get(&p.name)
-                .or(p.default.as_ref())
-                .ok_or_else(|| bad("no value given and no default (pass --param NAME=VALUE)".into()))?;
+            let value = values.get(&p.name).or(p.default.as_ref()).ok_or_else(|| {
+                bad("no value given and no default (pass --param NAME=VALUE)".into())
+            })?;
             let literal = match p.param_type {
-                ParamType::Int => value.parse::<i64>().map(|v| v.to_string()).map_err(|_| bad(format!("`{value}` is not an integer")))?,
+                ParamType::Int => value
+                    .parse::<i64>()
+                    .map(|v| v.to_string())
+                    .map_err(|_| bad(format!("`{value}` is not an integer")))?,
                 ParamType::Float => match value.parse::<f64>() {
                     Ok(v) if v.is_finite() => format!("{v:?}"),
                     _ => return Err(bad(format!("`{value}` is not a finite number"))),
@@ -287,12 +344,25 @@ impl QueryText {
         }
         // Header lines hold `${…}` in docs only if the author wrote them; an
         // unresolved one in the body is an error DataFusion reports itself.
-        Ok(BoundQuery { source_name: self.source_name.clone(), sql })
+        Ok(BoundQuery {
+            source_name: self.source_name.clone(),
+            sql,
+        })
     }
 }
 
 /// How a command prints rows on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// An aligned text table.
@@ -305,7 +375,11 @@ pub enum OutputFormat {
 }
 
 /// Writes batches in the chosen format.
-pub fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: OutputFormat) -> Result<()> {
+pub fn write_batches(
+    out: &mut dyn Write,
+    batches: &[RecordBatch],
+    format: OutputFormat,
+) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
     match format {
         OutputFormat::Table => {
@@ -313,7 +387,9 @@ pub fn write_batches(out: &mut dyn Write, batches: &[RecordBatch], format: Outpu
             writeln!(out, "{table}").map_err(|e| err(&e))?;
         }
         OutputFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut *out);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
             for b in batches {
                 w.write(b).map_err(|e| err(&e))?;
             }
@@ -344,11 +420,20 @@ mod tests {
         assert_eq!(q.params[0].doc, "how many");
         let vals = BTreeMap::from([("who".to_string(), "o'brien".to_string())]);
         assert!(q.bind(&vals).unwrap().sql.ends_with("SELECT 3, 'o''brien'"));
-        let bad = BTreeMap::from([("k".to_string(), "1; DROP".to_string()), ("who".into(), "x".into())]);
+        let bad = BTreeMap::from([
+            ("k".to_string(), "1; DROP".to_string()),
+            ("who".into(), "x".into()),
+        ]);
         assert!(matches!(q.bind(&bad), Err(QueryError::BadParam { .. })));
         let unknown = BTreeMap::from([("nope".to_string(), "1".to_string())]);
         let e = q.bind(&unknown).unwrap_err().to_string();
-        assert!(e.contains("unknown parameter `nope`") && e.contains("k, who"), "{e}");
-        assert!(matches!(q.bind(&BTreeMap::new()), Err(QueryError::BadParam { .. })));
+        assert!(
+            e.contains("unknown parameter `nope`") && e.contains("k, who"),
+            "{e}"
+        );
+        assert!(matches!(
+            q.bind(&BTreeMap::new()),
+            Err(QueryError::BadParam { .. })
+        ));
     }
 }

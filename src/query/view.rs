@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, Result,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// The committed part of a store, as seen by the query engine.
@@ -38,7 +38,9 @@ impl CommittedView {
 
     fn visible(runs: &HashSet<String>, files: &HashSet<String>, path: &Path, is_dir: bool) -> bool {
         let mut parts = path.parts();
-        let Some(run_id) = parts.find_map(|p| p.as_ref().strip_prefix("run_id=").map(str::to_string)) else {
+        let Some(run_id) =
+            parts.find_map(|p| p.as_ref().strip_prefix("run_id=").map(str::to_string))
+        else {
             return true;
         };
         runs.contains(&run_id) && (is_dir || files.contains(path.as_ref()))
@@ -53,11 +55,20 @@ impl fmt::Display for CommittedView {
 
 #[async_trait]
 impl ObjectStore for CommittedView {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
         self.inner.put_opts(location, payload, opts).await
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
         self.inner.put_multipart_opts(location, opts).await
     }
 
@@ -69,7 +80,10 @@ impl ObjectStore for CommittedView {
         self.inner.get_ranges(location, ranges).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
 
@@ -90,8 +104,12 @@ impl ObjectStore for CommittedView {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         let mut result = self.inner.list_with_delimiter(prefix).await?;
-        result.common_prefixes.retain(|p| Self::visible(&self.runs, &self.files, p, true));
-        result.objects.retain(|m| Self::visible(&self.runs, &self.files, &m.location, false));
+        result
+            .common_prefixes
+            .retain(|p| Self::visible(&self.runs, &self.files, p, true));
+        result
+            .objects
+            .retain(|m| Self::visible(&self.runs, &self.files, &m.location, false));
         Ok(result)
     }
 

@@ -50,14 +50,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig};
+use object_store::{
+    ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 use serde::{Deserialize, Serialize};
 
-pub use rows::{EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, StepBatchBuilder, StepRow};
+pub use rows::{
+    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, StepBatchBuilder,
+    StepRow,
+};
 pub use schema::{PARTITION_COLUMN, Table, TableSchema};
 pub use writer::{RunSpec, RunWriter, WriterOptions};
 
@@ -154,6 +159,9 @@ const COMMITS: &str = "_leafe/commits";
 pub struct Store {
     url: String,
     objects: Arc<dyn ObjectStore>,
+    /// The directory of a local store (for cleaning up what object_store
+    /// does not list: a killed writer's half-written temp files).
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// A writer's claim on a run id, kept as `_leafe/locks/<id>.json`.
@@ -202,7 +210,9 @@ pub struct CommitMarker {
 impl CommitMarker {
     /// Rows the run wrote into a table.
     pub fn rows(&self, table: Table) -> u64 {
-        self.tables.get(table.name()).map_or(0, |f| f.iter().map(|e| e.rows).sum())
+        self.tables
+            .get(table.name())
+            .map_or(0, |f| f.iter().map(|e| e.rows).sum())
     }
 }
 
@@ -238,14 +248,19 @@ pub struct GcReport {
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// Checks that a run id is safe as one path segment: 1–128 characters of
 /// `[A-Za-z0-9._-]`, starting with a letter or digit.
 pub fn validate_run_id(run_id: &str) -> Result<()> {
     let bad = |reason: &str| {
-        Err(StoreError::BadRunId { run_id: run_id.to_string(), reason: reason.to_string() })
+        Err(StoreError::BadRunId {
+            run_id: run_id.to_string(),
+            reason: reason.to_string(),
+        })
     };
     if run_id.is_empty() {
         return bad("it is empty");
@@ -253,11 +268,20 @@ pub fn validate_run_id(run_id: &str) -> Result<()> {
     if run_id.len() > 128 {
         return bad("it is longer than 128 characters");
     }
-    if !run_id.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+    if !run_id
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+    {
         return bad("it must start with a letter or digit");
     }
-    if let Some(c) = run_id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-        return bad(&format!("character {c:?} is not allowed (use letters, digits, `.`, `_`, `-`)"));
+    if let Some(c) = run_id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(&format!(
+            "character {c:?} is not allowed (use letters, digits, `.`, `_`, `-`)"
+        ));
     }
     Ok(())
 }
@@ -267,11 +291,15 @@ impl Store {
     /// directory; contacts nothing remote (the first operation does, with
     /// bounded retries and timeouts).
     pub fn open(url: &str) -> Result<Store> {
-        let bad = |reason: String| StoreError::BadUrl { url: url.to_string(), reason };
+        let bad = |reason: String| StoreError::BadUrl {
+            url: url.to_string(),
+            reason,
+        };
         let url = url.trim();
         if url.is_empty() {
             return Err(bad("it is empty".into()));
         }
+        let mut local_root = None;
         let objects: Arc<dyn ObjectStore> = if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -279,11 +307,14 @@ impl Store {
             }
             let s3 = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_client_options(
-                    ClientOptions::new()
-                        .with_connect_timeout(Duration::from_secs(5))
-                        .with_timeout(Duration::from_secs(60)),
+                // Bounded waits so a down endpoint fails fast instead of hanging;
+                // set as config keys so AWS_* client settings (AWS_ALLOW_HTTP, …)
+                // from the environment are kept.
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    "5s",
                 )
+                .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
                 .with_retry(RetryConfig {
                     max_retries: 3,
                     retry_timeout: Duration::from_secs(20),
@@ -301,19 +332,29 @@ impl Store {
         } else {
             let path = if let Some(rest) = url.strip_prefix("file://") {
                 if !rest.starts_with('/') {
-                    return Err(bad("a file:// URL needs an absolute path (file:///…)".into()));
+                    return Err(bad(
+                        "a file:// URL needs an absolute path (file:///…)".into()
+                    ));
                 }
                 rest
             } else if let Some((scheme, _)) = url.split_once("://") {
-                return Err(bad(format!("unsupported scheme `{scheme}` (use a path, file:// or s3://)")));
+                return Err(bad(format!(
+                    "unsupported scheme `{scheme}` (use a path, file:// or s3://)"
+                )));
             } else {
                 url
             };
-            std::fs::create_dir_all(path).map_err(|e| bad(format!("cannot create directory: {e}")))?;
+            std::fs::create_dir_all(path)
+                .map_err(|e| bad(format!("cannot create directory: {e}")))?;
             let local = LocalFileSystem::new_with_prefix(path).map_err(|e| bad(e.to_string()))?;
+            local_root = Some(std::path::PathBuf::from(path));
             Arc::new(local)
         };
-        Ok(Store { url: url.to_string(), objects })
+        Ok(Store {
+            url: url.to_string(),
+            objects,
+            local_root,
+        })
     }
 
     /// The URL the store was opened with.
@@ -326,33 +367,55 @@ impl Store {
         self.objects.clone()
     }
 
-    fn os_err(&self, op: &'static str, path: &Path) -> impl FnOnce(object_store::Error) -> StoreError {
+    fn os_err(
+        &self,
+        op: &'static str,
+        path: &Path,
+    ) -> impl FnOnce(object_store::Error) -> StoreError {
         let store = self.url.clone();
         let path = path.to_string();
-        move |source| StoreError::ObjectStore { store, op, path, source }
+        move |source| StoreError::ObjectStore {
+            store,
+            op,
+            path,
+            source,
+        }
     }
 
     pub(crate) async fn put_if_absent(&self, path: &Path, bytes: Vec<u8>) -> Result<bool> {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.objects.put_opts(path, PutPayload::from(bytes), opts).await {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .objects
+            .put_opts(path, PutPayload::from(bytes), opts)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.os_err("put", path)(e)),
         }
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &Path, what: &'static str) -> Result<Option<T>> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &Path,
+        what: &'static str,
+    ) -> Result<Option<T>> {
         let bytes = match self.objects.get(path).await {
             Ok(r) => r.bytes().await.map_err(self.os_err("read", path))?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.os_err("read", path)(e)),
         };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::CorruptMeta {
-            store: self.url.clone(),
-            path: path.to_string(),
-            what,
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::CorruptMeta {
+                store: self.url.clone(),
+                path: path.to_string(),
+                what,
+                reason: e.to_string(),
+            })
     }
 
     fn lock_path(run_id: &str) -> Path {
@@ -384,7 +447,10 @@ impl Store {
             let state = if self.commit(&run_id).await?.is_some() {
                 "is already committed".to_string()
             } else {
-                match self.get_json::<RunLock>(&Self::lock_path(&run_id), "lock").await? {
+                match self
+                    .get_json::<RunLock>(&Self::lock_path(&run_id), "lock")
+                    .await?
+                {
                     Some(l) => format!(
                         "is being written by another writer (pid {} on {}, kind {}) or that writer died; \
                          `leafe gc` removes a dead writer's files after the grace period",
@@ -397,26 +463,39 @@ impl Store {
             };
             return Err(StoreError::RunExists { run_id, state });
         }
-        Ok(RunWriter::new(self.clone(), spec, lock.started_at_us, options))
+        Ok(RunWriter::new(
+            self.clone(),
+            spec,
+            lock.started_at_us,
+            options,
+        ))
     }
 
     /// The commit marker of a run, if the run is committed.
     pub async fn commit(&self, run_id: &str) -> Result<Option<CommitMarker>> {
         validate_run_id(run_id)?;
-        self.get_json(&Self::commit_path(run_id), "commit marker").await
+        self.get_json(&Self::commit_path(run_id), "commit marker")
+            .await
     }
 
     /// Every committed run's marker, ordered by run id.
     pub async fn commits(&self) -> Result<Vec<CommitMarker>> {
         let prefix = Path::from(COMMITS);
-        let metas: Vec<_> =
-            self.objects.list(Some(&prefix)).try_collect().await.map_err(self.os_err("list", &prefix))?;
+        let metas: Vec<_> = self
+            .objects
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(self.os_err("list", &prefix))?;
         let mut out = Vec::with_capacity(metas.len());
         for meta in metas {
             if meta.location.extension() != Some("json") {
                 continue;
             }
-            if let Some(m) = self.get_json::<CommitMarker>(&meta.location, "commit marker").await? {
+            if let Some(m) = self
+                .get_json::<CommitMarker>(&meta.location, "commit marker")
+                .await?
+            {
                 out.push(m);
             }
         }
@@ -426,8 +505,12 @@ impl Store {
 
     async fn locks(&self) -> Result<Vec<(RunLock, Path)>> {
         let prefix = Path::from(LOCKS);
-        let metas: Vec<_> =
-            self.objects.list(Some(&prefix)).try_collect().await.map_err(self.os_err("list", &prefix))?;
+        let metas: Vec<_> = self
+            .objects
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(self.os_err("list", &prefix))?;
         let mut out = Vec::new();
         for meta in metas {
             if let Some(l) = self.get_json::<RunLock>(&meta.location, "lock").await? {
@@ -447,7 +530,10 @@ impl Store {
                 kind: m.kind.clone(),
                 committed: true,
                 created_at_us: m.created_at_us,
-                rows: Table::ALL.iter().map(|&t| (t.name().to_string(), m.rows(t))).collect(),
+                rows: Table::ALL
+                    .iter()
+                    .map(|&t| (t.name().to_string(), m.rows(t)))
+                    .collect(),
                 bytes: m.tables.values().flatten().map(|f| f.bytes).sum(),
             })
             .collect();
@@ -471,8 +557,12 @@ impl Store {
     /// `min_age`, and orphaned run directories that have neither lock nor
     /// marker. Committed runs are never touched. With `dry_run`, only reports.
     pub async fn gc(&self, min_age: Duration, dry_run: bool) -> Result<GcReport> {
-        let committed: std::collections::HashSet<String> =
-            self.commits().await?.into_iter().map(|m| m.run_id).collect();
+        let committed: std::collections::HashSet<String> = self
+            .commits()
+            .await?
+            .into_iter()
+            .map(|m| m.run_id)
+            .collect();
         let locks = self.locks().await?;
         let now = now_us();
         let mut report = GcReport::default();
@@ -492,10 +582,17 @@ impl Store {
         // writer died between deleting/writing files and the lock).
         for table in Table::ALL {
             let prefix = Path::from(table.name());
-            let listing = self.objects.list_with_delimiter(Some(&prefix)).await.map_err(self.os_err("list", &prefix))?;
+            let listing = self
+                .objects
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(self.os_err("list", &prefix))?;
             for dir in listing.common_prefixes {
-                let Some(run_id) = dir.filename().and_then(|s| s.strip_prefix("run_id=")) else { continue };
-                let known = committed.contains(run_id) || locks.iter().any(|(l, _)| l.run_id == run_id);
+                let Some(run_id) = dir.filename().and_then(|s| s.strip_prefix("run_id=")) else {
+                    continue;
+                };
+                let known =
+                    committed.contains(run_id) || locks.iter().any(|(l, _)| l.run_id == run_id);
                 if !known && !doomed.iter().any(|(r, _)| r == run_id) {
                     doomed.push((run_id.to_string(), None));
                 }
@@ -504,13 +601,39 @@ impl Store {
         for (run_id, lock_path) in doomed {
             for table in Table::ALL {
                 let dir = Path::from(format!("{}/run_id={run_id}", table.name()));
-                let files: Vec<_> =
-                    self.objects.list(Some(&dir)).try_collect().await.map_err(self.os_err("list", &dir))?;
+                let files: Vec<_> = self
+                    .objects
+                    .list(Some(&dir))
+                    .try_collect()
+                    .await
+                    .map_err(self.os_err("list", &dir))?;
                 for f in files {
                     report.files += 1;
                     report.bytes += f.size;
                     if !dry_run {
                         self.delete(&f.location).await?;
+                    }
+                }
+                // A killed writer's unfinished upload is a temp file on local
+                // disk that listings skip; remove the directory whole. (On S3 an
+                // unfinished multipart upload is invisible and is reclaimed by
+                // the bucket's lifecycle rule for incomplete uploads.)
+                if let (Some(root), false) = (&self.local_root, dry_run) {
+                    let dir = root.join(table.name()).join(format!("run_id={run_id}"));
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(StoreError::ObjectStore {
+                                store: self.url.clone(),
+                                op: "delete",
+                                path: dir.display().to_string(),
+                                source: object_store::Error::Generic {
+                                    store: "LocalFileSystem",
+                                    source: Box::new(e),
+                                },
+                            });
+                        }
                     }
                 }
             }
@@ -549,7 +672,16 @@ mod tests {
 
     #[test]
     fn run_ids_with_path_characters_are_refused() {
-        for bad in ["", "../x", "a/b", "a b", ".hidden", "-x", "run\n", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "a b",
+            ".hidden",
+            "-x",
+            "run\n",
+            &"x".repeat(129),
+        ] {
             assert!(validate_run_id(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["r1", "explore-2026.11.24_a", "0"] {
@@ -559,7 +691,13 @@ mod tests {
 
     #[test]
     fn bad_urls_are_refused_with_the_url_named() {
-        for bad in ["", "ftp://host/x", "s3://", "s3:///prefix", "file://relative"] {
+        for bad in [
+            "",
+            "ftp://host/x",
+            "s3://",
+            "s3:///prefix",
+            "file://relative",
+        ] {
             let err = Store::open(bad).unwrap_err().to_string();
             assert!(err.starts_with("bad store URL"), "{bad}: {err}");
         }

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
 
@@ -79,8 +79,9 @@ fn ts() -> TimestampMicrosecondBuilder {
 }
 
 fn batch(table: Table, columns: Vec<ArrayRef>) -> RecordBatch {
-    RecordBatch::try_new(table.schema().arrow_schema(), columns)
-        .unwrap_or_else(|e| panic!("row builder for {table} disagrees with schemas/{table}.toml: {e}"))
+    RecordBatch::try_new(table.schema().arrow_schema(), columns).unwrap_or_else(|e| {
+        panic!("row builder for {table} disagrees with schemas/{table}.toml: {e}")
+    })
 }
 
 /// Accumulates `episodes` rows into a record batch.
@@ -123,13 +124,16 @@ impl EpisodeBatchBuilder {
         self.task_source.append_option(r.task_source);
         self.split.append_option(r.split);
         self.policy.append_value(r.policy);
-        self.experience_in_context.append_value(r.experience_in_context);
+        self.experience_in_context
+            .append_value(r.experience_in_context);
         self.success.append_value(r.success);
         self.status.append_value(r.status);
         self.episode_return.append_value(r.episode_return);
         self.length.append_value(r.length);
         self.interaction_cost.append_value(r.interaction_cost);
-        self.created_at.get_or_insert_with(ts).append_value(r.created_at_us);
+        self.created_at
+            .get_or_insert_with(ts)
+            .append_value(r.created_at_us);
         self.rows += 1;
     }
 
@@ -205,7 +209,8 @@ impl StepBatchBuilder {
         self.feedback.append_value(r.feedback);
         self.mistake.append_option(r.mistake);
         self.log_prob.append_value(r.log_prob);
-        self.experience_in_context.append_value(r.experience_in_context);
+        self.experience_in_context
+            .append_value(r.experience_in_context);
         self.rows += 1;
     }
 
@@ -270,13 +275,16 @@ impl ReflectionBatchBuilder {
         self.trigger_step.append_value(r.trigger_step);
         self.rollback_step.append_value(r.rollback_step);
         self.critical_action.append_option(r.critical_action);
-        self.critical_action_text.append_option(r.critical_action_text);
+        self.critical_action_text
+            .append_option(r.critical_action_text);
         self.category.append_value(r.category);
         self.diagnosis.append_value(r.diagnosis);
         self.fix.append_value(r.fix);
         self.suggested_actions.append_option(r.suggested_actions);
         self.reflector.append_value(r.reflector);
-        self.created_at.get_or_insert_with(ts).append_value(r.created_at_us);
+        self.created_at
+            .get_or_insert_with(ts)
+            .append_value(r.created_at_us);
         self.rows += 1;
     }
 

@@ -43,7 +43,12 @@ pub enum Table {
 
 impl Table {
     /// Every table, in a stable order.
-    pub const ALL: [Table; 4] = [Table::Runs, Table::Episodes, Table::Steps, Table::Reflections];
+    pub const ALL: [Table; 4] = [
+        Table::Runs,
+        Table::Episodes,
+        Table::Steps,
+        Table::Reflections,
+    ];
 
     /// The table's name: its directory in the store and its name in SQL.
     pub fn name(self) -> &'static str {
@@ -73,7 +78,12 @@ impl Table {
                 .map(|&t| {
                     let parsed = TableSchema::parse(t.source())
                         .unwrap_or_else(|e| panic!("schemas/{}.toml is invalid: {e}", t.name()));
-                    assert_eq!(parsed.table, t.name(), "schemas/{}.toml names another table", t.name());
+                    assert_eq!(
+                        parsed.table,
+                        t.name(),
+                        "schemas/{}.toml names another table",
+                        t.name()
+                    );
                     (t, parsed)
                 })
                 .collect()
@@ -94,7 +104,9 @@ impl FromStr for Table {
         Table::ALL
             .into_iter()
             .find(|t| t.name() == s)
-            .ok_or_else(|| StoreError::UnknownTable { table: s.to_string() })
+            .ok_or_else(|| StoreError::UnknownTable {
+                table: s.to_string(),
+            })
     }
 }
 
@@ -131,7 +143,9 @@ impl ColumnType {
             ColumnType::Int64 => DataType::Int64,
             ColumnType::Float32 => DataType::Float32,
             ColumnType::Float64 => DataType::Float64,
-            ColumnType::TimestampUs => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            ColumnType::TimestampUs => {
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+            }
         }
     }
 }
@@ -174,10 +188,9 @@ impl TableSchema {
         let fields: Vec<Field> = schema
             .columns
             .iter()
-            .map(|c| {
-                Field::new(&c.name, c.column_type.data_type(), c.nullable)
-                    .with_metadata(HashMap::from([("doc".to_string(), c.doc.clone())]))
-            })
+            // Docs stay in schemas/ rather than in field metadata: engines
+            // compare field metadata when unioning and joining plans.
+            .map(|c| Field::new(&c.name, c.column_type.data_type(), c.nullable))
             .collect();
         let metadata = HashMap::from([
             (META_TABLE.to_string(), schema.table.clone()),
@@ -188,15 +201,13 @@ impl TableSchema {
     }
 
     /// The Arrow schema of the stored columns (the partition column excluded),
-    /// with the table name and version in its metadata and each column's doc in
-    /// its field metadata.
+    /// with the table name and version in its metadata.
     pub fn arrow_schema(&self) -> SchemaRef {
         self.arrow.clone().expect("set by parse")
     }
 
     /// Checks that a batch's schema is exactly this table's: same column names
-    /// in the same order, same types, same nullability. Field metadata is not
-    /// compared (it carries docs only).
+    /// in the same order, same types, same nullability.
     pub fn check(&self, batch_schema: &Schema) -> Result<()> {
         let table = self.table.clone();
         let expected = self.arrow_schema();
@@ -219,7 +230,11 @@ impl TableSchema {
                 return Err(StoreError::SchemaMismatch {
                     table,
                     column: want.name().clone(),
-                    problem: format!("type is {}, schema says {}", got.data_type(), want.data_type()),
+                    problem: format!(
+                        "type is {}, schema says {}",
+                        got.data_type(),
+                        want.data_type()
+                    ),
                 });
             }
             if got.is_nullable() != want.is_nullable() {

@@ -77,8 +77,21 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    pub(super) fn new(store: Store, spec: RunSpec, created_at_us: i64, options: WriterOptions) -> Self {
-        RunWriter { store, spec, created_at_us, options, open: BTreeMap::new(), done: BTreeMap::new(), next_seq: 0 }
+    pub(super) fn new(
+        store: Store,
+        spec: RunSpec,
+        created_at_us: i64,
+        options: WriterOptions,
+    ) -> Self {
+        RunWriter {
+            store,
+            spec,
+            created_at_us,
+            options,
+            open: BTreeMap::new(),
+            done: BTreeMap::new(),
+            next_seq: 0,
+        }
     }
 
     /// The run id being written.
@@ -88,14 +101,18 @@ impl RunWriter {
 
     /// Rows written so far into a table (visible only after commit).
     pub fn rows_written(&self, table: Table) -> u64 {
-        self.done.get(&table).map_or(0, |f| f.iter().map(|e| e.rows).sum::<u64>())
+        self.done
+            .get(&table)
+            .map_or(0, |f| f.iter().map(|e| e.rows).sum::<u64>())
             + self.open.get(&table).map_or(0, |f| f.rows)
     }
 
     fn properties(&self, table: Table) -> WriterProperties {
         let schema = table.schema();
         WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.options.zstd_level).unwrap_or_default()))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(self.options.zstd_level).unwrap_or_default(),
+            ))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.options.max_rows_per_group))
             .set_created_by(format!("leafe {}", env!("CARGO_PKG_VERSION")))
@@ -125,10 +142,14 @@ impl RunWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        // Same columns under the canonical schema, so the footer carries the docs.
+        // Same columns under the canonical schema (table name and version in
+        // the footer), whatever metadata the caller's schema had.
         let batch = RecordBatch::try_new(schema.arrow_schema(), batch.columns().to_vec())
             .expect("schema checked above");
-        let pq = |source| StoreError::Parquet { table: table.name().to_string(), source };
+        let pq = |source| StoreError::Parquet {
+            table: table.name().to_string(),
+            source,
+        };
         if !self.open.contains_key(&table) {
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -138,10 +159,25 @@ impl RunWriter {
                 self.spec.run_id,
                 rand::random::<u64>()
             ));
-            let sink = BufWriter::with_capacity(self.store.objects(), path.clone(), self.options.upload_buffer_bytes);
-            let writer =
-                AsyncArrowWriter::try_new(sink, schema.arrow_schema(), Some(self.properties(table))).map_err(pq)?;
-            self.open.insert(table, OpenFile { path, writer, rows: 0 });
+            let sink = BufWriter::with_capacity(
+                self.store.objects(),
+                path.clone(),
+                self.options.upload_buffer_bytes,
+            );
+            let writer = AsyncArrowWriter::try_new(
+                sink,
+                schema.arrow_schema(),
+                Some(self.properties(table)),
+            )
+            .map_err(pq)?;
+            self.open.insert(
+                table,
+                OpenFile {
+                    path,
+                    writer,
+                    rows: 0,
+                },
+            );
         }
         let file = self.open.get_mut(&table).expect("inserted above");
         file.writer.write(&batch).await.map_err(pq)?;
@@ -153,12 +189,21 @@ impl RunWriter {
     }
 
     async fn close_file(&mut self, table: Table) -> Result<()> {
-        let Some(mut file) = self.open.remove(&table) else { return Ok(()) };
+        let Some(mut file) = self.open.remove(&table) else {
+            return Ok(());
+        };
         file.writer
             .finish()
             .await
-            .map_err(|source| StoreError::Parquet { table: table.name().to_string(), source })?;
-        let entry = FileEntry { path: file.path.to_string(), rows: file.rows, bytes: file.writer.bytes_written() as u64 };
+            .map_err(|source| StoreError::Parquet {
+                table: table.name().to_string(),
+                source,
+            })?;
+        let entry = FileEntry {
+            path: file.path.to_string(),
+            rows: file.rows,
+            bytes: file.writer.bytes_written() as u64,
+        };
         self.done.entry(table).or_default().push(entry);
         Ok(())
     }
@@ -175,7 +220,9 @@ impl RunWriter {
             Table::Runs.schema().arrow_schema(),
             vec![
                 Arc::new(StringArray::from(vec![self.spec.kind.clone()])) as ArrayRef,
-                Arc::new(TimestampMicrosecondArray::from(vec![self.created_at_us]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![self.created_at_us]).with_timezone("UTC"),
+                ),
                 Arc::new(TimestampMicrosecondArray::from(vec![finished_at]).with_timezone("UTC")),
                 Arc::new(Int64Array::from(vec![self.spec.seed])),
                 Arc::new(StringArray::from(vec![self.spec.config.to_string()])),
@@ -193,11 +240,22 @@ impl RunWriter {
             kind: self.spec.kind.clone(),
             created_at_us: self.created_at_us,
             committed_at_us: now_us(),
-            tables: self.done.iter().map(|(t, f)| (t.name().to_string(), f.clone())).collect(),
-            schema_versions: Table::ALL.iter().map(|t| (t.name().to_string(), t.schema().version)).collect(),
+            tables: self
+                .done
+                .iter()
+                .map(|(t, f)| (t.name().to_string(), f.clone()))
+                .collect(),
+            schema_versions: Table::ALL
+                .iter()
+                .map(|t| (t.name().to_string(), t.schema().version))
+                .collect(),
         };
         let body = serde_json::to_vec_pretty(&marker).expect("marker serializes");
-        if !self.store.put_if_absent(&Store::commit_path(&self.spec.run_id), body).await? {
+        if !self
+            .store
+            .put_if_absent(&Store::commit_path(&self.spec.run_id), body)
+            .await?
+        {
             return Err(StoreError::RunExists {
                 run_id: self.spec.run_id.clone(),
                 state: "was committed by another writer while this one ran".into(),
@@ -213,6 +271,8 @@ impl RunWriter {
         for entry in self.done.values().flatten() {
             self.store.delete(&Path::from(entry.path.as_str())).await?;
         }
-        self.store.delete(&Store::lock_path(&self.spec.run_id)).await
+        self.store
+            .delete(&Store::lock_path(&self.spec.run_id))
+            .await
     }
 }

@@ -1,1 +1,12 @@
-fn main(){}
+//! Integration tests, one binary (each test binary links a large executable).
+//!
+//! Store tests run against every backend in `common::backends()`: local disk
+//! always, and an S3-compatible server when `LEAFE_TEST_S3_BUCKET` (plus the
+//! usual `AWS_*` variables) is set — `.ci/run` starts one on 127.0.0.1, and
+//! under CI=true its absence is a failure, not a skip.
+
+mod cli;
+mod common;
+//TMP mod env;
+mod query;
+mod store;

@@ -358,3 +358,35 @@ impl fmt::Debug for Level {
         f.write_str(&self.to_boxoban_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_iterate_every_cell_including_the_extremes() {
+        let mut b = Bits::EMPTY;
+        for p in [0u8, 63, 64, 200, 255] {
+            b.set(p);
+        }
+        assert_eq!(b.iter().collect::<Vec<_>>(), vec![0, 63, 64, 200, 255]);
+        assert_eq!(b.count(), 5);
+        b.clear(64);
+        assert!(!b.get(64) && b.get(63));
+    }
+
+    #[test]
+    fn cells_and_coords_invert_and_leave_a_wall_ring() {
+        for y in 0..MAX_SIZE {
+            for x in 0..MAX_SIZE {
+                let p = cell(x, y);
+                assert_eq!(coords(p), (x, y));
+                // Every neighbour stays inside the 16x16 grid without wrapping.
+                for d in 0..4 {
+                    let (nx, ny) = (step_pos(p, d) as usize % STRIDE, step_pos(p, d) as usize / STRIDE);
+                    assert!(nx.abs_diff(x + 1) + ny.abs_diff(y + 1) == 1);
+                }
+            }
+        }
+    }
+}

@@ -42,7 +42,7 @@ pub fn dead_squares(walls: &Bits, targets: &Bits) -> Bits {
         }
     }
     let mut dead = Bits::EMPTY;
-    for p in 0..CELLS as u8 {
+    for p in 0..=u8::MAX {
         if !walls.get(p) && !live.get(p) {
             dead.set(p);
         }
@@ -53,8 +53,8 @@ pub fn dead_squares(walls: &Bits, targets: &Bits) -> Bits {
 /// Minimal number of pushes to bring a box from each cell to `target` on an
 /// otherwise empty board ([`UNREACHABLE`] where impossible). A lower bound
 /// used by the solver's heuristic.
-pub fn push_distances(walls: &Bits, target: u8) -> Box<[u16; CELLS]> {
-    let mut dist = Box::new([UNREACHABLE; CELLS]);
+pub fn push_distances(walls: &Bits, target: u8) -> [u16; CELLS] {
+    let mut dist = [UNREACHABLE; CELLS];
     dist[target as usize] = 0;
     let mut queue = VecDeque::from([target]);
     while let Some(b) = queue.pop_front() {
@@ -170,4 +170,41 @@ pub fn find_deadlock(level: &Level, boxes: &Bits) -> Option<Deadlock> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::sokoban::levels::parse_levels;
+
+    fn level(s: &str) -> Level {
+        parse_levels(s, "t").unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_two_by_two_block_is_frozen_in_open_space() {
+        let l = level("########\n#      #\n# $$ . #\n# $$ . #\n#   ..@#\n########");
+        let p = crate::env::sokoban::board::cell(3, 3);
+        assert!(is_freeze_deadlock(&l, l.boxes(), p));
+        let g = freeze_group(&l, l.boxes(), p).unwrap();
+        assert_eq!(g.count(), 4);
+    }
+
+    #[test]
+    fn a_frozen_group_on_targets_is_not_a_deadlock() {
+        let l = level("#####\n#**@#\n#   #\n#####");
+        let p = crate::env::sokoban::board::cell(1, 0);
+        assert!(freeze_group(&l, l.boxes(), p).is_some());
+        assert!(!is_freeze_deadlock(&l, l.boxes(), p));
+        assert!(find_deadlock(&l, l.boxes()).is_none());
+    }
+
+    #[test]
+    fn push_distances_count_pushes_not_walks() {
+        let l = level("#######\n#@$  .#\n#     #\n#######");
+        let d = push_distances(l.walls(), crate::env::sokoban::board::cell(4, 0));
+        assert_eq!(d[crate::env::sokoban::board::cell(1, 0) as usize], 3);
+        // A box against the bottom wall can never go up to row 0... it can: pushed up from below is impossible, so unreachable.
+        assert_eq!(d[crate::env::sokoban::board::cell(2, 1) as usize], UNREACHABLE);
+    }
 }

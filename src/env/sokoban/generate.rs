@@ -140,7 +140,10 @@ fn check(c: &GeneratorConfig) -> Result<()> {
     if c.boxes == 0 || c.boxes + 1 > interior {
         return bad(
             "boxes",
-            format!("{} boxes do not fit a {}x{} board", c.boxes, c.width, c.height),
+            format!(
+                "{} boxes do not fit a {}x{} board",
+                c.boxes, c.width, c.height
+            ),
         );
     }
     if !(0.0..=1.0).contains(&c.p_turn) {
@@ -249,7 +252,7 @@ fn attempt(c: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Option<Level> {
 }
 
 /// Sum over boxes of the push distance to the nearest target.
-fn displacement(dists: &[Box<[u16; CELLS]>], boxes: &Bits) -> u32 {
+fn displacement(dists: &[[u16; CELLS]], boxes: &Bits) -> u32 {
     boxes
         .iter()
         .map(|b| {

@@ -88,7 +88,10 @@ pub fn read_level_file(path: impl AsRef<Path>) -> Result<Vec<Level>> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_levels(&String::from_utf8_lossy(&bytes), &path.display().to_string())
+    parse_levels(
+        &String::from_utf8_lossy(&bytes),
+        &path.display().to_string(),
+    )
 }
 
 /// The Boxoban text of `levels`: `; i` headers, grids, blank lines.

@@ -227,19 +227,21 @@ impl Sokoban {
         let mut s = if events.contains(Events::BLOCKED_BY_WALL) {
             format!("tried to move {dir}: blocked by a wall")
         } else if events.contains(Events::BLOCKED_BY_BOX) {
-            format!("tried to move {dir}: the box there cannot move (a wall or another box is behind it)")
+            format!(
+                "tried to move {dir}: the box there cannot move (a wall or another box is behind it)"
+            )
         } else if events.contains(Events::PUSHED_BOX) {
             let (x, y) = coords(step_pos(self.state.player, action));
-            let what = if events.contains(Events::ONTO_TARGET) && events.contains(Events::OFF_TARGET)
-            {
-                "from a target onto another target"
-            } else if events.contains(Events::ONTO_TARGET) {
-                "onto a target"
-            } else if events.contains(Events::OFF_TARGET) {
-                "off a target"
-            } else {
-                "onto a floor square"
-            };
+            let what =
+                if events.contains(Events::ONTO_TARGET) && events.contains(Events::OFF_TARGET) {
+                    "from a target onto another target"
+                } else if events.contains(Events::ONTO_TARGET) {
+                    "onto a target"
+                } else if events.contains(Events::OFF_TARGET) {
+                    "off a target"
+                } else {
+                    "onto a floor square"
+                };
             format!("moved {dir}, pushed a box {what} (box now at row {y}, column {x})")
         } else {
             format!("moved {dir}")
@@ -299,7 +301,9 @@ impl Sokoban {
         let (w, h) = (self.level.width(), self.level.height());
         if pad_h < h || pad_w < w {
             return Err(EnvError::Encoding {
-                message: format!("padding {pad_h}x{pad_w} (h x w) is smaller than the {h}x{w} level"),
+                message: format!(
+                    "padding {pad_h}x{pad_w} (h x w) is smaller than the {h}x{w} level"
+                ),
             });
         }
         let plane = pad_h * pad_w;

@@ -191,7 +191,7 @@ struct Node {
 struct Search<'a> {
     level: &'a Level,
     /// Push distance to each target, indexed [target][cell].
-    dist: Vec<Box<[u16; CELLS]>>,
+    dist: Vec<[u16; CELLS]>,
     expanded: u64,
 }
 
@@ -330,7 +330,7 @@ impl<'a> Search<'a> {
                 return (Solvability::Unknown, None);
             }
             if let Some(limit) = limit
-                && self.expanded % 256 == 0
+                && self.expanded.is_multiple_of(256)
                 && start.elapsed() > limit
             {
                 return (Solvability::Unknown, None);
@@ -338,8 +338,7 @@ impl<'a> Search<'a> {
             for b in nb0.iter() {
                 for d in 0..4 {
                     let t = step_pos(b, d);
-                    if walls.get(t) || nb0.get(t) || dead.get(t) || !reach.get(step_pos(b, d ^ 1))
-                    {
+                    if walls.get(t) || nb0.get(t) || dead.get(t) || !reach.get(step_pos(b, d ^ 1)) {
                         continue;
                     }
                     let mut nb = nb0;

@@ -1,0 +1,247 @@
+//! The real binary: bad input gets one line and exit 2; a killed writer leaves
+//! nothing visible.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+use crate::common::local_store;
+
+fn leafe() -> Command {
+    let mut c = Command::cargo_bin("leafe").unwrap();
+    c.env_remove("LEAFE_STORE").env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = leafe().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_one_line_error(args: &[&str], needle: &str) {
+    let (code, _, err) = run(args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    let lines: Vec<_> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?} printed {lines:?}");
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{args:?}: {}",
+        lines[0]
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_2() {
+    let (_dir, url) = local_store();
+    let (code, out, err) = run(&[
+        "synth",
+        "--store",
+        &url,
+        "--episodes",
+        "50",
+        "--run-id",
+        "s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("committed run s"), "{out}");
+    assert_one_line_error(&["sql", "--store", &url, "SELEC 1"], "SELEC");
+    assert_one_line_error(&["sql", "--store", &url, "SELECT * FROM nope"], "nope");
+    assert_one_line_error(&["sql", "--store", &url, "SELECT nope FROM steps"], "nope");
+    let q = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/queries/counterfactual_pairs.sql"
+    );
+    assert_one_line_error(
+        &["sql", "--store", &url, "--file", q, "--param", "bogus=1"],
+        "unknown parameter `bogus`",
+    );
+    assert_one_line_error(
+        &[
+            "sql",
+            "--store",
+            &url,
+            "--file",
+            q,
+            "--param",
+            "min_depth=x",
+        ],
+        "min_depth",
+    );
+    assert_one_line_error(
+        &["sql", "--store", &url, "--file", "/nonexistent.sql"],
+        "/nonexistent.sql",
+    );
+    assert_one_line_error(&["runs", "--store", "ftp://x/y"], "ftp://x/y");
+    assert_one_line_error(&["runs", "--store", "s3://"], "s3://");
+    for bad in ["../x", "a/b", "a b"] {
+        assert_one_line_error(&["synth", "--store", &url, "--run-id", bad], bad);
+    }
+    assert_one_line_error(
+        &["synth", "--store", &url, "--run-id", "s"],
+        "already committed",
+    );
+    // Usage errors are clap's, also exit 2.
+    assert_eq!(run(&["sql", "--format", "xml", "SELECT 1"]).0, 2);
+}
+
+#[test]
+fn sql_prints_table_csv_and_json_with_params() {
+    let (_dir, url) = local_store();
+    assert_eq!(
+        run(&[
+            "synth",
+            "--store",
+            &url,
+            "--episodes",
+            "100",
+            "--run-id",
+            "a",
+            "--seed",
+            "1"
+        ])
+        .0,
+        0
+    );
+    let (code, out, err) = run(&[
+        "sql",
+        "--store",
+        &url,
+        "SELECT origin, COUNT(*) AS n FROM episodes GROUP BY origin ORDER BY origin",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("| origin") && out.contains("| root"), "{out}");
+    let (_, csv, _) = run(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n FROM episodes",
+    ]);
+    assert_eq!(csv.trim(), "n\n100");
+    let q = concat!(env!("CARGO_MANIFEST_DIR"), "/queries/failure_patterns.sql");
+    let (code, json, err) = run(&[
+        "sql", "--store", &url, "-f", q, "-p", "run=a", "--format", "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert!(first["reflections"].as_i64().unwrap() > 0, "{first}");
+    let (code, out, _) = run(&["runs", "--store", &url, "--format", "csv"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().nth(1).unwrap().starts_with("a,synth,true,"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_killed_writer_leaves_no_visible_run_and_gc_cleans_up() {
+    let (_dir, url) = local_store();
+    assert_eq!(
+        run(&[
+            "synth",
+            "--store",
+            &url,
+            "--episodes",
+            "30",
+            "--run-id",
+            "done"
+        ])
+        .0,
+        0
+    );
+    let mut child = leafe()
+        .args([
+            "synth",
+            "--store",
+            &url,
+            "--episodes",
+            "100000000",
+            "--run-id",
+            "killed",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it has written data files, then kill it mid-run.
+    let started = Instant::now();
+    let dir = std::path::Path::new(&url).join("steps/run_id=killed");
+    while !dir.read_dir().is_ok_and(|mut d| d.next().is_some())
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, out, _) = run(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT COUNT(DISTINCT run_id) AS r FROM episodes",
+    ]);
+    assert_eq!(out.trim(), "r\n1");
+    let (_, out, _) = run(&["runs", "--store", &url, "--format", "csv"]);
+    assert!(out.contains("killed,synth,false"), "{out}");
+    let (code, out, _) = run(&["gc", "--store", &url]);
+    assert_eq!(code, 0);
+    assert!(out.contains("kept 1"), "{out}");
+    let (code, out, _) = run(&["gc", "--store", &url, "--min-age", "0s"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("deleted 1 uncommitted run(s) [killed]"),
+        "{out}"
+    );
+    assert!(
+        !std::path::Path::new(&url)
+            .join("steps/run_id=killed")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
+}
+
+#[test]
+fn a_down_s3_endpoint_fails_fast_with_a_clear_error() {
+    let started = Instant::now();
+    let out = leafe()
+        .args(["runs", "--store", "s3://leafe-nowhere/p"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "x")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("s3://leafe-nowhere/p") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_demo_runs_on_a_fresh_store() {
+    let (_dir, url) = local_store();
+    let (code, out, err) = run(&["demo", "--store", &url, "--episodes", "300"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("Failure patterns") && out.contains("dead_square"),
+        "{out}"
+    );
+}

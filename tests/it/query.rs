@@ -1,0 +1,263 @@
+//! Queries: every file in queries/ plans on an empty store; results checked
+//! against naive Rust reimplementations on synthetic data.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{Int32Type, Int64Type};
+use arrow::record_batch::RecordBatch;
+use leafe::query::{QuerySession, QueryText};
+use leafe::store::Store;
+use leafe::synth::{SynthConfig, synthesize};
+
+use crate::common::{local_store, parquet_files, read_parquet, rt};
+
+fn query_files() -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn run_file(store: &Store, name: &str, params: &[(&str, &str)]) -> Vec<RecordBatch> {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/queries")).join(name);
+    let q = QueryText::from_file(&path).unwrap();
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    QuerySession::open(store)
+        .await
+        .unwrap()
+        .collect(&q.bind(&params).unwrap())
+        .await
+        .unwrap()
+}
+
+#[test]
+fn every_query_file_has_a_header_and_plans_and_runs_on_an_empty_store() {
+    let files = query_files();
+    assert!(files.len() >= 6, "{files:?}");
+    let (_dir, url) = local_store();
+    let store = Store::open(&url).unwrap();
+    rt().block_on(async {
+        let session = QuerySession::open(&store).await.unwrap();
+        for f in files {
+            let q = QueryText::from_file(&f).unwrap();
+            assert!(q.sql.starts_with("-- "), "{f:?} has no header comment");
+            assert!(
+                q.sql.contains("Returns:"),
+                "{f:?} header does not say what it returns"
+            );
+            for p in &q.params {
+                assert!(
+                    p.default.is_some() && !p.doc.is_empty(),
+                    "{f:?}: parameter {} needs a default and a doc",
+                    p.name
+                );
+                assert!(
+                    q.sql.contains(&format!("${{{}}}", p.name)),
+                    "{f:?}: {} is declared but unused",
+                    p.name
+                );
+            }
+            let bound = q.bind(&BTreeMap::new()).unwrap();
+            let batches = session
+                .collect(&bound)
+                .await
+                .unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            assert_eq!(
+                batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                0,
+                "{f:?}"
+            );
+            assert!(batches[0].num_columns() > 0, "{f:?}");
+        }
+    });
+}
+
+/// Episodes and steps read straight from the Parquet files, no SQL.
+struct Raw {
+    // episode_id -> (origin, success, parent, rollback_step, length)
+    episodes: HashMap<i64, (String, bool, Option<i64>, Option<i32>, i32)>,
+    // (episode_id, t) -> action
+    steps: HashMap<(i64, i32), i32>,
+}
+
+fn read_raw(url: &str) -> Raw {
+    let mut raw = Raw {
+        episodes: HashMap::new(),
+        steps: HashMap::new(),
+    };
+    for f in parquet_files(std::path::Path::new(url)) {
+        let table = f
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        for b in read_parquet(&f).1 {
+            let c = |n: &str| b.column_by_name(n).unwrap().clone();
+            match table.as_str() {
+                "episodes" => {
+                    let (id, origin, success, parent, tau, len) = (
+                        c("episode_id"),
+                        c("origin"),
+                        c("success"),
+                        c("parent_episode_id"),
+                        c("rollback_step"),
+                        c("length"),
+                    );
+                    for i in 0..b.num_rows() {
+                        let parent = parent.as_primitive::<Int64Type>();
+                        let tau = tau.as_primitive::<Int32Type>();
+                        raw.episodes.insert(
+                            id.as_primitive::<Int64Type>().value(i),
+                            (
+                                origin.as_string::<i32>().value(i).to_string(),
+                                success.as_boolean().value(i),
+                                (!arrow::array::Array::is_null(parent, i)).then(|| parent.value(i)),
+                                (!arrow::array::Array::is_null(tau, i)).then(|| tau.value(i)),
+                                len.as_primitive::<Int32Type>().value(i),
+                            ),
+                        );
+                    }
+                }
+                "steps" => {
+                    let (id, t, a) = (c("episode_id"), c("t"), c("action"));
+                    for i in 0..b.num_rows() {
+                        raw.steps.insert(
+                            (
+                                id.as_primitive::<Int64Type>().value(i),
+                                t.as_primitive::<Int32Type>().value(i),
+                            ),
+                            a.as_primitive::<Int32Type>().value(i),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    raw
+}
+
+fn rows(batches: &[RecordBatch], id_col: &str) -> BTreeSet<(i64, i32, i32)> {
+    let mut out = BTreeSet::new();
+    for b in batches {
+        let id = b
+            .column_by_name(id_col)
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        let t = b
+            .column_by_name("t")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .clone();
+        let a = b
+            .column_by_name("action")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            assert!(
+                out.insert((id.value(i), t.value(i), a.value(i))),
+                "duplicate row"
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn counterfactual_pairs_and_rehearsal_match_a_naive_walk_of_the_trees() {
+    let (_dir, url) = local_store();
+    let store = Store::open(&url).unwrap();
+    rt().block_on(async {
+        let cfg = SynthConfig {
+            episodes: 400,
+            seed: 5,
+            max_depth: 3,
+            ..Default::default()
+        };
+        synthesize(&store, "q", &cfg, "t").await.unwrap();
+        let raw = read_raw(&url);
+        assert_eq!(raw.episodes.len(), 400);
+
+        // Counterfactual pairs: a successful branch's own steps, t >= tau.
+        let mut want = BTreeSet::new();
+        for (&id, (origin, success, _, tau, len)) in &raw.episodes {
+            if origin == "branch" && *success {
+                for t in tau.unwrap()..*len {
+                    want.insert((id, t, raw.steps[&(id, t)]));
+                }
+            }
+        }
+        assert!(want.len() > 500);
+        let got = rows(
+            &run_file(&store, "counterfactual_pairs.sql", &[]).await,
+            "episode_id",
+        );
+        assert_eq!(got, want);
+        let deep = rows(
+            &run_file(&store, "counterfactual_pairs.sql", &[("min_depth", "2")]).await,
+            "episode_id",
+        );
+        assert!(!deep.is_empty() && deep.len() < want.len() && deep.is_subset(&want));
+
+        // Rehearsal: the whole path of every successful root or branch, with
+        // each ancestor contributing its steps before the child's tau.
+        let mut want = BTreeSet::new();
+        for (&leaf, (origin, success, _, _, len)) in &raw.episodes {
+            if !*success || !(origin == "root" || origin == "branch") {
+                continue;
+            }
+            for t in 0..*len {
+                // Walk up to the episode that stores step t.
+                let mut id = leaf;
+                while t < raw.episodes[&id].3.unwrap_or(0) {
+                    id = raw.episodes[&id].2.unwrap();
+                }
+                want.insert((leaf, t, raw.steps[&(id, t)]));
+            }
+        }
+        let got = rows(
+            &run_file(&store, "rehearsal.sql", &[]).await,
+            "leaf_episode_id",
+        );
+        assert_eq!(got.len(), want.len());
+        assert_eq!(got, want);
+
+        // Failure patterns account for every reflection.
+        let fp = run_file(&store, "failure_patterns.sql", &[("run", "q")]).await;
+        let total: i64 = fp
+            .iter()
+            .map(|b| {
+                b.column_by_name("reflections")
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .iter()
+                    .flatten()
+                    .sum::<i64>()
+            })
+            .sum();
+        let reflections = raw
+            .episodes
+            .values()
+            .filter(|e| e.0 == "branch")
+            .map(|e| e.2)
+            .collect::<BTreeSet<_>>();
+        assert!(total as usize >= reflections.len());
+        let none = run_file(&store, "failure_patterns.sql", &[("run", "other")]).await;
+        assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    });
+}
