@@ -24,7 +24,7 @@
 //! `query` know about object_store and DataFusion.
 
 pub mod cli;
-//TMP pub mod env;
+pub mod env;
 pub mod query;
 pub mod store;
 pub mod synth;

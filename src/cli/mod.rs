@@ -1,7 +1,7 @@
 //! The `leafe` command line: clap definitions and thin glue from parsed
 //! arguments to the library. Nothing here computes anything the library could.
 
-//TMP pub mod levels;
+pub mod levels;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,8 +61,9 @@ pub enum Command {
     Runs(RunsArgs),
     /// Delete the files of runs that never committed (crashed or killed writers).
     Gc(GcArgs),
-    //TMPC Sokoban levels: generate level files, solve them.
-    //TMPA
+    /// Sokoban levels: generate level files, solve them.
+        #[command(subcommand)]
+    Levels(levels::LevelsCmd),
 }
 
 /// Arguments of `leafe demo`.
@@ -252,7 +253,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 );
             }
             Ok(0)
-        } //TMPB
+        }
+        Command::Levels(cmd) => levels::run(cmd),
     }
 }
 

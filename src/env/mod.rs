@@ -40,12 +40,12 @@ pub enum EnvError {
     /// The file parsed but holds no level at all.
     #[error("{file}: no levels found")]
     NoLevels { file: String },
-    /// A level file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// A level file could not be read or written. The I/O error is part of
+    /// the message (not a `source`), so a `{:#}` chain prints it once.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// An action index outside `0..num_actions`.
     #[error("invalid action {action}: this environment has {num_actions} actions")]

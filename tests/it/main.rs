@@ -7,6 +7,7 @@
 
 mod cli;
 mod common;
-//TMP mod env;
+mod env;
+mod interop;
 mod query;
 mod store;

@@ -383,7 +383,10 @@ mod tests {
                 assert_eq!(coords(p), (x, y));
                 // Every neighbour stays inside the 16x16 grid without wrapping.
                 for d in 0..4 {
-                    let (nx, ny) = (step_pos(p, d) as usize % STRIDE, step_pos(p, d) as usize / STRIDE);
+                    let (nx, ny) = (
+                        step_pos(p, d) as usize % STRIDE,
+                        step_pos(p, d) as usize / STRIDE,
+                    );
                     assert!(nx.abs_diff(x + 1) + ny.abs_diff(y + 1) == 1);
                 }
             }

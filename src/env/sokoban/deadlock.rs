@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn a_frozen_group_on_targets_is_not_a_deadlock() {
         let l = level("#####\n#**@#\n#   #\n#####");
-        let p = crate::env::sokoban::board::cell(1, 0);
+        let p = crate::env::sokoban::board::cell(2, 1);
         assert!(freeze_group(&l, l.boxes(), p).is_some());
         assert!(!is_freeze_deadlock(&l, l.boxes(), p));
         assert!(find_deadlock(&l, l.boxes()).is_none());
@@ -202,9 +202,12 @@ mod tests {
     #[test]
     fn push_distances_count_pushes_not_walks() {
         let l = level("#######\n#@$  .#\n#     #\n#######");
-        let d = push_distances(l.walls(), crate::env::sokoban::board::cell(4, 0));
-        assert_eq!(d[crate::env::sokoban::board::cell(1, 0) as usize], 3);
-        // A box against the bottom wall can never go up to row 0... it can: pushed up from below is impossible, so unreachable.
-        assert_eq!(d[crate::env::sokoban::board::cell(2, 1) as usize], UNREACHABLE);
+        use crate::env::sokoban::board::cell;
+        let d = push_distances(l.walls(), cell(5, 1));
+        assert_eq!(d[cell(2, 1) as usize], 3);
+        // A corner, and the bottom row (a box there can never be pushed up).
+        assert_eq!(d[cell(1, 1) as usize], UNREACHABLE);
+        assert_eq!(d[cell(2, 2) as usize], UNREACHABLE);
+        assert!(l.dead_squares().get(cell(1, 1)) && l.dead_squares().get(cell(3, 2)));
     }
 }

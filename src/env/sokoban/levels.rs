@@ -84,9 +84,9 @@ pub fn parse_levels(text: &str, source: &str) -> Result<Vec<Level>> {
 /// [`EnvError::Io`] when the file cannot be read, else as [`parse_levels`].
 pub fn read_level_file(path: impl AsRef<Path>) -> Result<Vec<Level>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| EnvError::Io {
+    let bytes = std::fs::read(path).map_err(|error| EnvError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse_levels(
         &String::from_utf8_lossy(&bytes),
@@ -111,9 +111,9 @@ pub fn to_boxoban_text(levels: &[Level]) -> String {
 /// [`EnvError::Io`] when the file cannot be written.
 pub fn write_level_file(path: impl AsRef<Path>, levels: &[Level]) -> Result<()> {
     let path = path.as_ref();
-    let io = |source| EnvError::Io {
+    let io = |error| EnvError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
