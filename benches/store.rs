@@ -23,11 +23,16 @@ use leafe::store::{RunSpec, StepBatchBuilder, StepRow, Store, Table};
 use leafe::synth::{SynthConfig, synthesize};
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn bench_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name)
 }
 
 /// A batch of `n` realistic step rows (6×6 board text, short feedback).
@@ -44,7 +49,12 @@ fn steps_batch(first_episode: i64, n: usize) -> arrow::record_batch::RecordBatch
             action_text: ["up", "down", "left", "right"][i % 4],
             reward: -0.1,
             done: i % 30 == 29,
-            feedback: ["moved up", "moved down", "blocked by a wall", "pushed a box"][i % 4],
+            feedback: [
+                "moved up",
+                "moved down",
+                "blocked by a wall",
+                "pushed a box",
+            ][i % 4],
             mistake: None,
             log_prob: -0.5 - (i % 7) as f32 * 0.1,
             experience_in_context: i % 3 == 0,
@@ -53,7 +63,12 @@ fn steps_batch(first_episode: i64, n: usize) -> arrow::record_batch::RecordBatch
     b.finish()
 }
 
-async fn write_rows(store: &Store, run_id: &str, batch: &arrow::record_batch::RecordBatch, batches: usize) {
+async fn write_rows(
+    store: &Store,
+    run_id: &str,
+    batch: &arrow::record_batch::RecordBatch,
+    batches: usize,
+) {
     let spec = RunSpec {
         run_id: run_id.into(),
         kind: "bench".into(),
@@ -127,16 +142,25 @@ fn write_steps(c: &mut Criterion) {
 }
 
 fn counterfactual_join(c: &mut Criterion) {
-    let steps: u64 = std::env::var("LEAFE_BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000_000);
+    let steps: u64 = std::env::var("LEAFE_BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000_000);
     let dir = bench_dir(&format!("bench-store-{steps}"));
     let url = dir.display().to_string();
     let rt = rt();
     let store = Store::open(&url).unwrap();
     if rt.block_on(store.commit("synth")).unwrap().is_none() {
         // ~22 steps per episode in the synthetic trees.
-        let cfg = SynthConfig { episodes: steps / 22, seed: 1, ..SynthConfig::default() };
+        let cfg = SynthConfig {
+            episodes: steps / 22,
+            seed: 1,
+            ..SynthConfig::default()
+        };
         let t = Instant::now();
-        let s = rt.block_on(synthesize(&store, "synth", &cfg, "bench")).unwrap();
+        let s = rt
+            .block_on(synthesize(&store, "synth", &cfg, "bench"))
+            .unwrap();
         println!(
             "built bench store: {} steps, {} episodes in {:.1}s ({:.2} M step rows/s incl. generation)",
             s.steps,
@@ -153,10 +177,12 @@ fn counterfactual_join(c: &mut Criterion) {
     )
     .bind(&BTreeMap::new())
     .unwrap();
-    let file = QueryText::from_file(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries/counterfactual_pairs.sql"))
-        .unwrap()
-        .bind(&BTreeMap::new())
-        .unwrap();
+    let file = QueryText::from_file(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("queries/counterfactual_pairs.sql"),
+    )
+    .unwrap()
+    .bind(&BTreeMap::new())
+    .unwrap();
     let mut g = c.benchmark_group("counterfactual_join");
     g.sample_size(10).measurement_time(Duration::from_secs(30));
     g.throughput(Throughput::Elements(steps));

@@ -7,6 +7,14 @@ use clap::Parser;
 use leafe::cli::{Cli, run};
 
 fn main() -> ExitCode {
+    // Die quietly when the reader of stdout goes away (`leafe sql … | head`),
+    // like other Unix tools, instead of failing on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let default_level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -49,10 +57,6 @@ fn main() -> ExitCode {
                     }
                     msg.push_str(&text);
                 }
-            }
-            if msg.contains("Broken pipe") {
-                // The reader (e.g. `| head`) went away: not an error of ours.
-                return ExitCode::SUCCESS;
             }
             eprintln!("error: {msg}");
             ExitCode::from(2)

@@ -163,7 +163,7 @@ fn run_solve(a: SolveArgs) -> anyhow::Result<u8> {
     let n = a.take.unwrap_or(levels.len()).min(levels.len());
     if a.format == Format::Table {
         println!(
-            "{:>5}  {:<16}  {:<10}  {:>5}  {:>6}  {:>9}  {:>9}  moves",
+            "{:>5}  {:<16}  {:<10}  {:>5}  {:>6}  {:>9}  {:>9}  solution",
             "index", "task_id", "status", "moves", "pushes", "nodes", "ms"
         );
     }

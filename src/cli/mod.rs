@@ -62,7 +62,7 @@ pub enum Command {
     /// Delete the files of runs that never committed (crashed or killed writers).
     Gc(GcArgs),
     /// Sokoban levels: generate level files, solve them.
-        #[command(subcommand)]
+    #[command(subcommand)]
     Levels(levels::LevelsCmd),
 }
 

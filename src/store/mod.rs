@@ -118,9 +118,9 @@ pub enum StoreError {
         op: &'static str,
         /// The object path.
         path: String,
-        /// The underlying error.
+        /// The underlying error (boxed: it is large and errors are rare).
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// Encoding or writing Parquet failed.
     #[error("writing table `{table}`: {source}")]
@@ -378,7 +378,7 @@ impl Store {
             store,
             op,
             path,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -628,10 +628,10 @@ impl Store {
                                 store: self.url.clone(),
                                 op: "delete",
                                 path: dir.display().to_string(),
-                                source: object_store::Error::Generic {
+                                source: Box::new(object_store::Error::Generic {
                                     store: "LocalFileSystem",
                                     source: Box::new(e),
-                                },
+                                }),
                             });
                         }
                     }

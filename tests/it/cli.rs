@@ -245,3 +245,64 @@ fn the_demo_runs_on_a_fresh_store() {
         "{out}"
     );
 }
+
+#[test]
+fn levels_generate_then_solve_and_bad_level_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("l.txt");
+    let f = file.to_str().unwrap();
+    let (code, _, err) = run(&[
+        "levels", "generate", "--size", "6x6", "--boxes", "2", "--count", "20", "--seed", "3",
+        "--out", f,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let first = std::fs::read_to_string(&file).unwrap();
+    let (code, out, err) = run(&["levels", "solve", f, "--format", "json", "--require-all"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 20);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["index"], i);
+        assert_eq!(r["solved"], true);
+        let moves = r["moves"].as_str().unwrap();
+        assert!(
+            !moves.is_empty() && moves.chars().all(|c| "udlr".contains(c)),
+            "{r}"
+        );
+        assert!(
+            r["pushes"].as_u64().unwrap() >= 1
+                && r["nodes"].as_u64().is_some()
+                && r["elapsed_ms"].as_f64().is_some()
+        );
+    }
+    // Same flags, same file.
+    assert_eq!(
+        run(&[
+            "levels", "generate", "--size", "6x6", "--boxes", "2", "--count", "20", "--seed", "3",
+            "--out", f
+        ])
+        .0,
+        0
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), first);
+
+    let bad = dir.path().join("bad.txt");
+    let b = bad.to_str().unwrap();
+    for (text, needle) in [
+        (
+            "; 0\n#####\n#@$.#\n#####\n\n; 1\n#####\n#@x.#\n#####\n",
+            "level 1 (line 8)",
+        ),
+        ("; 0\n#####\n#@$.#\n####\n", "line 4"),
+        ("; 0\n#####\n# $.#\n#####\n", "player"),
+        ("; 0\n#####\n#@$@#\n#.  #\n#####\n", "player"),
+        ("; 0\n######\n#@$$.#\n######\n", "box"),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        assert_one_line_error(&["levels", "solve", b], b);
+        assert_one_line_error(&["levels", "solve", b], needle);
+    }
+}

@@ -80,10 +80,12 @@ fn every_query_file_has_a_header_and_plans_and_runs_on_an_empty_store() {
     });
 }
 
+/// (origin, success, parent, rollback_step, length) of an episode.
+type EpisodeFacts = (String, bool, Option<i64>, Option<i32>, i32);
+
 /// Episodes and steps read straight from the Parquet files, no SQL.
 struct Raw {
-    // episode_id -> (origin, success, parent, rollback_step, length)
-    episodes: HashMap<i64, (String, bool, Option<i64>, Option<i32>, i32)>,
+    episodes: HashMap<i64, EpisodeFacts>,
     // (episode_id, t) -> action
     steps: HashMap<(i64, i32), i32>,
 }
