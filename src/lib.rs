@@ -25,6 +25,7 @@
 
 pub mod cli;
 pub mod env;
+pub mod policy;
 pub mod query;
 pub mod store;
 pub mod synth;
