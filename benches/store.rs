@@ -75,6 +75,7 @@ async fn write_rows(
         seed: None,
         config: serde_json::json!({}),
         command_line: "bench".into(),
+        meta: serde_json::Value::Null,
     };
     let mut run = store.begin_run(spec).await.unwrap();
     for _ in 0..batches {

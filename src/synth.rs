@@ -211,6 +211,7 @@ pub async fn synthesize(
         seed: Some(cfg.seed as i64),
         config: serde_json::to_value(cfg).expect("config serializes"),
         command_line: command_line.to_string(),
+        meta: serde_json::Value::Null,
     };
     let mut run = store.begin_run(spec).await?;
     let mut w = Writer {

@@ -37,13 +37,15 @@ pub enum Category {
     DeadSquare,
     /// A push froze a group of boxes off target (environment feedback).
     FrozenBoxes,
-    /// The solver proves the level unsolvable after step `tau`, with no
-    /// deadlock flag from the environment at that step.
+    /// The solver proves the level unsolvable after step `tau`, a loss the
+    /// environment did not flag at that step (or the level was already lost
+    /// when the episode took over: then `tau = min_tau`, no critical action).
     Unsolvable,
-    /// The trajectory went in circles: positions repeat without progress.
+    /// The trajectory went in circles (positions repeat without progress),
+    /// or, while running, made no progress for too long.
     Loop,
-    /// The step limit ran out on a still-solvable level without repeating
-    /// positions: the moves were wasted, not circular.
+    /// The episode failed on a level not proven unsolvable, without
+    /// repeating positions: the moves were wasted, not circular.
     StepLimit,
 }
 
@@ -562,9 +564,23 @@ impl Ctx<'_> {
                     deadlock::DeadlockKind::Frozen => "frozen off target",
                 }
             ),
-            None => "the boxes block each other or the player's way to them (a deadlock the \
-                     simple dead-square and freeze tests do not see)"
-                .to_string(),
+            None => match target_shortage(self.level, &self.state(j).boxes) {
+                Some((boxes, targets)) => {
+                    let b: Vec<String> = boxes.into_iter().map(at).collect();
+                    let t: Vec<String> = targets.into_iter().map(at).collect();
+                    format!(
+                        "the boxes at {} can only ever reach the target(s) at {} ({} boxes, {} \
+                         target(s))",
+                        b.join(" and "),
+                        t.join(" and "),
+                        b.len(),
+                        t.len()
+                    )
+                }
+                None => "the boxes block each other or the player's way to them (a deadlock \
+                         the simple dead-square and freeze tests do not see)"
+                    .to_string(),
+            },
         };
         let later = flagged
             .map(|k| {
@@ -796,6 +812,45 @@ fn longest_idle_run(progress: &[bool], min_tau: usize) -> Option<Stretch> {
         }
     }
     best
+}
+
+/// The smallest set of boxes that can reach fewer targets than it has boxes
+/// (pushes on an empty board; Hall's condition for a box-to-target matching
+/// fails), with the targets it can reach. `None` when every set has enough,
+/// or the level is too large to enumerate the sets cheaply.
+fn target_shortage(level: &Level, boxes: &Bits) -> Option<(Vec<u8>, Vec<u8>)> {
+    let targets: Vec<u8> = level.targets().iter().collect();
+    let cells: Vec<u8> = boxes.iter().collect();
+    if cells.len() > 12 || targets.len() > 32 {
+        return None;
+    }
+    let dist: Vec<[u16; CELLS]> = targets
+        .iter()
+        .map(|&t| deadlock::push_distances(level.walls(), t))
+        .collect();
+    let reach: Vec<u32> = cells
+        .iter()
+        .map(|&b| {
+            (0..targets.len())
+                .filter(|&i| dist[i][b as usize] != UNREACHABLE)
+                .fold(0u32, |m, i| m | 1 << i)
+        })
+        .collect();
+    let union = |mask: u32| {
+        (0..cells.len())
+            .filter(|&i| mask >> i & 1 == 1)
+            .fold(0u32, |u, i| u | reach[i])
+    };
+    let worst = (1u32..1 << cells.len())
+        .filter(|&m| union(m).count_ones() < m.count_ones())
+        .min_by_key(|m| m.count_ones())?;
+    let pick = |mask: u32, from: &[u8]| -> Vec<u8> {
+        (0..from.len())
+            .filter(|&i| mask >> i & 1 == 1)
+            .map(|i| from[i])
+            .collect()
+    };
+    Some((pick(worst, &cells), pick(union(worst), &targets)))
 }
 
 /// "row 3, column 2" (0-based, as in the environment's feedback).

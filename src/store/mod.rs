@@ -152,6 +152,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub const DEFAULT_STORE: &str = "./leafe-data";
 
 const LOCKS: &str = "_leafe/locks";
+const MODELS: &str = "models";
 const COMMITS: &str = "_leafe/commits";
 
 /// A handle on a store: an object store rooted at the store URL.
@@ -205,6 +206,10 @@ pub struct CommitMarker {
     pub tables: BTreeMap<String, Vec<FileEntry>>,
     /// Schema version per table name, as written.
     pub schema_versions: BTreeMap<String, u32>,
+    /// What the writer wants known without reading the data (e.g. the task
+    /// indices an exploration chunk covers, so a restart can skip them).
+    #[serde(default)]
+    pub meta: serde_json::Value,
 }
 
 impl CommitMarker {
@@ -655,6 +660,70 @@ impl Store {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.os_err("delete", path)(e)),
         }
+    }
+}
+
+impl Store {
+    fn model_path(name: &str, file: &str) -> Result<Path> {
+        validate_run_id(name).map_err(|_| StoreError::BadRunId {
+            run_id: name.to_string(),
+            reason: "a model name uses letters, digits, `.`, `_`, `-` and starts with a letter or digit".into(),
+        })?;
+        Ok(Path::from(format!("{MODELS}/{name}/{file}")))
+    }
+
+    /// Saves a model checkpoint as `models/<name>/<file>` for each file, then
+    /// `models/<name>/model.json` (its config and provenance) last and
+    /// put-if-absent: a checkpoint is visible whole once `model.json` exists, and
+    /// a name is never overwritten (a second save under it is refused).
+    pub async fn save_model(&self, name: &str, files: Vec<(&str, Vec<u8>)>, manifest: &serde_json::Value) -> Result<()> {
+        let marker = Self::model_path(name, "model.json")?;
+        if self.objects.head(&marker).await.is_ok() {
+            return Err(StoreError::RunExists {
+                run_id: format!("model {name}"),
+                state: "already exists in the store (models are never overwritten)".into(),
+            });
+        }
+        for (file, bytes) in files {
+            let path = Self::model_path(name, file)?;
+            self.objects.put(&path, PutPayload::from(bytes)).await.map_err(self.os_err("put", &path))?;
+        }
+        let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
+        if !self.put_if_absent(&marker, body).await? {
+            return Err(StoreError::RunExists {
+                run_id: format!("model {name}"),
+                state: "was saved by another writer meanwhile".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The manifest (`model.json`) of a saved model, or None if there is none.
+    pub async fn model_manifest(&self, name: &str) -> Result<Option<serde_json::Value>> {
+        self.get_json(&Self::model_path(name, "model.json")?, "model manifest").await
+    }
+
+    /// Reads one file of a saved model.
+    pub async fn model_file(&self, name: &str, file: &str) -> Result<Vec<u8>> {
+        let path = Self::model_path(name, file)?;
+        let r = self.objects.get(&path).await.map_err(self.os_err("read", &path))?;
+        Ok(r.bytes().await.map_err(self.os_err("read", &path))?.to_vec())
+    }
+
+    /// Names of the saved models.
+    pub async fn models(&self) -> Result<Vec<String>> {
+        let prefix = Path::from(MODELS);
+        let listing = self.objects.list_with_delimiter(Some(&prefix)).await.map_err(self.os_err("list", &prefix))?;
+        let mut out = Vec::new();
+        for dir in listing.common_prefixes {
+            if let Some(name) = dir.filename() {
+                if self.model_manifest(name).await?.is_some() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 }
 

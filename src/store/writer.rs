@@ -33,6 +33,8 @@ pub struct RunSpec {
     pub config: serde_json::Value,
     /// The command line, for humans.
     pub command_line: String,
+    /// Written into the commit marker (see [`super::CommitMarker::meta`]).
+    pub meta: serde_json::Value,
 }
 
 /// Knobs of the Parquet writer.
@@ -249,6 +251,7 @@ impl RunWriter {
                 .iter()
                 .map(|t| (t.name().to_string(), t.schema().version))
                 .collect(),
+            meta: self.spec.meta.clone(),
         };
         let body = serde_json::to_vec_pretty(&marker).expect("marker serializes");
         if !self

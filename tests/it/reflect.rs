@@ -292,7 +292,11 @@ fn an_unflagged_hopeless_push_is_found_by_the_solver() {
     assert!(
         e.diagnosis
             .contains("At step 4 the agent moved up and pushed the box at row 2, column 5")
-            && e.diagnosis.contains("proves that no solution exists"),
+            && e.diagnosis.contains("proves that no solution exists")
+            && e.diagnosis.contains(
+                "the boxes at row 1, column 3 and row 1, column 5 can only ever reach the \
+                 target(s) at row 1, column 1"
+            ),
         "{}",
         e.diagnosis
     );

@@ -21,6 +21,7 @@ fn spec(run_id: &str) -> RunSpec {
         seed: Some(7),
         config: serde_json::json!({"k": 1}),
         command_line: "test".into(),
+        meta: serde_json::Value::Null,
     }
 }
 
