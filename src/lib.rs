@@ -25,7 +25,11 @@
 
 pub mod cli;
 pub mod env;
+pub mod eval;
+pub mod explore;
+pub mod pipeline;
 pub mod policy;
 pub mod query;
 pub mod store;
 pub mod synth;
+pub mod train;

@@ -2,6 +2,7 @@
 //! arguments to the library. Nothing here computes anything the library could.
 
 pub mod levels;
+pub mod stage1;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,6 +62,10 @@ pub enum Command {
     Runs(RunsArgs),
     /// Delete the files of runs that never committed (crashed or killed writers).
     Gc(GcArgs),
+    /// Train a base policy by behaviour cloning from solver demonstrations.
+    Pretrain(stage1::PretrainArgs),
+    /// Stage 1: roll out a model, reflect on failures, roll back and branch; write the trees.
+    Explore(stage1::ExploreArgs),
     /// Sokoban levels: generate level files, solve them.
     #[command(subcommand)]
     Levels(levels::LevelsCmd),
@@ -168,7 +173,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
@@ -255,6 +260,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Levels(cmd) => levels::run(cmd),
+        Command::Pretrain(a) => stage1::pretrain_cmd(a, cli.quiet).await,
+        Command::Explore(a) => stage1::explore_cmd(a, cli.quiet).await,
     }
 }
 

@@ -43,6 +43,7 @@
 
 pub mod rows;
 pub mod schema;
+pub mod trees;
 mod writer;
 
 use std::collections::BTreeMap;

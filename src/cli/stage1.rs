@@ -1,0 +1,294 @@
+//! `leafe pretrain` and `leafe explore`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{StoreArgs, command_line};
+use crate::env::sokoban::levels::read_level_file;
+use crate::eval::mean_pass_at_k;
+use crate::explore::{ExploreConfig, count_successes};
+use crate::pipeline::{ExploreJob, ExploreSummary, Progress, Shard};
+use crate::store::RunSpec;
+use crate::train::{PretrainConfig, pretrain, save_policy};
+
+/// Arguments of `leafe pretrain`.
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Training levels (Boxoban format); the first --demo-levels are imitated.
+    #[arg(long)]
+    pub levels: PathBuf,
+    /// Name of the model to save (models/<name>/ in the store).
+    #[arg(long, default_value = "base")]
+    pub out_model: String,
+    /// TOML file with PretrainConfig fields; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Levels whose solver solutions are imitated.
+    #[arg(long)]
+    pub demo_levels: Option<usize>,
+    /// Passes over the demonstrations.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed of initialisation and shuffling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Held-out levels to measure the new policy on (success rate and Pass@k).
+    #[arg(long)]
+    pub eval_levels: Option<PathBuf>,
+    /// Samples per held-out level.
+    #[arg(long, default_value_t = 32)]
+    pub eval_samples: usize,
+    /// Step limit of evaluation episodes.
+    #[arg(long, default_value_t = 60)]
+    pub eval_max_steps: u16,
+}
+
+/// Arguments of `leafe explore`.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Model that acts (saved by `leafe pretrain` or `leafe train`).
+    #[arg(long)]
+    pub model: String,
+    /// Levels to explore (Boxoban format); task index = position in the file.
+    #[arg(long)]
+    pub levels: PathBuf,
+    /// TOML file with ExploreConfig fields; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// This worker's share of the tasks, i/n (tasks with index ≡ i mod n).
+    #[arg(long, value_parser = Shard::parse, default_value = "0/1")]
+    pub shard: Shard,
+    /// Run id of the job; the same id resumes it. Default: explore-<model>-<levels>-s<seed>.
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Split recorded on the episodes (train, test, …).
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Tasks per committed chunk (the unit of resumption).
+    #[arg(long, default_value_t = 64)]
+    pub chunk_tasks: usize,
+    /// Seed of all sampling.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Environment steps per task (roots and branches).
+    #[arg(long)]
+    pub budget: Option<usize>,
+    /// Branches per rollback point.
+    #[arg(long)]
+    pub branches: Option<usize>,
+    /// Deepest branch level.
+    #[arg(long)]
+    pub max_depth: Option<usize>,
+    /// Reflect every N steps of a running episode (0: only at a failed end).
+    #[arg(long)]
+    pub reflect_every: Option<usize>,
+    /// Branch from tau without the experience's guidance (ablation).
+    #[arg(long)]
+    pub no_experience: bool,
+}
+
+fn read_toml<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+    match path {
+        None => Ok(T::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", p.display()))
+        }
+    }
+}
+
+fn bar(len: u64, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("static template"),
+    );
+    pb.enable_steady_tick(Duration::from_millis(200));
+    pb
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect())
+        .unwrap_or_else(|| "levels".into())
+}
+
+/// `leafe pretrain`.
+pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
+    let mut cfg: PretrainConfig = read_toml(a.config.as_deref())?;
+    if let Some(v) = a.demo_levels {
+        cfg.demo_levels = v;
+    }
+    if let Some(v) = a.epochs {
+        cfg.fit.epochs = v;
+    }
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+        cfg.fit.seed = v;
+    }
+    let levels = read_level_file(&a.levels).context("reading the training levels")?;
+    if store.model_manifest(&a.out_model).await?.is_some() {
+        bail!("model `{}` already exists in {} (models are never overwritten; choose another --out-model)", a.out_model, store.url());
+    }
+    let pb = bar(0, quiet);
+    pb.set_message("behaviour cloning");
+    let started = Instant::now();
+    let (policy, report) = tokio::task::block_in_place(|| {
+        pretrain(&levels, &cfg, |step, total, loss| {
+            pb.set_length(total as u64);
+            pb.set_position(step as u64);
+            pb.set_message(format!("loss {loss:.3}"));
+        })
+    })?;
+    pb.finish_and_clear();
+    let train_secs = started.elapsed().as_secs_f64();
+    let mut eval = serde_json::Value::Null;
+    if let Some(path) = &a.eval_levels {
+        let held_out = read_level_file(path).context("reading the evaluation levels")?;
+        let n = a.eval_samples.max(1);
+        let started = Instant::now();
+        let successes = tokio::task::block_in_place(|| {
+            count_successes(&held_out, &policy, n, 1.0, a.eval_max_steps, cfg.seed ^ 0xE7A1, 512)
+        })?;
+        let counts: Vec<(u64, u64)> = successes.iter().map(|&c| (n as u64, c as u64)).collect();
+        let ks: Vec<u64> = (0..).map(|i| 1u64 << i).take_while(|&k| k <= n as u64).collect();
+        let pass: serde_json::Map<String, serde_json::Value> =
+            ks.iter().map(|&k| (k.to_string(), serde_json::json!(mean_pass_at_k(&counts, k)))).collect();
+        println!(
+            "held-out {} ({} levels × {n} samples, {:.1}s): {}",
+            path.display(),
+            held_out.len(),
+            started.elapsed().as_secs_f64(),
+            ks.iter().map(|k| format!("pass@{k} {:.3}", pass[&k.to_string()].as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join("  ")
+        );
+        eval = serde_json::json!({ "levels": path.display().to_string(), "samples": n, "max_steps": a.eval_max_steps, "pass_at_k": pass });
+    }
+    // The run records the resolved config; the model records the run.
+    let run_id = format!("pretrain-{}-{}", a.out_model, crate::store::now_us() / 1_000_000);
+    let config_json = serde_json::json!({
+        "pretrain": cfg,
+        "levels": a.levels.display().to_string(),
+        "out_model": a.out_model,
+        "report": report,
+        "eval": eval,
+    });
+    let spec = RunSpec {
+        run_id: run_id.clone(),
+        kind: "pretrain".into(),
+        seed: Some(cfg.seed as i64),
+        config: config_json.clone(),
+        command_line: command_line(),
+        meta: serde_json::Value::Null,
+    };
+    store.begin_run(spec).await?.commit().await?;
+    save_policy(&store, &a.out_model, &policy.with_name(&a.out_model), serde_json::json!({ "run_id": run_id, "pretrain": config_json }))
+        .await?;
+    println!(
+        "saved model {} to {} ({} demo levels, {} pairs, loss {:.3} → {:.3}, {:.1}s); run {run_id}",
+        a.out_model,
+        store.url(),
+        report.levels,
+        report.samples,
+        report.epoch_losses.first().copied().unwrap_or(f32::NAN),
+        report.epoch_losses.last().copied().unwrap_or(f32::NAN),
+        train_secs
+    );
+    Ok(0)
+}
+
+struct BarProgress {
+    pb: ProgressBar,
+    started: Instant,
+}
+
+impl Progress for BarProgress {
+    fn update(&self, s: &ExploreSummary, total: usize) {
+        self.pb.set_length(total as u64);
+        self.pb.set_position(s.tasks as u64);
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        self.pb.set_message(format!(
+            "solved {}/{} (root {}), {} episodes, {} reflections, {:.0} env steps/s",
+            s.solved_tasks,
+            s.tasks,
+            s.root_solved,
+            s.episodes,
+            s.reflections,
+            s.env_steps as f64 / secs
+        ));
+    }
+}
+
+/// `leafe explore`.
+pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
+    let mut cfg: ExploreConfig = read_toml(a.config.as_deref())?;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = a.budget {
+        cfg.budget = v;
+    }
+    if let Some(v) = a.branches {
+        cfg.branches = v;
+    }
+    if let Some(v) = a.max_depth {
+        cfg.max_depth = v;
+    }
+    if let Some(v) = a.reflect_every {
+        cfg.reflect_every = v;
+    }
+    if a.no_experience {
+        cfg.use_experience = false;
+    }
+    let levels = read_level_file(&a.levels).context("reading the levels")?;
+    let run_id = a.run_id.clone().unwrap_or_else(|| format!("explore-{}-{}-s{}", a.model, stem(&a.levels), cfg.seed));
+    let job = ExploreJob {
+        run_id: run_id.clone(),
+        model: a.model.clone(),
+        levels_source: a.levels.display().to_string(),
+        levels,
+        split: Some(a.split.clone()),
+        shard: a.shard,
+        chunk_tasks: a.chunk_tasks,
+        config: cfg,
+        command_line: command_line(),
+    };
+    let progress = BarProgress { pb: bar(0, quiet), started: Instant::now() };
+    let started = Instant::now();
+    let s = job.run(&store, &progress).await.with_context(|| format!("explore job `{run_id}`"))?;
+    progress.pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if s.tasks == 0 {
+        println!("explore {run_id}: nothing to do ({} tasks already committed)", s.skipped);
+        return Ok(0);
+    }
+    println!(
+        "explore {run_id}: {} tasks in {} chunk(s) ({} skipped as already committed), solved {} (root {}), \
+         {} episodes, {} reflections, {} env steps, {:.1}s ({:.0} tasks/min, {:.0} env steps/s)",
+        s.tasks,
+        s.chunks,
+        s.skipped,
+        s.solved_tasks,
+        s.root_solved,
+        s.episodes,
+        s.reflections,
+        s.env_steps,
+        secs,
+        s.tasks as f64 / secs * 60.0,
+        s.env_steps as f64 / secs
+    );
+    Ok(0)
+}

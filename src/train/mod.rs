@@ -1,0 +1,271 @@
+//! Training: fitting the policy network with burn, and checkpoints in the store.
+//!
+//! This part: supervised fitting (cross-entropy on state/action pairs,
+//! Adam, shuffled minibatches, seeded) and the base policy — behaviour cloning
+//! from solver demonstrations (`leafe pretrain`). Stage 2 (LEAFE distillation,
+//! RFT, GRPO) builds on [`fit`]. Checkpoints are saved into the store under
+//! `models/<name>/` with their network config and provenance.
+//!
+//! Only `policy` and `train` import burn.
+
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::env::Env;
+use crate::env::sokoban::solve::{SolverConfig, solve};
+use crate::env::sokoban::{Level, Sokoban, SokobanConfig};
+use crate::policy::{NeuralPolicy, PolicyError, PolicyNet, PolicyNetConfig, default_device};
+use crate::store::{Store, StoreError};
+
+/// Errors of the training boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The policy failed.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Nothing to train on, or a setting that cannot work.
+    #[error("{0}")]
+    Invalid(String),
+    /// A model that is not in the store.
+    #[error("model `{name}` not found in store {store} (saved models: {available})")]
+    NoModel {
+        /// Name asked for.
+        name: String,
+        /// Store URL.
+        store: String,
+        /// What is there.
+        available: String,
+    },
+}
+
+/// Result type of the training boundary.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// State/action pairs to fit, planes laid out `[n, C, board, board]`.
+#[derive(Debug, Clone, Default)]
+pub struct Samples {
+    /// Input planes, `n × input_size` values.
+    pub planes: Vec<f32>,
+    /// Target actions, `n` values.
+    pub actions: Vec<i32>,
+}
+
+impl Samples {
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+/// Settings of supervised fitting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FitConfig {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Pairs per gradient step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Seed of shuffling.
+    pub seed: u64,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig { epochs: 4, batch_size: 256, learning_rate: 1e-3, seed: 0 }
+    }
+}
+
+/// Fits `net` to the samples with cross-entropy; returns the trained network
+/// and the mean loss of each epoch. `progress` is called after every step with
+/// (step, total steps, loss).
+pub fn fit(
+    net: PolicyNet,
+    config: &PolicyNetConfig,
+    samples: &Samples,
+    fit: &FitConfig,
+    mut progress: impl FnMut(usize, usize, f32),
+) -> Result<(PolicyNet, Vec<f32>)> {
+    if samples.is_empty() {
+        return Err(TrainError::Invalid("no training samples".into()));
+    }
+    let width = config.input_size();
+    if samples.planes.len() != samples.len() * width {
+        return Err(TrainError::Invalid(format!(
+            "samples have {} plane values for {} pairs of width {width}",
+            samples.planes.len(),
+            samples.len()
+        )));
+    }
+    let device = default_device().autodiff();
+    // Parameters must be created on the autodiff device to be tracked: build a
+    // fresh network there and load the given weights into it.
+    let mut net = config.init(&device, fit.seed).load_record(net.into_record());
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = ChaCha8Rng::seed_from_u64(fit.seed);
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    let batch = fit.batch_size.max(1);
+    let steps_per_epoch = samples.len().div_ceil(batch);
+    let total = steps_per_epoch * fit.epochs;
+    let mut epoch_losses = Vec::with_capacity(fit.epochs);
+    let (mut xs, mut ys) = (Vec::with_capacity(batch * width), Vec::with_capacity(batch));
+    let mut step = 0;
+    for _ in 0..fit.epochs {
+        order.shuffle(&mut rng);
+        let mut sum = 0.0f64;
+        for chunk in order.chunks(batch) {
+            xs.clear();
+            ys.clear();
+            for &i in chunk {
+                xs.extend_from_slice(&samples.planes[i * width..(i + 1) * width]);
+                ys.push(samples.actions[i]);
+            }
+            // [b, width] planes, [b] targets
+            let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [chunk.len(), width]), &device);
+            let y = Tensor::<1, Int>::from_data(TensorData::new(ys.clone(), [chunk.len()]), &device);
+            let loss = loss_fn.forward(net.forward(x), y);
+            let value = loss.clone().into_scalar::<f32>();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(fit.learning_rate, net, grads);
+            sum += value as f64 * chunk.len() as f64;
+            step += 1;
+            progress(step, total, value);
+        }
+        epoch_losses.push((sum / samples.len() as f64) as f32);
+    }
+    Ok((net.valid(), epoch_losses))
+}
+
+/// Settings of `leafe pretrain`: behaviour cloning from solver demonstrations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Levels (from the start of the file) whose solutions are imitated. Few
+    /// levels and few epochs keep the base policy deliberately modest.
+    pub demo_levels: usize,
+    /// Step limit used to replay demonstrations.
+    pub max_steps: u16,
+    /// Node limit of the solver per level.
+    pub solver_max_nodes: u64,
+    /// Seed of the network's initialisation.
+    pub seed: u64,
+    /// The network.
+    pub net: PolicyNetConfig,
+    /// The optimisation.
+    pub fit: FitConfig,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            demo_levels: 300,
+            max_steps: 120,
+            solver_max_nodes: 200_000,
+            seed: 0,
+            net: PolicyNetConfig::new(),
+            fit: FitConfig { epochs: 3, ..FitConfig::default() },
+        }
+    }
+}
+
+/// What pretraining saw and reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct PretrainReport {
+    /// Levels whose solutions were imitated.
+    pub levels: usize,
+    /// Levels the solver could not solve within its limit (skipped).
+    pub unsolved: usize,
+    /// State/action pairs.
+    pub samples: usize,
+    /// Mean loss per epoch.
+    pub epoch_losses: Vec<f32>,
+}
+
+/// Replays the solver's solution of each level and records (state, action).
+pub fn demonstrations(levels: &[Level], board: usize, max_steps: u16, solver: &SolverConfig) -> Result<(Samples, usize)> {
+    let mut samples = Samples::default();
+    let width = crate::env::sokoban::CHANNELS.len() * board * board;
+    let mut unsolved = 0;
+    for level in levels {
+        if level.width() > board || level.height() > board {
+            return Err(TrainError::Invalid(format!(
+                "a {}×{} level does not fit the policy's {board}×{board} board",
+                level.width(),
+                level.height()
+            )));
+        }
+        let solution = solve(level, solver);
+        if !solution.solved() {
+            unsolved += 1;
+            continue;
+        }
+        let mut env = Sokoban::new(level.clone(), SokobanConfig { max_steps, end_on_deadlock: false });
+        for a in solution.actions() {
+            let start = samples.planes.len();
+            samples.planes.resize(start + width, 0.0);
+            env.encode_planes(board, board, &mut samples.planes[start..]).map_err(|e| TrainError::Invalid(e.to_string()))?;
+            samples.actions.push(a as i32);
+            if env.step(a).map_err(|e| TrainError::Invalid(e.to_string()))?.status.is_terminal() {
+                break;
+            }
+        }
+    }
+    Ok((samples, unsolved))
+}
+
+/// Pretrains a base policy by behaviour cloning.
+pub fn pretrain(levels: &[Level], config: &PretrainConfig, progress: impl FnMut(usize, usize, f32)) -> Result<(NeuralPolicy, PretrainReport)> {
+    let chosen = &levels[..config.demo_levels.min(levels.len())];
+    let solver = SolverConfig { max_nodes: config.solver_max_nodes, ..SolverConfig::default() };
+    let (samples, unsolved) = demonstrations(chosen, config.net.board, config.max_steps, &solver)?;
+    let device = default_device();
+    let net = config.net.init(&device, config.seed);
+    let (net, epoch_losses) = fit(net, &config.net, &samples, &config.fit, progress)?;
+    let report = PretrainReport { levels: chosen.len(), unsolved, samples: samples.len(), epoch_losses };
+    Ok((NeuralPolicy::new("base", config.net.clone(), net), report))
+}
+
+/// Saves a policy as `models/<name>/` (weights + manifest with its config and
+/// `provenance`).
+pub async fn save_policy(store: &Store, name: &str, policy: &NeuralPolicy, provenance: serde_json::Value) -> Result<()> {
+    let manifest = serde_json::json!({
+        "name": name,
+        "net": serde_json::to_value(policy.config()).expect("config serializes"),
+        "weights": "model.bpk",
+        "leafe_version": env!("CARGO_PKG_VERSION"),
+        "provenance": provenance,
+    });
+    store.save_model(name, vec![("model.bpk", policy.to_bytes()?)], &manifest).await?;
+    Ok(())
+}
+
+/// Loads a policy saved by [`save_policy`].
+pub async fn load_policy(store: &Store, name: &str) -> Result<NeuralPolicy> {
+    let Some(manifest) = store.model_manifest(name).await? else {
+        let available = store.models().await?.join(", ");
+        return Err(TrainError::NoModel {
+            name: name.into(),
+            store: store.url().into(),
+            available: if available.is_empty() { "none".into() } else { available },
+        });
+    };
+    let net: PolicyNetConfig = serde_json::from_value(manifest["net"].clone())
+        .map_err(|e| TrainError::Invalid(format!("model `{name}`: bad manifest: {e}")))?;
+    let bytes = store.model_file(name, "model.bpk").await?;
+    Ok(NeuralPolicy::from_bytes(name, net, bytes)?)
+}
