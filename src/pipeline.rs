@@ -57,9 +57,13 @@ impl Shard {
 
     /// Parses `i/n`.
     pub fn parse(s: &str) -> Result<Shard, String> {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("`{s}` is not i/n"))?;
-        let (index, count): (u64, u64) =
-            (i.trim().parse().map_err(|_| format!("`{s}`: bad index"))?, n.trim().parse().map_err(|_| format!("`{s}`: bad count"))?);
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not i/n"))?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| format!("`{s}`: bad index"))?,
+            n.trim().parse().map_err(|_| format!("`{s}`: bad count"))?,
+        );
         if count == 0 || index >= count {
             return Err(format!("`{s}`: need 0 <= i < n"));
         }
@@ -130,7 +134,10 @@ impl ExploreJob {
         if self.shard.count == 1 {
             format!("{}.c", self.run_id)
         } else {
-            format!("{}.s{}of{}.c", self.run_id, self.shard.index, self.shard.count)
+            format!(
+                "{}.s{}of{}.c",
+                self.run_id, self.shard.index, self.shard.count
+            )
         }
     }
 
@@ -175,12 +182,24 @@ impl ExploreJob {
             .enumerate()
             .map(|(i, level)| (i as u64, level))
             .filter(|(i, _)| self.shard.contains(*i) && !done.contains(i))
-            .map(|(index, level)| Task { index, level: level.clone(), source: format!("{}#{index}", self.levels_source) })
+            .map(|(index, level)| Task {
+                index,
+                level: level.clone(),
+                source: format!("{}#{index}", self.levels_source),
+            })
             .collect();
-        let mut summary = ExploreSummary { skipped: done.len(), ..Default::default() };
+        let mut summary = ExploreSummary {
+            skipped: done.len(),
+            ..Default::default()
+        };
         let total = todo.len();
         progress.update(&summary, total);
-        let mut chunk_no = store.runs().await?.iter().filter(|r| r.run_id.starts_with(&prefix)).count();
+        let mut chunk_no = store
+            .runs()
+            .await?
+            .iter()
+            .filter(|r| r.run_id.starts_with(&prefix))
+            .count();
         for chunk in todo.chunks(self.chunk_tasks) {
             let tasks: Vec<u64> = chunk.iter().map(|t| t.index).collect();
             // Explore the chunk (CPU-bound) before opening the run, so a crash
@@ -224,7 +243,9 @@ impl ExploreJob {
             };
             let mut batcher = TreeBatcher::new(64 * 1024);
             for tree in &trees {
-                batcher.push(&mut run, tree, &self.model, self.split.as_deref()).await?;
+                batcher
+                    .push(&mut run, tree, &self.model, self.split.as_deref())
+                    .await?;
             }
             batcher.flush(&mut run).await?;
             run.commit().await?;

@@ -100,7 +100,8 @@ fn read_toml<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) -> a
     match path {
         None => Ok(T::default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
             toml::from_str(&text).with_context(|| format!("config {}", p.display()))
         }
     }
@@ -121,7 +122,18 @@ fn bar(len: u64, quiet: bool) -> ProgressBar {
 
 fn stem(path: &Path) -> String {
     path.file_stem()
-        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect())
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        })
         .unwrap_or_else(|| "levels".into())
 }
 
@@ -141,7 +153,11 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     }
     let levels = read_level_file(&a.levels).context("reading the training levels")?;
     if store.model_manifest(&a.out_model).await?.is_some() {
-        bail!("model `{}` already exists in {} (models are never overwritten; choose another --out-model)", a.out_model, store.url());
+        bail!(
+            "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
+            a.out_model,
+            store.url()
+        );
     }
     let pb = bar(0, quiet);
     pb.set_message("behaviour cloning");
@@ -161,23 +177,46 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
         let n = a.eval_samples.max(1);
         let started = Instant::now();
         let successes = tokio::task::block_in_place(|| {
-            count_successes(&held_out, &policy, n, 1.0, a.eval_max_steps, cfg.seed ^ 0xE7A1, 512)
+            count_successes(
+                &held_out,
+                &policy,
+                n,
+                1.0,
+                a.eval_max_steps,
+                cfg.seed ^ 0xE7A1,
+                512,
+            )
         })?;
         let counts: Vec<(u64, u64)> = successes.iter().map(|&c| (n as u64, c as u64)).collect();
-        let ks: Vec<u64> = (0..).map(|i| 1u64 << i).take_while(|&k| k <= n as u64).collect();
-        let pass: serde_json::Map<String, serde_json::Value> =
-            ks.iter().map(|&k| (k.to_string(), serde_json::json!(mean_pass_at_k(&counts, k)))).collect();
+        let ks: Vec<u64> = (0..)
+            .map(|i| 1u64 << i)
+            .take_while(|&k| k <= n as u64)
+            .collect();
+        let pass: serde_json::Map<String, serde_json::Value> = ks
+            .iter()
+            .map(|&k| (k.to_string(), serde_json::json!(mean_pass_at_k(&counts, k))))
+            .collect();
         println!(
             "held-out {} ({} levels × {n} samples, {:.1}s): {}",
             path.display(),
             held_out.len(),
             started.elapsed().as_secs_f64(),
-            ks.iter().map(|k| format!("pass@{k} {:.3}", pass[&k.to_string()].as_f64().unwrap_or(0.0))).collect::<Vec<_>>().join("  ")
+            ks.iter()
+                .map(|k| format!(
+                    "pass@{k} {:.3}",
+                    pass[&k.to_string()].as_f64().unwrap_or(0.0)
+                ))
+                .collect::<Vec<_>>()
+                .join("  ")
         );
         eval = serde_json::json!({ "levels": path.display().to_string(), "samples": n, "max_steps": a.eval_max_steps, "pass_at_k": pass });
     }
     // The run records the resolved config; the model records the run.
-    let run_id = format!("pretrain-{}-{}", a.out_model, crate::store::now_us() / 1_000_000);
+    let run_id = format!(
+        "pretrain-{}-{}",
+        a.out_model,
+        crate::store::now_us() / 1_000_000
+    );
     let config_json = serde_json::json!({
         "pretrain": cfg,
         "levels": a.levels.display().to_string(),
@@ -194,8 +233,13 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
         meta: serde_json::Value::Null,
     };
     store.begin_run(spec).await?.commit().await?;
-    save_policy(&store, &a.out_model, &policy.with_name(&a.out_model), serde_json::json!({ "run_id": run_id, "pretrain": config_json }))
-        .await?;
+    save_policy(
+        &store,
+        &a.out_model,
+        &policy.with_name(&a.out_model),
+        serde_json::json!({ "run_id": run_id, "pretrain": config_json }),
+    )
+    .await?;
     println!(
         "saved model {} to {} ({} demo levels, {} pairs, loss {:.3} → {:.3}, {:.1}s); run {run_id}",
         a.out_model,
@@ -254,7 +298,10 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
         cfg.use_experience = false;
     }
     let levels = read_level_file(&a.levels).context("reading the levels")?;
-    let run_id = a.run_id.clone().unwrap_or_else(|| format!("explore-{}-{}-s{}", a.model, stem(&a.levels), cfg.seed));
+    let run_id = a
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("explore-{}-{}-s{}", a.model, stem(&a.levels), cfg.seed));
     let job = ExploreJob {
         run_id: run_id.clone(),
         model: a.model.clone(),
@@ -266,13 +313,22 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
         config: cfg,
         command_line: command_line(),
     };
-    let progress = BarProgress { pb: bar(0, quiet), started: Instant::now() };
+    let progress = BarProgress {
+        pb: bar(0, quiet),
+        started: Instant::now(),
+    };
     let started = Instant::now();
-    let s = job.run(&store, &progress).await.with_context(|| format!("explore job `{run_id}`"))?;
+    let s = job
+        .run(&store, &progress)
+        .await
+        .with_context(|| format!("explore job `{run_id}`"))?;
     progress.pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     if s.tasks == 0 {
-        println!("explore {run_id}: nothing to do ({} tasks already committed)", s.skipped);
+        println!(
+            "explore {run_id}: nothing to do ({} tasks already committed)",
+            s.skipped
+        );
         return Ok(0);
     }
     println!(

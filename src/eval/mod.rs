@@ -7,7 +7,10 @@
 
 /// Unbiased Pass@k for one task; `k` must be ≤ `n`.
 pub fn pass_at_k(n: u64, c: u64, k: u64) -> f64 {
-    assert!(k >= 1 && k <= n && c <= n, "pass_at_k needs 1 <= k <= n and c <= n (n={n}, c={c}, k={k})");
+    assert!(
+        k >= 1 && k <= n && c <= n,
+        "pass_at_k needs 1 <= k <= n and c <= n (n={n}, c={c}, k={k})"
+    );
     if n - c < k {
         return 1.0;
     }
@@ -54,7 +57,10 @@ mod tests {
                 let mut prev = 0.0;
                 for k in 1..=n {
                     let p = pass_at_k(n, c, k);
-                    assert!((p - brute_force(n, c, k)).abs() < 1e-12, "n={n} c={c} k={k}");
+                    assert!(
+                        (p - brute_force(n, c, k)).abs() < 1e-12,
+                        "n={n} c={c} k={k}"
+                    );
                     assert!((0.0..=1.0).contains(&p));
                     assert!(p >= prev - 1e-15);
                     prev = p;

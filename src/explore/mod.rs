@@ -213,7 +213,10 @@ impl TaskTree {
 
     /// Branches that succeeded.
     pub fn successful_branches(&self) -> usize {
-        self.episodes.iter().filter(|e| e.origin == Origin::Branch && e.success).count()
+        self.episodes
+            .iter()
+            .filter(|e| e.origin == Origin::Branch && e.success)
+            .count()
     }
 }
 
@@ -256,7 +259,9 @@ fn episode_id(task: u64, local: usize) -> i64 {
 
 fn episode_seed(seed: u64, task: u64, local: usize) -> u64 {
     // SplitMix64-style mixing so nearby tasks/episodes get unrelated streams.
-    let mut z = seed ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (local as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z = seed
+        ^ task.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ (local as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -304,12 +309,19 @@ pub fn explore<P: Policy, R: Reflector>(
     mut on_tree: impl FnMut(TaskTree) -> Result<()>,
 ) -> Result<usize> {
     if config.parallel_tasks == 0 || config.budget == 0 {
-        return Err(ExploreError::Config("parallel_tasks and budget must be at least 1".into()));
+        return Err(ExploreError::Config(
+            "parallel_tasks and budget must be at least 1".into(),
+        ));
     }
     if config.branches == 0 && config.max_depth > 0 {
-        return Err(ExploreError::Config("branches must be at least 1 when max_depth > 0".into()));
+        return Err(ExploreError::Config(
+            "branches must be at least 1 when max_depth > 0".into(),
+        ));
     }
-    let env_config = SokobanConfig { max_steps: config.max_steps, end_on_deadlock: false };
+    let env_config = SokobanConfig {
+        max_steps: config.max_steps,
+        end_on_deadlock: false,
+    };
     let mut pending: VecDeque<Task> = tasks.into();
     let mut slots: Vec<Option<TaskRun>> = (0..config.parallel_tasks).map(|_| None).collect();
     let mut actives: Vec<Active> = Vec::new();
@@ -319,9 +331,11 @@ pub fn explore<P: Policy, R: Reflector>(
 
     loop {
         // Fill free slots with new tasks (their roots become active).
-        for slot in 0..slots.len() {
-            if slots[slot].is_none() {
-                let Some(task) = pending.pop_front() else { break };
+        for (slot, entry) in slots.iter_mut().enumerate() {
+            if entry.is_none() {
+                let Some(task) = pending.pop_front() else {
+                    break;
+                };
                 let mut run = TaskRun {
                     tree: TaskTree {
                         task_index: task.index,
@@ -341,8 +355,18 @@ pub fn explore<P: Policy, R: Reflector>(
                     budget_left: config.budget,
                 };
                 let env = Sokoban::new(run.task.level.clone(), env_config.clone());
-                actives.push(spawn(&mut run, slot, env, Vec::new(), 0.0, None, None, 0, config));
-                slots[slot] = Some(run);
+                actives.push(spawn(
+                    &mut run,
+                    slot,
+                    env,
+                    Vec::new(),
+                    0.0,
+                    None,
+                    None,
+                    0,
+                    config,
+                ));
+                *entry = Some(run);
             }
         }
         if actives.is_empty() {
@@ -374,7 +398,13 @@ pub fn explore<P: Policy, R: Reflector>(
             run.budget_left -= 1;
             run.tree.interaction_cost += 1;
             a.visited.insert(a.env.state());
-            a.history.push(StepRecord { t, state: before, action, events: outcome.events, reward: outcome.reward });
+            a.history.push(StepRecord {
+                t,
+                state: before,
+                action,
+                events: outcome.events,
+                reward: outcome.reward,
+            });
             let mistake = if outcome.events.contains(Events::DEAD_SQUARE) {
                 Some("dead_square")
             } else if outcome.events.contains(Events::FROZEN_BOXES) {
@@ -397,10 +427,19 @@ pub fn explore<P: Policy, R: Reflector>(
             let status = outcome.status;
             let end = if status != Status::Running {
                 Some(status.as_str())
-            } else if config.reflect_every > 0 && own % config.reflect_every == 0 && a.episode.depth < config.max_depth {
+            } else if config.reflect_every > 0
+                && own % config.reflect_every == 0
+                && a.episode.depth < config.max_depth
+            {
                 // Periodic reflection: an off-course rollout stops here and is
                 // branched from its critical step.
-                match reflector.reflect(&run.task.level, &a.history, a.env.state(), Status::Running, a.start) {
+                match reflector.reflect(
+                    &run.task.level,
+                    &a.history,
+                    a.env.state(),
+                    Status::Running,
+                    a.start,
+                ) {
                     Some(exp) if config.interrupt_on_loops || exp.category.is_irreversible() => {
                         a.pending_experience = Some(exp);
                         Some("reflected")
@@ -438,8 +477,8 @@ pub fn explore<P: Policy, R: Reflector>(
             finish(run, a, reflector, config);
         }
         // Schedule branches for tasks with nothing running; close finished tasks.
-        for slot in 0..slots.len() {
-            let Some(run) = slots[slot].as_mut() else { continue };
+        for (slot, entry) in slots.iter_mut().enumerate() {
+            let Some(run) = entry.as_mut() else { continue };
             if run.active > 0 {
                 continue;
             }
@@ -449,32 +488,55 @@ pub fn explore<P: Policy, R: Reflector>(
                 .flatten()
                 .filter(|e| e.origin == Origin::Branch && e.success)
                 .count();
-            let root_solved = run.eps.first().and_then(|e| e.as_ref()).is_some_and(|e| e.success);
-            let mut spawned = false;
-            while !root_solved && successes < config.target_successes && run.budget_left > 0 {
-                let Some((parent_local, reflection_id, exp)) = run.queue.pop_front() else { break };
-                let history = run.histories[parent_local].clone().expect("reflected episode's history kept");
+            let root_solved = run
+                .eps
+                .first()
+                .and_then(|e| e.as_ref())
+                .is_some_and(|e| e.success);
+            let keep_going =
+                !root_solved && successes < config.target_successes && run.budget_left > 0;
+            // One rollback point at a time: its B branches run together.
+            if let Some((parent_local, reflection_id, exp)) =
+                keep_going.then(|| run.queue.pop_front()).flatten()
+            {
+                let history = run.histories[parent_local]
+                    .clone()
+                    .expect("reflected episode's history kept");
                 let parent = run.eps[parent_local].as_ref().expect("parent finished");
                 let depth = parent.depth + 1;
                 let parent_id = parent.id;
                 let tau = exp.tau;
                 let prefix: Vec<StepRecord> = history[..tau].to_vec();
                 let prefix_return = prefix.iter().map(|s| s.reward as f64).sum::<f64>();
-                let guidance = config.use_experience.then(|| Guidance::new(&exp, &config.guidance));
+                let guidance = config
+                    .use_experience
+                    .then(|| Guidance::new(&exp, &config.guidance));
                 for b in 0..config.branches {
                     let mut env = Sokoban::new(run.task.level.clone(), env_config.clone());
                     env.restore(&history[tau].state);
-                    let mut a = spawn(run, slot, env, prefix.clone(), prefix_return, guidance.clone(), Some((parent_id, reflection_id, tau)), b, config);
+                    let branch = Some((parent_id, reflection_id, tau));
+                    let mut a = spawn(
+                        run,
+                        slot,
+                        env,
+                        prefix.clone(),
+                        prefix_return,
+                        guidance.clone(),
+                        branch,
+                        b,
+                        config,
+                    );
                     a.episode.depth = depth;
                     actives.push(a);
                 }
-                spawned = true;
-                break;
-            }
-            if !spawned {
-                let run = slots[slot].take().expect("task");
+            } else {
+                let run = entry.take().expect("task");
                 let mut tree = run.tree;
-                tree.episodes = run.eps.into_iter().map(|e| e.expect("every episode finished")).collect();
+                tree.episodes = run
+                    .eps
+                    .into_iter()
+                    .map(|e| e.expect("every episode finished"))
+                    .collect();
                 done += 1;
                 on_tree(tree)?;
             }
@@ -522,7 +584,11 @@ fn spawn(
             rollback_step: branch.map(|b| b.2),
             depth: 0,
             sample_index,
-            origin: if branch.is_some() { Origin::Branch } else { Origin::Root },
+            origin: if branch.is_some() {
+                Origin::Branch
+            } else {
+                Origin::Root
+            },
             experience_in_context,
             success: false,
             status: "running",
@@ -543,7 +609,8 @@ fn finish<R: Reflector>(run: &mut TaskRun, mut a: Active, reflector: &R, config:
         last.done = true;
     }
     a.episode.length = a.env.steps();
-    a.episode.episode_return = a.prefix_return + a.steps.iter().map(|s| s.reward as f64).sum::<f64>();
+    a.episode.episode_return =
+        a.prefix_return + a.steps.iter().map(|s| s.reward as f64).sum::<f64>();
     a.episode.steps = std::mem::take(&mut a.steps);
     let local = a.local;
     let failed = !a.episode.success;
@@ -588,7 +655,10 @@ pub fn count_successes<P: Policy>(
     seed: u64,
     batch: usize,
 ) -> Result<Vec<u32>> {
-    let env_config = SokobanConfig { max_steps, end_on_deadlock: false };
+    let env_config = SokobanConfig {
+        max_steps,
+        end_on_deadlock: false,
+    };
     let mut successes = vec![0u32; levels.len()];
     let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
     let mut running: Vec<(usize, Sokoban, ChaCha8Rng)> = Vec::new();

@@ -138,8 +138,17 @@ impl NeuralPolicy {
     /// Wraps a network (moved off autodiff for inference).
     pub fn new(name: impl Into<String>, config: PolicyNetConfig, net: PolicyNet) -> NeuralPolicy {
         let net = net.valid();
-        let device = net.devices().first().cloned().unwrap_or_else(default_device);
-        NeuralPolicy { name: name.into(), config, net, device }
+        let device = net
+            .devices()
+            .first()
+            .cloned()
+            .unwrap_or_else(default_device);
+        NeuralPolicy {
+            name: name.into(),
+            config,
+            net,
+            device,
+        }
     }
 
     /// A fresh, untrained policy.
@@ -167,19 +176,28 @@ impl NeuralPolicy {
 
     /// Encodes the weights as a burnpack byte buffer.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes = self.net.clone().into_record().into_bytes().map_err(|e| PolicyError::Checkpoint {
-            name: self.name.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes =
+            self.net
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| PolicyError::Checkpoint {
+                    name: self.name.clone(),
+                    message: e.to_string(),
+                })?;
         Ok(bytes.to_vec())
     }
 
     /// Decodes weights written by [`NeuralPolicy::to_bytes`] for a network of
     /// the given config.
     pub fn from_bytes(name: &str, config: PolicyNetConfig, bytes: Vec<u8>) -> Result<NeuralPolicy> {
-        let bad = |message: String| PolicyError::Checkpoint { name: name.to_string(), message };
+        let bad = |message: String| PolicyError::Checkpoint {
+            name: name.to_string(),
+            message,
+        };
         let device = default_device();
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| bad(e.to_string()))?;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| bad(e.to_string()))?;
         let net = config.init(&device, 0).load_record(record);
         Ok(NeuralPolicy::new(name, config, net))
     }
@@ -204,14 +222,25 @@ impl Policy for NeuralPolicy {
         if batch == 0 {
             return Ok(Vec::new());
         }
-        let input = Tensor::<2>::from_data(TensorData::new(planes.to_vec(), [batch, width]), &self.device);
+        let input = Tensor::<2>::from_data(
+            TensorData::new(planes.to_vec(), [batch, width]),
+            &self.device,
+        );
         let out = log_softmax(self.net.forward(input), 1);
-        out.into_data().try_to_vec::<f32>().map_err(|e| PolicyError::Input { message: format!("{e:?}") })
+        out.into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| PolicyError::Input {
+                message: format!("{e:?}"),
+            })
     }
 }
 
 /// Encodes environments' boards into `out` as `[batch, C, board, board]`.
-pub fn encode_batch<'a>(envs: impl IntoIterator<Item = &'a Sokoban>, board: usize, out: &mut Vec<f32>) -> Result<usize> {
+pub fn encode_batch<'a>(
+    envs: impl IntoIterator<Item = &'a Sokoban>,
+    board: usize,
+    out: &mut Vec<f32>,
+) -> Result<usize> {
     let width = CHANNELS.len() * board * board;
     out.clear();
     let mut n = 0;
@@ -219,7 +248,9 @@ pub fn encode_batch<'a>(envs: impl IntoIterator<Item = &'a Sokoban>, board: usiz
         let start = out.len();
         out.resize(start + width, 0.0);
         env.encode_planes(board, board, &mut out[start..])
-            .map_err(|e| PolicyError::Input { message: e.to_string() })?;
+            .map_err(|e| PolicyError::Input {
+                message: e.to_string(),
+            })?;
         n += 1;
     }
     Ok(n)
@@ -234,7 +265,11 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f
     let mut probs = [0f32; 16];
     let mut total = 0.0;
     for (i, &l) in logits.iter().enumerate() {
-        let p = if l.is_finite() { ((l - max) / t).exp() } else { 0.0 };
+        let p = if l.is_finite() {
+            ((l - max) / t).exp()
+        } else {
+            0.0
+        };
         probs[i] = p;
         total += p;
     }
@@ -249,7 +284,11 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f
     }
     // Guard against rounding landing on a zero-probability tail entry.
     if probs[choice] == 0.0 {
-        choice = probs[..logits.len()].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i);
+        choice = probs[..logits.len()]
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
     }
     (choice, (probs[choice] / total).ln())
 }
@@ -271,6 +310,9 @@ mod tests {
             assert!((lp - expected.ln()).abs() < 1e-4, "{a} {lp}");
         }
         assert_eq!(counts[1], 0);
-        assert!((counts[2] as f64 / 20_000.0 - 0.6).abs() < 0.02, "{counts:?}");
+        assert!(
+            (counts[2] as f64 / 20_000.0 - 0.6).abs() < 0.02,
+            "{counts:?}"
+        );
     }
 }

@@ -668,7 +668,9 @@ impl Store {
     fn model_path(name: &str, file: &str) -> Result<Path> {
         validate_run_id(name).map_err(|_| StoreError::BadRunId {
             run_id: name.to_string(),
-            reason: "a model name uses letters, digits, `.`, `_`, `-` and starts with a letter or digit".into(),
+            reason:
+                "a model name uses letters, digits, `.`, `_`, `-` and starts with a letter or digit"
+                    .into(),
         })?;
         Ok(Path::from(format!("{MODELS}/{name}/{file}")))
     }
@@ -677,7 +679,12 @@ impl Store {
     /// `models/<name>/model.json` (its config and provenance) last and
     /// put-if-absent: a checkpoint is visible whole once `model.json` exists, and
     /// a name is never overwritten (a second save under it is refused).
-    pub async fn save_model(&self, name: &str, files: Vec<(&str, Vec<u8>)>, manifest: &serde_json::Value) -> Result<()> {
+    pub async fn save_model(
+        &self,
+        name: &str,
+        files: Vec<(&str, Vec<u8>)>,
+        manifest: &serde_json::Value,
+    ) -> Result<()> {
         let marker = Self::model_path(name, "model.json")?;
         if self.objects.head(&marker).await.is_ok() {
             return Err(StoreError::RunExists {
@@ -687,7 +694,10 @@ impl Store {
         }
         for (file, bytes) in files {
             let path = Self::model_path(name, file)?;
-            self.objects.put(&path, PutPayload::from(bytes)).await.map_err(self.os_err("put", &path))?;
+            self.objects
+                .put(&path, PutPayload::from(bytes))
+                .await
+                .map_err(self.os_err("put", &path))?;
         }
         let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
         if !self.put_if_absent(&marker, body).await? {
@@ -701,26 +711,38 @@ impl Store {
 
     /// The manifest (`model.json`) of a saved model, or None if there is none.
     pub async fn model_manifest(&self, name: &str) -> Result<Option<serde_json::Value>> {
-        self.get_json(&Self::model_path(name, "model.json")?, "model manifest").await
+        self.get_json(&Self::model_path(name, "model.json")?, "model manifest")
+            .await
     }
 
     /// Reads one file of a saved model.
     pub async fn model_file(&self, name: &str, file: &str) -> Result<Vec<u8>> {
         let path = Self::model_path(name, file)?;
-        let r = self.objects.get(&path).await.map_err(self.os_err("read", &path))?;
-        Ok(r.bytes().await.map_err(self.os_err("read", &path))?.to_vec())
+        let r = self
+            .objects
+            .get(&path)
+            .await
+            .map_err(self.os_err("read", &path))?;
+        Ok(r.bytes()
+            .await
+            .map_err(self.os_err("read", &path))?
+            .to_vec())
     }
 
     /// Names of the saved models.
     pub async fn models(&self) -> Result<Vec<String>> {
         let prefix = Path::from(MODELS);
-        let listing = self.objects.list_with_delimiter(Some(&prefix)).await.map_err(self.os_err("list", &prefix))?;
+        let listing = self
+            .objects
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(self.os_err("list", &prefix))?;
         let mut out = Vec::new();
         for dir in listing.common_prefixes {
-            if let Some(name) = dir.filename() {
-                if self.model_manifest(name).await?.is_some() {
-                    out.push(name.to_string());
-                }
+            if let Some(name) = dir.filename()
+                && self.model_manifest(name).await?.is_some()
+            {
+                out.push(name.to_string());
             }
         }
         out.sort();

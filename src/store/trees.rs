@@ -4,8 +4,8 @@
 use crate::explore::TaskTree;
 
 use super::{
-    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, Result, RunWriter, StepBatchBuilder,
-    StepRow, Table, now_us,
+    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, Result, RunWriter,
+    StepBatchBuilder, StepRow, Table, now_us,
 };
 
 /// Buffers trees' rows and hands full batches to a run writer.
@@ -21,11 +21,20 @@ pub struct TreeBatcher {
 impl TreeBatcher {
     /// A batcher flushing every `batch_rows` step rows.
     pub fn new(batch_rows: usize) -> TreeBatcher {
-        TreeBatcher { batch_rows: batch_rows.max(1), ..Default::default() }
+        TreeBatcher {
+            batch_rows: batch_rows.max(1),
+            ..Default::default()
+        }
     }
 
     /// Adds a tree's rows; flushes to `run` when the buffers are full.
-    pub async fn push(&mut self, run: &mut RunWriter, tree: &TaskTree, policy: &str, split: Option<&str>) -> Result<()> {
+    pub async fn push(
+        &mut self,
+        run: &mut RunWriter,
+        tree: &TaskTree,
+        policy: &str,
+        split: Option<&str>,
+    ) -> Result<()> {
         let created_at_us = now_us();
         let root = tree.root_id();
         for e in &tree.episodes {
@@ -82,7 +91,9 @@ impl TreeBatcher {
                 trigger_step: x.trigger_step as i32,
                 rollback_step: x.tau as i32,
                 critical_action: x.critical_action.map(|a| a as i32),
-                critical_action_text: x.critical_action.map(|a| crate::env::sokoban::board::DIR_NAMES[a]),
+                critical_action_text: x
+                    .critical_action
+                    .map(|a| crate::env::sokoban::board::DIR_NAMES[a]),
                 category: x.category.as_str(),
                 diagnosis: &x.diagnosis,
                 fix: &x.fix,

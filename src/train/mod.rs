@@ -86,7 +86,12 @@ pub struct FitConfig {
 
 impl Default for FitConfig {
     fn default() -> Self {
-        FitConfig { epochs: 4, batch_size: 256, learning_rate: 1e-3, seed: 0 }
+        FitConfig {
+            epochs: 4,
+            batch_size: 256,
+            learning_rate: 1e-3,
+            seed: 0,
+        }
     }
 }
 
@@ -114,7 +119,9 @@ pub fn fit(
     let device = default_device().autodiff();
     // Parameters must be created on the autodiff device to be tracked: build a
     // fresh network there and load the given weights into it.
-    let mut net = config.init(&device, fit.seed).load_record(net.into_record());
+    let mut net = config
+        .init(&device, fit.seed)
+        .load_record(net.into_record());
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed);
@@ -136,8 +143,10 @@ pub fn fit(
                 ys.push(samples.actions[i]);
             }
             // [b, width] planes, [b] targets
-            let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [chunk.len(), width]), &device);
-            let y = Tensor::<1, Int>::from_data(TensorData::new(ys.clone(), [chunk.len()]), &device);
+            let x =
+                Tensor::<2>::from_data(TensorData::new(xs.clone(), [chunk.len(), width]), &device);
+            let y =
+                Tensor::<1, Int>::from_data(TensorData::new(ys.clone(), [chunk.len()]), &device);
             let loss = loss_fn.forward(net.forward(x), y);
             let value = loss.clone().into_scalar::<f32>();
             let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -178,7 +187,10 @@ impl Default for PretrainConfig {
             solver_max_nodes: 200_000,
             seed: 0,
             net: PolicyNetConfig::new(),
-            fit: FitConfig { epochs: 3, ..FitConfig::default() },
+            fit: FitConfig {
+                epochs: 3,
+                ..FitConfig::default()
+            },
         }
     }
 }
@@ -197,7 +209,12 @@ pub struct PretrainReport {
 }
 
 /// Replays the solver's solution of each level and records (state, action).
-pub fn demonstrations(levels: &[Level], board: usize, max_steps: u16, solver: &SolverConfig) -> Result<(Samples, usize)> {
+pub fn demonstrations(
+    levels: &[Level],
+    board: usize,
+    max_steps: u16,
+    solver: &SolverConfig,
+) -> Result<(Samples, usize)> {
     let mut samples = Samples::default();
     let width = crate::env::sokoban::CHANNELS.len() * board * board;
     let mut unsolved = 0;
@@ -214,13 +231,25 @@ pub fn demonstrations(levels: &[Level], board: usize, max_steps: u16, solver: &S
             unsolved += 1;
             continue;
         }
-        let mut env = Sokoban::new(level.clone(), SokobanConfig { max_steps, end_on_deadlock: false });
+        let mut env = Sokoban::new(
+            level.clone(),
+            SokobanConfig {
+                max_steps,
+                end_on_deadlock: false,
+            },
+        );
         for a in solution.actions() {
             let start = samples.planes.len();
             samples.planes.resize(start + width, 0.0);
-            env.encode_planes(board, board, &mut samples.planes[start..]).map_err(|e| TrainError::Invalid(e.to_string()))?;
+            env.encode_planes(board, board, &mut samples.planes[start..])
+                .map_err(|e| TrainError::Invalid(e.to_string()))?;
             samples.actions.push(a as i32);
-            if env.step(a).map_err(|e| TrainError::Invalid(e.to_string()))?.status.is_terminal() {
+            if env
+                .step(a)
+                .map_err(|e| TrainError::Invalid(e.to_string()))?
+                .status
+                .is_terminal()
+            {
                 break;
             }
         }
@@ -229,20 +258,37 @@ pub fn demonstrations(levels: &[Level], board: usize, max_steps: u16, solver: &S
 }
 
 /// Pretrains a base policy by behaviour cloning.
-pub fn pretrain(levels: &[Level], config: &PretrainConfig, progress: impl FnMut(usize, usize, f32)) -> Result<(NeuralPolicy, PretrainReport)> {
+pub fn pretrain(
+    levels: &[Level],
+    config: &PretrainConfig,
+    progress: impl FnMut(usize, usize, f32),
+) -> Result<(NeuralPolicy, PretrainReport)> {
     let chosen = &levels[..config.demo_levels.min(levels.len())];
-    let solver = SolverConfig { max_nodes: config.solver_max_nodes, ..SolverConfig::default() };
+    let solver = SolverConfig {
+        max_nodes: config.solver_max_nodes,
+        ..SolverConfig::default()
+    };
     let (samples, unsolved) = demonstrations(chosen, config.net.board, config.max_steps, &solver)?;
     let device = default_device();
     let net = config.net.init(&device, config.seed);
     let (net, epoch_losses) = fit(net, &config.net, &samples, &config.fit, progress)?;
-    let report = PretrainReport { levels: chosen.len(), unsolved, samples: samples.len(), epoch_losses };
+    let report = PretrainReport {
+        levels: chosen.len(),
+        unsolved,
+        samples: samples.len(),
+        epoch_losses,
+    };
     Ok((NeuralPolicy::new("base", config.net.clone(), net), report))
 }
 
 /// Saves a policy as `models/<name>/` (weights + manifest with its config and
 /// `provenance`).
-pub async fn save_policy(store: &Store, name: &str, policy: &NeuralPolicy, provenance: serde_json::Value) -> Result<()> {
+pub async fn save_policy(
+    store: &Store,
+    name: &str,
+    policy: &NeuralPolicy,
+    provenance: serde_json::Value,
+) -> Result<()> {
     let manifest = serde_json::json!({
         "name": name,
         "net": serde_json::to_value(policy.config()).expect("config serializes"),
@@ -250,7 +296,9 @@ pub async fn save_policy(store: &Store, name: &str, policy: &NeuralPolicy, prove
         "leafe_version": env!("CARGO_PKG_VERSION"),
         "provenance": provenance,
     });
-    store.save_model(name, vec![("model.bpk", policy.to_bytes()?)], &manifest).await?;
+    store
+        .save_model(name, vec![("model.bpk", policy.to_bytes()?)], &manifest)
+        .await?;
     Ok(())
 }
 
@@ -261,7 +309,11 @@ pub async fn load_policy(store: &Store, name: &str) -> Result<NeuralPolicy> {
         return Err(TrainError::NoModel {
             name: name.into(),
             store: store.url().into(),
-            available: if available.is_empty() { "none".into() } else { available },
+            available: if available.is_empty() {
+                "none".into()
+            } else {
+                available
+            },
         });
     };
     let net: PolicyNetConfig = serde_json::from_value(manifest["net"].clone())

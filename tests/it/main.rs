@@ -10,4 +10,6 @@ mod common;
 mod env;
 mod interop;
 mod query;
+mod reflect;
+mod stage1;
 mod store;

@@ -1,0 +1,304 @@
+//! Stage 1 on real output: pretrain → checkpoint → explore → store.
+
+use std::collections::{BTreeMap, HashMap};
+
+use arrow::array::AsArray;
+use arrow::datatypes::Int64Type;
+use leafe::env::sokoban::Level;
+use leafe::env::sokoban::generate::{GeneratorConfig, generate};
+use leafe::explore::reflect::SokobanReflector;
+use leafe::explore::{ExploreConfig, Origin, Task, TaskTree, explore};
+use leafe::pipeline::{ExploreJob, Shard};
+use leafe::policy::{NeuralPolicy, Policy, PolicyNetConfig, encode_batch};
+use leafe::query::{QuerySession, QueryText};
+use leafe::store::Store;
+use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain, save_policy};
+
+use crate::common::{local_store, rt};
+
+fn levels(count: usize, seed: u64) -> Vec<Level> {
+    generate(&GeneratorConfig {
+        width: 6,
+        height: 6,
+        boxes: 2,
+        count,
+        seed,
+        min_pushes: 4,
+        ..GeneratorConfig::default()
+    })
+    .unwrap()
+}
+
+fn tiny_base() -> NeuralPolicy {
+    let cfg = PretrainConfig {
+        demo_levels: 60,
+        net: PolicyNetConfig::new().with_hidden(64),
+        fit: FitConfig {
+            epochs: 6,
+            batch_size: 64,
+            ..FitConfig::default()
+        },
+        ..PretrainConfig::default()
+    };
+    let (policy, report) = pretrain(&levels(60, 100), &cfg, |_, _, _| {}).unwrap();
+    assert!(
+        report.epoch_losses.last().unwrap() < report.epoch_losses.first().unwrap(),
+        "{:?}",
+        report.epoch_losses
+    );
+    policy
+}
+
+fn config() -> ExploreConfig {
+    ExploreConfig {
+        budget: 300,
+        branches: 3,
+        max_depth: 2,
+        target_successes: 2,
+        parallel_tasks: 8,
+        seed: 7,
+        ..ExploreConfig::default()
+    }
+}
+
+fn tasks(levels: &[Level]) -> Vec<Task> {
+    levels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Task {
+            index: i as u64,
+            level: l.clone(),
+            source: format!("t#{i}"),
+        })
+        .collect()
+}
+
+fn run_explore(policy: &NeuralPolicy, levels: &[Level], cfg: &ExploreConfig) -> Vec<TaskTree> {
+    let mut trees = Vec::new();
+    let reflector = SokobanReflector::new(cfg.reflector.clone());
+    explore(tasks(levels), policy, &reflector, cfg, |t| {
+        trees.push(t);
+        Ok(())
+    })
+    .unwrap();
+    trees.sort_by_key(|t| t.task_index);
+    trees
+}
+
+#[test]
+fn a_checkpoint_round_trips_through_the_store_with_identical_probabilities() {
+    let policy = tiny_base();
+    let (_dir, url) = local_store();
+    let store = Store::open(&url).unwrap();
+    let lv = levels(5, 3);
+    let envs: Vec<_> = lv
+        .iter()
+        .map(|l| leafe::env::sokoban::Sokoban::new(l.clone(), Default::default()))
+        .collect();
+    let mut planes = Vec::new();
+    encode_batch(envs.iter(), policy.board(), &mut planes).unwrap();
+    let before = policy.log_probs(&planes, envs.len()).unwrap();
+    rt().block_on(async {
+        save_policy(&store, "base", &policy, serde_json::json!({"test": true}))
+            .await
+            .unwrap();
+        let loaded = load_policy(&store, "base").await.unwrap();
+        assert_eq!(loaded.config(), policy.config());
+        assert_eq!(loaded.log_probs(&planes, envs.len()).unwrap(), before);
+        // Names are never overwritten; unknown names say what exists.
+        assert!(
+            save_policy(&store, "base", &policy, serde_json::Value::Null)
+                .await
+                .is_err()
+        );
+        let err = load_policy(&store, "nope").await.unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("base"), "{err}");
+    });
+    // The distribution is a distribution.
+    for row in before.chunks(4) {
+        let total: f32 = row.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn explored_trees_keep_their_invariants_and_the_same_seed_gives_the_same_trees() {
+    let policy = tiny_base();
+    let lv = levels(24, 200);
+    let cfg = config();
+    let trees = run_explore(&policy, &lv, &cfg);
+    assert_eq!(trees.len(), lv.len());
+    let mut branches = 0;
+    let mut successful_branches = 0;
+    for tree in &trees {
+        assert!(
+            tree.interaction_cost <= cfg.budget,
+            "budget exceeded: {}",
+            tree.interaction_cost
+        );
+        let own: usize = tree.episodes.iter().map(|e| e.steps.len()).sum();
+        assert_eq!(
+            own, tree.interaction_cost,
+            "cost = own steps only (no replayed prefix)"
+        );
+        let by_id: HashMap<i64, _> = tree.episodes.iter().map(|e| (e.id, e)).collect();
+        assert_eq!(by_id.len(), tree.episodes.len(), "unique ids");
+        let reflections: HashMap<i64, _> = tree.reflections.iter().map(|r| (r.id, r)).collect();
+        assert_eq!(tree.episodes[0].origin, Origin::Root);
+        for e in &tree.episodes {
+            assert!(e.depth <= cfg.max_depth);
+            let start = e.rollback_step.unwrap_or(0);
+            assert_eq!(e.length, start + e.steps.len());
+            for (i, s) in e.steps.iter().enumerate() {
+                assert_eq!(s.t, start + i, "steps are contiguous from tau");
+            }
+            assert_eq!(e.steps.last().map(|s| s.done), Some(true));
+            if e.origin == Origin::Branch {
+                branches += 1;
+                successful_branches += usize::from(e.success);
+                let parent = by_id[&e.parent.unwrap()];
+                assert!(!parent.success, "a branch's parent failed");
+                assert_eq!(e.depth, parent.depth + 1);
+                let r = reflections[&e.reflection.unwrap()];
+                assert_eq!(r.episode, parent.id, "the reflection is on the parent");
+                assert_eq!(
+                    r.experience.tau,
+                    e.rollback_step.unwrap(),
+                    "branch starts at tau"
+                );
+                assert!(
+                    r.experience.tau >= parent.rollback_step.unwrap_or(0),
+                    "tau lies in the parent's own steps"
+                );
+                assert_eq!(e.steps[0].t, r.experience.tau);
+                assert!(e.experience_in_context);
+            }
+            if e.success {
+                assert_eq!(e.status, "solved");
+            }
+        }
+    }
+    assert!(branches > 20, "expected branching, got {branches}");
+    assert!(successful_branches > 0, "some branch should succeed");
+
+    // Same seed, same trees — also with another batch composition.
+    let again = run_explore(
+        &policy,
+        &lv,
+        &ExploreConfig {
+            parallel_tasks: 3,
+            ..cfg.clone()
+        },
+    );
+    let key = |ts: &[TaskTree]| -> Vec<(i64, Option<i64>, Vec<usize>)> {
+        ts.iter()
+            .flat_map(|t| {
+                t.episodes
+                    .iter()
+                    .map(|e| (e.id, e.parent, e.steps.iter().map(|s| s.action).collect()))
+            })
+            .collect()
+    };
+    assert_eq!(key(&trees), key(&again));
+    let other = run_explore(
+        &policy,
+        &lv,
+        &ExploreConfig {
+            seed: 8,
+            ..cfg.clone()
+        },
+    );
+    assert_ne!(key(&trees), key(&other));
+
+    // Without experience: branches still start at tau, unguided.
+    let ablation = run_explore(
+        &policy,
+        &lv[..6],
+        &ExploreConfig {
+            use_experience: false,
+            ..cfg
+        },
+    );
+    assert!(
+        ablation
+            .iter()
+            .flat_map(|t| &t.episodes)
+            .filter(|e| e.origin == Origin::Branch)
+            .all(|e| !e.experience_in_context)
+    );
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let s = QuerySession::open(store).await.unwrap();
+    let b = s
+        .collect(&QueryText::inline(sql).bind(&BTreeMap::new()).unwrap())
+        .await
+        .unwrap();
+    b[0].column(0).as_primitive::<Int64Type>().value(0)
+}
+
+#[test]
+fn an_exploration_job_lands_in_the_store_resumes_without_duplicates_and_shards() {
+    let policy = tiny_base();
+    let (_dir, url) = local_store();
+    let store = Store::open(&url).unwrap();
+    let lv = levels(20, 300);
+    let job = |run_id: &str, shard: Shard| ExploreJob {
+        run_id: run_id.into(),
+        model: "base".into(),
+        levels_source: "gen.txt".into(),
+        levels: lv.clone(),
+        split: Some("train".into()),
+        shard,
+        chunk_tasks: 6,
+        config: config(),
+        command_line: "test".into(),
+    };
+    rt().block_on(async {
+        save_policy(&store, "base", &policy, serde_json::Value::Null).await.unwrap();
+        let s = job("j", Shard::ALL).run(&store, &()).await.unwrap();
+        assert_eq!((s.tasks, s.chunks, s.skipped), (20, 4, 0));
+        let episodes = count(&store, "SELECT COUNT(*) FROM episodes WHERE run_id LIKE 'j.%'").await;
+        assert_eq!(episodes as usize, s.episodes);
+        assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes").await, 20);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM reflections").await as usize, s.reflections);
+        assert_eq!(count(&store, "SELECT SUM(interaction_cost) FROM episodes").await as usize, s.env_steps);
+        // Store round trip keeps the tree pointers: every branch's first step is at tau.
+        let bad = count(
+            &store,
+            "SELECT COUNT(*) FROM episodes e JOIN steps s ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
+             WHERE e.origin = 'branch' AND s.t < e.rollback_step",
+        )
+        .await;
+        assert_eq!(bad, 0);
+        let orphans = count(
+            &store,
+            "SELECT COUNT(*) FROM episodes b LEFT JOIN reflections r ON r.run_id = b.run_id AND r.reflection_id = b.reflection_id \
+             WHERE b.origin = 'branch' AND (r.episode_id IS NULL OR r.episode_id <> b.parent_episode_id)",
+        )
+        .await;
+        assert_eq!(orphans, 0);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM runs WHERE kind = 'explore'").await, 4);
+
+        // A crash before the last chunk's commit: its marker never came.
+        let last = store.commits().await.unwrap().into_iter().filter(|m| m.run_id.starts_with("j.c")).max_by_key(|m| m.run_id.clone()).unwrap();
+        std::fs::remove_file(std::path::Path::new(&url).join(format!("_leafe/commits/{}.json", last.run_id))).unwrap();
+        assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes").await, 18);
+        let s2 = job("j", Shard::ALL).run(&store, &()).await.unwrap();
+        assert_eq!((s2.tasks, s2.skipped), (2, 18));
+        assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes").await, 20);
+        assert_eq!(count(&store, "SELECT COUNT(*) FROM episodes").await, episodes, "same trees, no duplicates");
+        let s3 = job("j", Shard::ALL).run(&store, &()).await.unwrap();
+        assert_eq!((s3.tasks, s3.skipped), (0, 20));
+        // Other settings under the same id are refused.
+        let mut other = job("j", Shard::ALL);
+        other.config.seed = 99;
+        assert!(other.run(&store, &()).await.unwrap_err().to_string().contains("other settings"));
+
+        // Two shards split the tasks between them.
+        let a = job("k", Shard { index: 0, count: 2 }).run(&store, &()).await.unwrap();
+        let b = job("k", Shard { index: 1, count: 2 }).run(&store, &()).await.unwrap();
+        assert_eq!((a.tasks, b.tasks), (10, 10));
+        assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes WHERE run_id LIKE 'k.%'").await, 20);
+    });
+}
