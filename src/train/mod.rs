@@ -188,7 +188,7 @@ impl Default for PretrainConfig {
             seed: 0,
             net: PolicyNetConfig::new(),
             fit: FitConfig {
-                epochs: 3,
+                epochs: 10,
                 ..FitConfig::default()
             },
         }
