@@ -22,26 +22,51 @@ use leafe::store::Store;
 use leafe::train::{FitConfig, PretrainConfig, Samples, fit, pretrain, save_policy};
 
 fn levels(count: usize, seed: u64) -> Vec<leafe::env::sokoban::Level> {
-    generate(&GeneratorConfig { width: 6, height: 6, boxes: 2, count, seed, min_pushes: 5, ..GeneratorConfig::default() })
-        .unwrap()
+    generate(&GeneratorConfig {
+        width: 6,
+        height: 6,
+        boxes: 2,
+        count,
+        seed,
+        min_pushes: 5,
+        ..GeneratorConfig::default()
+    })
+    .unwrap()
 }
 
 fn policy_inference(c: &mut Criterion) {
     let policy = NeuralPolicy::untrained("bench", PolicyNetConfig::new(), 0);
     let lv = levels(512, 1);
-    let envs: Vec<Sokoban> = lv.into_iter().map(|l| Sokoban::new(l, Default::default())).collect();
+    let envs: Vec<Sokoban> = lv
+        .into_iter()
+        .map(|l| Sokoban::new(l, Default::default()))
+        .collect();
     let mut planes = Vec::new();
     encode_batch(envs.iter(), policy.board(), &mut planes).unwrap();
     let mut g = c.benchmark_group("policy_inference");
     g.throughput(Throughput::Elements(envs.len() as u64));
-    g.bench_function("batch_512", |b| b.iter(|| policy.log_probs(&planes, envs.len()).unwrap()));
-    g.bench_function("encode_512", |b| b.iter(|| encode_batch(envs.iter(), 10, &mut planes).unwrap()));
+    g.bench_function("batch_512", |b| {
+        b.iter(|| policy.log_probs(&planes, envs.len()).unwrap())
+    });
+    g.bench_function("encode_512", |b| {
+        b.iter(|| encode_batch(envs.iter(), 10, &mut planes).unwrap())
+    });
     g.finish();
 }
 
 fn explore_job(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let cfg = PretrainConfig { demo_levels: 300, fit: FitConfig { epochs: 10, ..FitConfig::default() }, ..PretrainConfig::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cfg = PretrainConfig {
+        demo_levels: 300,
+        fit: FitConfig {
+            epochs: 10,
+            ..FitConfig::default()
+        },
+        ..PretrainConfig::default()
+    };
     let (base, _) = pretrain(&levels(300, 2), &cfg, |_, _, _| {}).unwrap();
     let tasks = levels(64, 3);
     let job = |run_id: String| ExploreJob {
@@ -57,7 +82,8 @@ fn explore_job(c: &mut Criterion) {
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-    rt.block_on(save_policy(&store, "base", &base, serde_json::Value::Null)).unwrap();
+    rt.block_on(save_policy(&store, "base", &base, serde_json::Value::Null))
+        .unwrap();
     let t = Instant::now();
     let s = rt.block_on(job("warm".into()).run(&store, &())).unwrap();
     let secs = t.elapsed().as_secs_f64();
@@ -88,7 +114,9 @@ fn train_step(c: &mut Criterion) {
     let n = 8192;
     let width = config.input_size();
     let samples = Samples {
-        planes: (0..n * width).map(|i| ((i * 7919) % 13 == 0) as u8 as f32).collect(),
+        planes: (0..n * width)
+            .map(|i| ((i * 7919) % 13 == 0) as u8 as f32)
+            .collect(),
         actions: (0..n).map(|i| (i % 4) as i32).collect(),
     };
     let mut g = c.benchmark_group("train_step");
@@ -97,7 +125,17 @@ fn train_step(c: &mut Criterion) {
     g.bench_function("mlp_batch256_8192_samples", |b| {
         b.iter(|| {
             let net = config.init(&default_device(), 0);
-            fit(net, &config, &samples, &FitConfig { epochs: 1, ..FitConfig::default() }, |_, _, _| {}).unwrap()
+            fit(
+                net,
+                &config,
+                &samples,
+                &FitConfig {
+                    epochs: 1,
+                    ..FitConfig::default()
+                },
+                |_, _, _| {},
+            )
+            .unwrap()
         })
     });
     g.finish();

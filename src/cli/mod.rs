@@ -52,7 +52,7 @@ impl StoreArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Try leafe in seconds: write a synthetic run and query it.
+    /// Try leafe in a minute: generate levels, pretrain a base policy, explore (reflect, roll back, branch), query the store.
     Demo(DemoArgs),
     /// Write synthetic trees of episodes (roots, reflections, branches) as one committed run.
     Synth(SynthArgs),
@@ -76,10 +76,10 @@ pub enum Command {
 pub struct DemoArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Episodes to synthesize.
-    #[arg(long, default_value_t = 2000)]
-    pub episodes: u64,
-    /// Seed of the synthetic run.
+    /// Levels to explore.
+    #[arg(long, default_value_t = 128)]
+    pub tasks: usize,
+    /// Seed of level generation, pretraining and exploration.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -313,22 +313,72 @@ fn runs_batch(runs: &[crate::store::RunInfo]) -> arrow::record_batch::RecordBatc
 }
 
 async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
+    use crate::env::sokoban::generate::{GeneratorConfig, generate};
+    use crate::explore::ExploreConfig;
+    use crate::pipeline::{ExploreJob, Shard};
+    use crate::train::{PretrainConfig, pretrain, save_policy};
+
     let store = a.store.open()?;
-    let run_id = default_run_id("demo", a.seed);
-    let cfg = SynthConfig {
-        episodes: a.episodes,
-        seed: a.seed,
-        ..SynthConfig::default()
+    let tag = default_run_id("demo", a.seed);
+    // The default setting: 6×6 boards, 2 boxes, at least 5 pushes to solve.
+    let setting = |count: usize, seed: u64| GeneratorConfig {
+        width: 6,
+        height: 6,
+        boxes: 2,
+        min_pushes: 5,
+        count,
+        seed,
+        ..GeneratorConfig::default()
     };
-    let s = synthesize(&store, &run_id, &cfg, &command_line()).await?;
+    let train_levels = generate(&setting(300, a.seed.wrapping_mul(2) + 1))?;
+    let explore_levels = generate(&setting(a.tasks, a.seed.wrapping_mul(2) + 2))?;
     println!(
-        "Wrote synthetic run {run_id} into {}: {} trees, {} episodes, {} steps, {} reflections.\n",
-        store.url(),
-        s.trees,
-        s.episodes,
-        s.steps,
-        s.reflections
+        "1. Generated {} training and {} exploration levels (6×6, 2 boxes).",
+        train_levels.len(),
+        explore_levels.len()
     );
+
+    let pcfg = PretrainConfig {
+        seed: a.seed,
+        ..PretrainConfig::default()
+    };
+    let (policy, report) =
+        tokio::task::block_in_place(|| pretrain(&train_levels, &pcfg, |_, _, _| {}))?;
+    let model = format!("base-{tag}");
+    save_policy(
+        &store,
+        &model,
+        &policy,
+        serde_json::json!({ "demo": tag, "pretrain": pcfg }),
+    )
+    .await?;
+    println!(
+        "2. Pretrained model {model} by behaviour cloning on {} solver demonstrations (loss {:.3} → {:.3}).",
+        report.samples,
+        report.epoch_losses.first().copied().unwrap_or(f32::NAN),
+        report.epoch_losses.last().copied().unwrap_or(f32::NAN)
+    );
+
+    let job = ExploreJob {
+        run_id: tag.clone(),
+        model: model.clone(),
+        levels_source: "demo".into(),
+        levels: explore_levels,
+        split: Some("train".into()),
+        shard: Shard::ALL,
+        chunk_tasks: 64,
+        config: ExploreConfig {
+            seed: a.seed,
+            ..ExploreConfig::default()
+        },
+        command_line: command_line(),
+    };
+    let s = job.run(&store, &()).await?;
+    println!(
+        "3. Explored {} tasks: root rollouts solved {}, with reflection + rollback + branching {} ({} episodes, {} reflections, {} env steps).\n",
+        s.tasks, s.root_solved, s.solved_tasks, s.episodes, s.reflections, s.env_steps
+    );
+
     let session = QuerySession::open(&store).await?;
     let queries: [(&str, &str); 2] = [
         (
@@ -336,29 +386,21 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
             include_str!("../../queries/failure_patterns.sql"),
         ),
         (
-            "Counterfactual training pairs per tree depth:",
-            "SELECT e.depth, COUNT(*) AS pairs, COUNT(DISTINCT e.tree_id) AS trees \
-          FROM episodes e JOIN steps s ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
-          WHERE e.origin = 'branch' AND e.success AND e.run_id = ${run} GROUP BY e.depth ORDER BY e.depth",
+            "Counterfactual training pairs per tree depth (what Stage 2 distils):",
+            "-- @param run string\nSELECT e.depth, COUNT(*) AS pairs, COUNT(DISTINCT e.tree_id) AS trees \
+             FROM episodes e JOIN steps s ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
+             WHERE e.origin = 'branch' AND e.success AND e.run_id LIKE ${run} GROUP BY e.depth ORDER BY e.depth",
         ),
     ];
+    let run = BTreeMap::from([("run".to_string(), format!("{tag}.%"))]);
     for (title, sql) in queries {
-        let mut text = QueryText::parse(title, sql)?;
-        if !text.params.iter().any(|p| p.name == "run") {
-            text.params.push(crate::query::ParamDecl {
-                name: "run".into(),
-                param_type: crate::query::ParamType::String,
-                default: None,
-                doc: String::new(),
-            });
-        }
-        let bound = text.bind(&BTreeMap::from([("run".to_string(), run_id.clone())]))?;
+        let bound = QueryText::parse(title, sql)?.bind(&run)?;
         let batches = session.collect(&bound).await?;
         println!("{title}");
         write_batches(&mut std::io::stdout().lock(), &batches, OutputFormat::Table)?;
     }
     println!(
-        "Next: leafe sql --store {} \"SELECT origin, COUNT(*) FROM episodes GROUP BY origin\"",
+        "Next: leafe sql --store {} \"SELECT origin, depth, COUNT(*), AVG(CAST(success AS INT)) FROM episodes GROUP BY 1, 2 ORDER BY 1, 2\"",
         store.url()
     );
     if s.episodes == 0 {

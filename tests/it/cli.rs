@@ -315,33 +315,113 @@ fn pretrain_then_explore_from_the_command_line() {
     let test = dir.path().join("test.txt");
     let (t, h) = (train.to_str().unwrap(), test.to_str().unwrap());
     for (file, seed, count) in [(t, "1", "80"), (h, "2", "12")] {
-        let (code, _, err) =
-            run(&["levels", "generate", "--size", "6x6", "--boxes", "2", "--min-pushes", "4", "--count", count, "--seed", seed, "--out", file]);
+        let (code, _, err) = run(&[
+            "levels",
+            "generate",
+            "--size",
+            "6x6",
+            "--boxes",
+            "2",
+            "--min-pushes",
+            "4",
+            "--count",
+            count,
+            "--seed",
+            seed,
+            "--out",
+            file,
+        ]);
         assert_eq!(code, 0, "{err}");
     }
     let (code, out, err) = run(&[
-        "pretrain", "--store", &url, "--levels", t, "--out-model", "base", "--demo-levels", "60", "--epochs", "3", "--eval-levels", h,
-        "--eval-samples", "8",
+        "pretrain",
+        "--store",
+        &url,
+        "--levels",
+        t,
+        "--out-model",
+        "base",
+        "--demo-levels",
+        "60",
+        "--epochs",
+        "3",
+        "--eval-levels",
+        h,
+        "--eval-samples",
+        "8",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("saved model base") && out.contains("pass@8"), "{out}");
-    assert_one_line_error(&["pretrain", "--store", &url, "--levels", t, "--out-model", "base"], "already exists");
-    assert_one_line_error(&["explore", "--store", &url, "--model", "nope", "--levels", h], "model `nope` not found");
+    assert!(
+        out.contains("saved model base") && out.contains("pass@8"),
+        "{out}"
+    );
+    assert_one_line_error(
+        &[
+            "pretrain",
+            "--store",
+            &url,
+            "--levels",
+            t,
+            "--out-model",
+            "base",
+        ],
+        "already exists",
+    );
+    assert_one_line_error(
+        &["explore", "--store", &url, "--model", "nope", "--levels", h],
+        "model `nope` not found",
+    );
     // A bad flag value is clap's usage error: exit 2, the value named.
-    let (code, _, err) = run(&["explore", "--store", &url, "--model", "base", "--levels", h, "--shard", "2/2"]);
+    let (code, _, err) = run(&[
+        "explore", "--store", &url, "--model", "base", "--levels", h, "--shard", "2/2",
+    ]);
     assert_eq!(code, 2);
-    assert!(err.starts_with("error: invalid value '2/2' for '--shard"), "{err}");
+    assert!(
+        err.starts_with("error: invalid value '2/2' for '--shard"),
+        "{err}"
+    );
 
-    let args = ["explore", "--store", &url, "--model", "base", "--levels", h, "--run-id", "x", "--budget", "200", "--chunk-tasks", "5"];
+    let args = [
+        "explore",
+        "--store",
+        &url,
+        "--model",
+        "base",
+        "--levels",
+        h,
+        "--run-id",
+        "x",
+        "--budget",
+        "200",
+        "--chunk-tasks",
+        "5",
+    ];
     let (code, out, err) = run(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("12 tasks in 3 chunk(s)"), "{out}");
     let (code, out, _) = run(&args);
     assert_eq!(code, 0);
-    assert!(out.contains("nothing to do (12 tasks already committed)"), "{out}");
-    let (_, csv, _) = run(&["sql", "--store", &url, "--format", "csv", "SELECT COUNT(DISTINCT task_id) AS n, MAX(depth) AS d FROM episodes WHERE run_id LIKE 'x.%'"]);
+    assert!(
+        out.contains("nothing to do (12 tasks already committed)"),
+        "{out}"
+    );
+    let (_, csv, _) = run(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT COUNT(DISTINCT task_id) AS n, MAX(depth) AS d FROM episodes WHERE run_id LIKE 'x.%'",
+    ]);
     let row = csv.lines().nth(1).unwrap().to_string();
     assert!(row.starts_with("12,"), "{csv}");
-    let (_, csv, _) = run(&["sql", "--store", &url, "--format", "csv", "SELECT kind, COUNT(*) AS n FROM runs GROUP BY kind ORDER BY kind"]);
+    let (_, csv, _) = run(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT kind, COUNT(*) AS n FROM runs GROUP BY kind ORDER BY kind",
+    ]);
     assert_eq!(csv.trim(), "kind,n\nexplore,3\npretrain,1");
 }
