@@ -238,12 +238,10 @@ fn a_down_s3_endpoint_fails_fast_with_a_clear_error() {
 #[test]
 fn the_demo_runs_on_a_fresh_store() {
     let (_dir, url) = local_store();
-    let (code, out, err) = run(&["demo", "--store", &url, "--episodes", "300"]);
+    let (code, out, err) = run(&["demo", "--store", &url, "--tasks", "24"]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("Failure patterns") && out.contains("dead_square"),
-        "{out}"
-    );
+    assert!(out.contains("Explored 24 tasks") && out.contains("Failure patterns"), "{out}");
+    assert!(out.contains("| category") && out.contains("| depth"), "{out}");
 }
 
 #[test]
