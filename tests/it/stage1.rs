@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use leafe::env::sokoban::Level;
+use leafe::env::sokoban::{Level, Sokoban};
 use leafe::env::sokoban::generate::{GeneratorConfig, generate};
 use leafe::explore::reflect::SokobanReflector;
 use leafe::explore::{ExploreConfig, Origin, Task, TaskTree, explore};
@@ -301,4 +301,27 @@ fn an_exploration_job_lands_in_the_store_resumes_without_duplicates_and_shards()
         assert_eq!((a.tasks, b.tasks), (10, 10));
         assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes WHERE run_id LIKE 'k.%'").await, 20);
     });
+}
+
+#[test]
+fn observations_in_the_store_encode_to_the_same_planes_as_the_live_state() {
+    use leafe::env::Env;
+    use leafe::env::sokoban::{CHANNELS, encode_text_planes};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for level in levels(20, 9) {
+        let mut env = Sokoban::new(level, Default::default());
+        for _ in 0..30 {
+            let (mut a, mut b) = (vec![0.0; CHANNELS.len() * 100], vec![0.0; CHANNELS.len() * 100]);
+            env.encode_planes(10, 10, &mut a).unwrap();
+            encode_text_planes(&env.render_text(), 10, 10, &mut b).unwrap();
+            assert_eq!(a, b, "{}", env.render_text());
+            if env.step(rng.random_range(0..4)).unwrap().status.is_terminal() {
+                break;
+            }
+        }
+    }
+    let mut out = vec![0.0; CHANNELS.len() * 4];
+    assert!(encode_text_planes("#x", 2, 2, &mut out).is_err());
+    assert!(encode_text_planes("#####", 2, 2, &mut out).is_err());
 }

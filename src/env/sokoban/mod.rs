@@ -356,6 +356,45 @@ fn initial_state(level: &Level) -> State {
     }
 }
 
+/// Encodes a rendered observation ([`Sokoban::render_text`]) into the same
+/// one-hot planes as [`Sokoban::encode_planes`], `[C, pad_h, pad_w]`. This is
+/// how training reads states back from the store's `observation` column.
+pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32]) -> Result<()> {
+    let plane = pad_h * pad_w;
+    if out.len() != CHANNELS.len() * plane {
+        return Err(EnvError::Encoding {
+            message: format!("buffer has {} values, [{}, {pad_h}, {pad_w}] needs {}", out.len(), CHANNELS.len(), CHANNELS.len() * plane),
+        });
+    }
+    // Everything starts as wall (padding); cells of the text overwrite it.
+    out.fill(0.0);
+    out[..plane].fill(1.0);
+    for (y, line) in text.lines().enumerate() {
+        for (x, c) in line.chars().enumerate() {
+            if y >= pad_h || x >= pad_w {
+                return Err(EnvError::Encoding {
+                    message: format!("observation larger than the {pad_h}x{pad_w} padding"),
+                });
+            }
+            let ch = match c {
+                '#' => 0,
+                ' ' | '_' => 1,
+                '.' => 2,
+                '$' => 3,
+                '*' => 4,
+                '@' => 5,
+                '+' => 6,
+                other => {
+                    return Err(EnvError::Encoding { message: format!("unknown symbol {other:?} in observation") });
+                }
+            };
+            out[y * pad_w + x] = 0.0;
+            out[ch * plane + y * pad_w + x] = 1.0;
+        }
+    }
+    Ok(())
+}
+
 impl Env for Sokoban {
     type Snapshot = State;
 
