@@ -118,6 +118,7 @@ fn train_step(c: &mut Criterion) {
             .map(|i| ((i * 7919) % 13 == 0) as u8 as f32)
             .collect(),
         actions: (0..n).map(|i| (i % 4) as i32).collect(),
+        weights: Vec::new(),
     };
     let mut g = c.benchmark_group("train_step");
     g.sample_size(10).measurement_time(Duration::from_secs(20));

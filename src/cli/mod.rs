@@ -3,6 +3,7 @@
 
 pub mod levels;
 pub mod stage1;
+pub mod stage2;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -66,6 +67,10 @@ pub enum Command {
     Pretrain(stage1::PretrainArgs),
     /// Stage 1: roll out a model, reflect on failures, roll back and branch; write the trees.
     Explore(stage1::ExploreArgs),
+    /// Stage 2: train a model on explored runs, from SQL (leafe: counterfactual pairs + rehearsal; rft: rehearsal only).
+    Train(stage2::TrainArgs),
+    /// Pass@k of a model on held-out levels (n samples per task; episodes written to the store).
+    Eval(stage2::EvalArgs),
     /// Sokoban levels: generate level files, solve them.
     #[command(subcommand)]
     Levels(levels::LevelsCmd),
@@ -262,6 +267,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Levels(cmd) => levels::run(cmd),
         Command::Pretrain(a) => stage1::pretrain_cmd(a, cli.quiet).await,
         Command::Explore(a) => stage1::explore_cmd(a, cli.quiet).await,
+        Command::Train(a) => stage2::train_cmd(a, cli.quiet).await,
+        Command::Eval(a) => stage2::eval_cmd(a).await,
     }
 }
 

@@ -96,7 +96,9 @@ pub struct ExploreArgs {
     pub no_experience: bool,
 }
 
-fn read_toml<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) -> anyhow::Result<T> {
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> anyhow::Result<T> {
     match path {
         None => Ok(T::default()),
         Some(p) => {
@@ -107,7 +109,7 @@ fn read_toml<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>) -> a
     }
 }
 
-fn bar(len: u64, quiet: bool) -> ProgressBar {
+pub(crate) fn bar(len: u64, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

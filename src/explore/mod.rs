@@ -642,10 +642,81 @@ fn finish<R: Reflector>(run: &mut TaskRun, mut a: Active, reflector: &R, config:
     }
 }
 
+/// Outcome of one plain rollout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RolloutOutcome {
+    /// Index of the level.
+    pub level: usize,
+    /// Sample number for that level.
+    pub sample: usize,
+    /// Whether it solved the level.
+    pub success: bool,
+    /// Steps taken.
+    pub length: usize,
+    /// Sum of rewards.
+    pub episode_return: f64,
+}
+
 /// Plain rollouts without reflection (evaluation, GRPO sampling): `samples`
-/// episodes per level, `batch` environments stepped together. Returns the
-/// number of successes per level. Seeded per (level, sample), so the result
-/// does not depend on `batch`.
+/// episodes per level, `batch` environments stepped together, in
+/// (level, sample) order. Seeded per (level, sample), so the outcome does not
+/// depend on `batch`.
+pub fn sample_rollouts<P: Policy>(
+    levels: &[Level],
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    max_steps: u16,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<RolloutOutcome>> {
+    let env_config = SokobanConfig {
+        max_steps,
+        end_on_deadlock: false,
+    };
+    let mut out = Vec::with_capacity(levels.len() * samples);
+    let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
+    let mut running: Vec<(usize, usize, Sokoban, ChaCha8Rng, f64)> = Vec::new();
+    let mut planes = Vec::new();
+    loop {
+        while running.len() < batch.max(1) {
+            let Some((l, s)) = queue.next() else { break };
+            let rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s));
+            running.push((
+                l,
+                s,
+                Sokoban::new(levels[l].clone(), env_config.clone()),
+                rng,
+                0.0,
+            ));
+        }
+        if running.is_empty() {
+            out.sort_by_key(|o: &RolloutOutcome| (o.level, o.sample));
+            return Ok(out);
+        }
+        encode_batch(running.iter().map(|r| &r.2), policy.board(), &mut planes)?;
+        let lp = policy.log_probs(&planes, running.len())?;
+        let mut i = 0;
+        running.retain_mut(|(l, s, env, rng, ret)| {
+            let (action, _) = sample(&lp[i * 4..i * 4 + 4], temperature, rng);
+            i += 1;
+            *ret += Sokoban::reward_of(env.apply(action)) as f64;
+            if env.status() == Status::Running {
+                return true;
+            }
+            out.push(RolloutOutcome {
+                level: *l,
+                sample: *s,
+                success: env.status() == Status::Solved,
+                length: env.steps(),
+                episode_return: *ret,
+            });
+            false
+        });
+    }
+}
+
+/// Successes per level of [`sample_rollouts`].
 pub fn count_successes<P: Policy>(
     levels: &[Level],
     policy: &P,
@@ -655,38 +726,9 @@ pub fn count_successes<P: Policy>(
     seed: u64,
     batch: usize,
 ) -> Result<Vec<u32>> {
-    let env_config = SokobanConfig {
-        max_steps,
-        end_on_deadlock: false,
-    };
     let mut successes = vec![0u32; levels.len()];
-    let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
-    let mut running: Vec<(usize, Sokoban, ChaCha8Rng)> = Vec::new();
-    let mut planes = Vec::new();
-    loop {
-        while running.len() < batch.max(1) {
-            let Some((l, s)) = queue.next() else { break };
-            let rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s));
-            running.push((l, Sokoban::new(levels[l].clone(), env_config.clone()), rng));
-        }
-        if running.is_empty() {
-            return Ok(successes);
-        }
-        encode_batch(running.iter().map(|r| &r.1), policy.board(), &mut planes)?;
-        let lp = policy.log_probs(&planes, running.len())?;
-        let mut i = 0;
-        running.retain_mut(|(l, env, rng)| {
-            let (action, _) = sample(&lp[i * 4..i * 4 + 4], temperature, rng);
-            i += 1;
-            env.apply(action);
-            match env.status() {
-                Status::Running => true,
-                Status::Solved => {
-                    successes[*l] += 1;
-                    false
-                }
-                _ => false,
-            }
-        });
+    for o in sample_rollouts(levels, policy, samples, temperature, max_steps, seed, batch)? {
+        successes[o.level] += u32::from(o.success);
     }
+    Ok(successes)
 }

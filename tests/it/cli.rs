@@ -240,8 +240,14 @@ fn the_demo_runs_on_a_fresh_store() {
     let (_dir, url) = local_store();
     let (code, out, err) = run(&["demo", "--store", &url, "--tasks", "24"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("Explored 24 tasks") && out.contains("Failure patterns"), "{out}");
-    assert!(out.contains("| category") && out.contains("| depth"), "{out}");
+    assert!(
+        out.contains("Explored 24 tasks") && out.contains("Failure patterns"),
+        "{out}"
+    );
+    assert!(
+        out.contains("| category") && out.contains("| depth"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -422,4 +428,108 @@ fn pretrain_then_explore_from_the_command_line() {
         "SELECT kind, COUNT(*) AS n FROM runs GROUP BY kind ORDER BY kind",
     ]);
     assert_eq!(csv.trim(), "kind,n\nexplore,3\npretrain,1");
+
+    // Stage 2 from SQL, then Pass@k with eval episodes in the store.
+    let (code, out, err) = run(&[
+        "train",
+        "--store",
+        &url,
+        "--method",
+        "leafe",
+        "--init",
+        "base",
+        "--runs",
+        "x.%",
+        "--out-model",
+        "l1",
+        "--epochs",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("saved model l1") && !out.contains(" 0 counterfactual pairs"),
+        "{out}"
+    );
+    assert_one_line_error(
+        &[
+            "train",
+            "--store",
+            &url,
+            "--method",
+            "rft",
+            "--init",
+            "base",
+            "--runs",
+            "none.%",
+            "--out-model",
+            "r1",
+        ],
+        "no training rows",
+    );
+    let (code, out, err) = run(&[
+        "eval",
+        "--store",
+        &url,
+        "--model",
+        "l1",
+        "--levels",
+        h,
+        "--samples",
+        "8",
+        "--format",
+        "json",
+        "--run-id",
+        "ev",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (
+            v["model"].as_str(),
+            v["split"].as_str(),
+            v["tasks"].as_u64(),
+            v["samples"].as_u64()
+        ),
+        (Some("l1"), Some("test"), Some(12), Some(8))
+    );
+    let p: Vec<f64> = ["1", "2", "4", "8"]
+        .iter()
+        .map(|k| v["pass_at_k"][k].as_f64().unwrap())
+        .collect();
+    assert!(
+        p.windows(2).all(|w| w[0] <= w[1]) && p.iter().all(|x| (0.0..=1.0).contains(x)),
+        "{v}"
+    );
+    // The SQL inputs of Pass@k reproduce the printed Pass@1.
+    let q = concat!(env!("CARGO_MANIFEST_DIR"), "/queries/pass_at_k_inputs.sql");
+    let (_, csv, _) = run(&[
+        "sql", "--store", &url, "-f", q, "-p", "run=ev", "--format", "csv",
+    ]);
+    let rows: Vec<(f64, f64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[3].parse().unwrap(), f[4].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(rows.len(), 12);
+    let pass1 = rows.iter().map(|(n, c)| c / n).sum::<f64>() / 12.0;
+    assert!((pass1 - p[0]).abs() < 1e-9, "{pass1} vs {}", p[0]);
+    assert_one_line_error(
+        &[
+            "eval",
+            "--store",
+            &url,
+            "--model",
+            "l1",
+            "--levels",
+            h,
+            "--samples",
+            "4",
+            "--k",
+            "8",
+        ],
+        "--k 8",
+    );
 }

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use leafe::env::sokoban::{Level, Sokoban};
 use leafe::env::sokoban::generate::{GeneratorConfig, generate};
+use leafe::env::sokoban::{Level, Sokoban};
 use leafe::explore::reflect::SokobanReflector;
 use leafe::explore::{ExploreConfig, Origin, Task, TaskTree, explore};
 use leafe::pipeline::{ExploreJob, Shard};
@@ -312,11 +312,19 @@ fn observations_in_the_store_encode_to_the_same_planes_as_the_live_state() {
     for level in levels(20, 9) {
         let mut env = Sokoban::new(level, Default::default());
         for _ in 0..30 {
-            let (mut a, mut b) = (vec![0.0; CHANNELS.len() * 100], vec![0.0; CHANNELS.len() * 100]);
+            let (mut a, mut b) = (
+                vec![0.0; CHANNELS.len() * 100],
+                vec![0.0; CHANNELS.len() * 100],
+            );
             env.encode_planes(10, 10, &mut a).unwrap();
             encode_text_planes(&env.render_text(), 10, 10, &mut b).unwrap();
             assert_eq!(a, b, "{}", env.render_text());
-            if env.step(rng.random_range(0..4)).unwrap().status.is_terminal() {
+            if env
+                .step(rng.random_range(0..4))
+                .unwrap()
+                .status
+                .is_terminal()
+            {
                 break;
             }
         }

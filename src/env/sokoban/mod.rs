@@ -363,7 +363,12 @@ pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32
     let plane = pad_h * pad_w;
     if out.len() != CHANNELS.len() * plane {
         return Err(EnvError::Encoding {
-            message: format!("buffer has {} values, [{}, {pad_h}, {pad_w}] needs {}", out.len(), CHANNELS.len(), CHANNELS.len() * plane),
+            message: format!(
+                "buffer has {} values, [{}, {pad_h}, {pad_w}] needs {}",
+                out.len(),
+                CHANNELS.len(),
+                CHANNELS.len() * plane
+            ),
         });
     }
     // Everything starts as wall (padding); cells of the text overwrite it.
@@ -385,7 +390,9 @@ pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32
                 '@' => 5,
                 '+' => 6,
                 other => {
-                    return Err(EnvError::Encoding { message: format!("unknown symbol {other:?} in observation") });
+                    return Err(EnvError::Encoding {
+                        message: format!("unknown symbol {other:?} in observation"),
+                    });
                 }
             };
             out[y * pad_w + x] = 0.0;

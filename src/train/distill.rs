@@ -1,0 +1,210 @@
+//! Stage 2 from SQL: the training data of LEAFE distillation and of
+//! rejection-sampling fine-tuning is whatever `queries/counterfactual_pairs.sql`
+//! and `queries/rehearsal.sql` return — Arrow record batches whose
+//! `observation` (text) and `action` columns become burn tensors. Editing a
+//! query changes what is trained on, without touching Rust.
+//!
+//! - `leafe`: cross-entropy on the counterfactual pairs (experience NOT in the
+//!   input: the query does not select it and the network never sees it) plus
+//!   `beta` × cross-entropy on rehearsal rows.
+//! - `rft`: rehearsal rows only (rejection-sampling fine-tuning, the
+//!   "no rollback" ablation).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int32Type;
+use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::{FitConfig, Result, Samples, TrainError, fit, load_policy};
+use crate::env::sokoban::{CHANNELS, encode_text_planes};
+use crate::policy::NeuralPolicy;
+use crate::query::{QuerySession, QueryText};
+use crate::store::Store;
+
+/// Which Stage 2 method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Counterfactual distillation + beta × rehearsal.
+    Leafe,
+    /// Rehearsal only.
+    Rft,
+}
+
+/// Settings of distillation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistillConfig {
+    /// Weight of rehearsal rows relative to counterfactual pairs (leafe).
+    pub beta: f32,
+    /// The optimisation.
+    pub fit: FitConfig,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        DistillConfig {
+            beta: 0.5,
+            fit: FitConfig {
+                epochs: 3,
+                learning_rate: 5e-4,
+                ..FitConfig::default()
+            },
+        }
+    }
+}
+
+/// The query files, embedded as the defaults when no `queries/` directory is given.
+pub fn embedded_query(name: &str) -> Option<&'static str> {
+    match name {
+        "counterfactual_pairs" => Some(include_str!("../../queries/counterfactual_pairs.sql")),
+        "rehearsal" => Some(include_str!("../../queries/rehearsal.sql")),
+        _ => None,
+    }
+}
+
+/// Loads `NAME.sql` from `dir` if it is there, else the embedded copy.
+pub fn load_query(dir: Option<&Path>, name: &str) -> Result<QueryText> {
+    if let Some(dir) = dir {
+        let path = dir.join(format!("{name}.sql"));
+        if path.exists() {
+            return QueryText::from_file(&path).map_err(|e| TrainError::Invalid(e.to_string()));
+        }
+    }
+    let sql = embedded_query(name)
+        .ok_or_else(|| TrainError::Invalid(format!("no query named {name}")))?;
+    QueryText::parse(&format!("queries/{name}.sql (embedded)"), sql)
+        .map_err(|e| TrainError::Invalid(e.to_string()))
+}
+
+/// Appends the (observation, action) rows of record batches to `samples`
+/// with one weight. The batches must have an `observation` Utf8 and an
+/// `action` Int32 column.
+pub fn append_rows(
+    samples: &mut Samples,
+    batches: &[RecordBatch],
+    board: usize,
+    weight: f32,
+) -> Result<usize> {
+    let width = CHANNELS.len() * board * board;
+    let mut n = 0;
+    for b in batches {
+        let col = |name: &str| {
+            b.column_by_name(name).ok_or_else(|| {
+                TrainError::Invalid(format!("the training query returns no `{name}` column"))
+            })
+        };
+        let obs = col("observation")?;
+        let act = col("action")?;
+        let (Some(obs), Some(act)) = (
+            obs.as_string_opt::<i32>(),
+            act.as_primitive_opt::<Int32Type>(),
+        ) else {
+            return Err(TrainError::Invalid(
+                "`observation` must be Utf8 and `action` Int32".into(),
+            ));
+        };
+        for i in 0..b.num_rows() {
+            if obs.is_null(i) || act.is_null(i) {
+                continue;
+            }
+            let start = samples.planes.len();
+            samples.planes.resize(start + width, 0.0);
+            encode_text_planes(obs.value(i), board, board, &mut samples.planes[start..])
+                .map_err(|e| TrainError::Invalid(format!("observation row {i}: {e}")))?;
+            samples.actions.push(act.value(i));
+            samples.weights.push(weight);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+async fn rows(session: &QuerySession, query: &QueryText, runs: &str) -> Result<Vec<RecordBatch>> {
+    let bound = query
+        .bind(&BTreeMap::from([("run".to_string(), runs.to_string())]))
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let mut stream = session
+        .stream(&bound)
+        .await
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let mut out = Vec::new();
+    while let Some(b) = stream.next().await {
+        out.push(b.map_err(|e| TrainError::Invalid(format!("{}: {e}", query.source_name)))?);
+    }
+    Ok(out)
+}
+
+/// What a distillation used and reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct DistillReport {
+    /// Counterfactual pairs trained on.
+    pub pairs: usize,
+    /// Rehearsal rows trained on.
+    pub rehearsal: usize,
+    /// Mean weighted loss per epoch.
+    pub epoch_losses: Vec<f32>,
+}
+
+/// Trains `init` with `method` on the runs matching `runs` (a SQL LIKE pattern).
+pub async fn distill(
+    store: &Store,
+    init: &str,
+    method: Method,
+    runs: &str,
+    queries: Option<&Path>,
+    config: &DistillConfig,
+    progress: impl FnMut(usize, usize, f32),
+) -> Result<(NeuralPolicy, DistillReport)> {
+    let base = load_policy(store, init).await?;
+    let board = base.config().board;
+    let session = QuerySession::open(store)
+        .await
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let mut samples = Samples::default();
+    let pairs = if method == Method::Leafe {
+        let q = load_query(queries, "counterfactual_pairs")?;
+        append_rows(&mut samples, &rows(&session, &q, runs).await?, board, 1.0)?
+    } else {
+        0
+    };
+    let weight = if method == Method::Leafe {
+        config.beta
+    } else {
+        1.0
+    };
+    let q = load_query(queries, "rehearsal")?;
+    let rehearsal = append_rows(
+        &mut samples,
+        &rows(&session, &q, runs).await?,
+        board,
+        weight,
+    )?;
+    if samples.is_empty() {
+        return Err(TrainError::Invalid(format!(
+            "no training rows for runs matching `{runs}`: explore first, or check --runs"
+        )));
+    }
+    let (net, epoch_losses) = tokio::task::block_in_place(|| {
+        fit(
+            base.net().clone(),
+            base.config(),
+            &samples,
+            &config.fit,
+            progress,
+        )
+    })?;
+    let policy = NeuralPolicy::new(init, base.config().clone(), net);
+    Ok((
+        policy,
+        DistillReport {
+            pairs,
+            rehearsal,
+            epoch_losses,
+        },
+    ))
+}
