@@ -13,10 +13,11 @@
 //! allocates nothing, and is a pure function of its arguments.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use super::reflect::{Category, Experience};
 use crate::env::sokoban::board::Bits;
+use crate::env::sokoban::solve::FxBuild;
 use crate::env::sokoban::{Sokoban, State};
 use crate::env::{Env, Status};
 
@@ -40,30 +41,6 @@ impl Default for GuidanceConfig {
             penalty: 4.0,
             suggested_bonus: 1.0,
         }
-    }
-}
-
-/// A fast hasher for position keys (multiply-rotate, as rustc's FxHash);
-/// SipHash would cost more than the rest of a step.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
@@ -92,7 +69,7 @@ impl From<&State> for Position {
 /// included, before asking for the next action.
 #[derive(Debug, Default, Clone)]
 pub struct Visited {
-    set: HashSet<Position, BuildHasherDefault<Fx>>,
+    set: HashSet<Position, FxBuild>,
 }
 
 impl std::fmt::Debug for Position {

@@ -50,7 +50,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -484,46 +484,49 @@ impl Store {
             .await
     }
 
-    /// Every committed run's marker, ordered by run id.
-    pub async fn commits(&self) -> Result<Vec<CommitMarker>> {
-        let prefix = Path::from(COMMITS);
+    /// Reads every `*.json` object under `dir` (16 requests in flight, which
+    /// matters on S3 once a store holds many runs).
+    async fn read_json_dir<T: serde::de::DeserializeOwned>(
+        &self,
+        dir: &str,
+        what: &'static str,
+    ) -> Result<Vec<(T, Path)>> {
+        let prefix = Path::from(dir);
         let metas: Vec<_> = self
             .objects
             .list(Some(&prefix))
             .try_collect()
             .await
             .map_err(self.os_err("list", &prefix))?;
-        let mut out = Vec::with_capacity(metas.len());
-        for meta in metas {
-            if meta.location.extension() != Some("json") {
-                continue;
-            }
-            if let Some(m) = self
-                .get_json::<CommitMarker>(&meta.location, "commit marker")
-                .await?
-            {
-                out.push(m);
-            }
-        }
+        let reads = metas
+            .into_iter()
+            .filter(|m| m.location.extension() == Some("json"))
+            .map(|m| async move {
+                self.get_json::<T>(&m.location, what)
+                    .await
+                    .map(|v| v.map(|v| (v, m.location)))
+            });
+        let found: Vec<Option<(T, Path)>> = futures::stream::iter(reads)
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Every committed run's marker, ordered by run id.
+    pub async fn commits(&self) -> Result<Vec<CommitMarker>> {
+        let mut out: Vec<CommitMarker> = self
+            .read_json_dir(COMMITS, "commit marker")
+            .await?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect();
         out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
         Ok(out)
     }
 
     async fn locks(&self) -> Result<Vec<(RunLock, Path)>> {
-        let prefix = Path::from(LOCKS);
-        let metas: Vec<_> = self
-            .objects
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(self.os_err("list", &prefix))?;
-        let mut out = Vec::new();
-        for meta in metas {
-            if let Some(l) = self.get_json::<RunLock>(&meta.location, "lock").await? {
-                out.push((l, meta.location));
-            }
-        }
-        Ok(out)
+        self.read_json_dir(LOCKS, "lock").await
     }
 
     /// Every run the store knows of, committed or not, oldest first.

@@ -306,17 +306,7 @@ impl Sokoban {
                 ),
             });
         }
-        let plane = pad_h * pad_w;
-        if out.len() != CHANNELS.len() * plane {
-            return Err(EnvError::Encoding {
-                message: format!(
-                    "buffer has {} values, [{}, {pad_h}, {pad_w}] needs {}",
-                    out.len(),
-                    CHANNELS.len(),
-                    CHANNELS.len() * plane
-                ),
-            });
-        }
+        let plane = check_planes_buffer(out.len(), pad_h, pad_w)?;
         out.fill(0.0);
         let (walls, targets) = (self.level.walls(), self.level.targets());
         for y in 0..pad_h {
@@ -356,21 +346,26 @@ fn initial_state(level: &Level) -> State {
     }
 }
 
-/// Encodes a rendered observation ([`Sokoban::render_text`]) into the same
-/// one-hot planes as [`Sokoban::encode_planes`], `[C, pad_h, pad_w]`. This is
-/// how training reads states back from the store's `observation` column.
-pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32]) -> Result<()> {
+/// Checks a planes buffer's length; returns the size of one plane.
+fn check_planes_buffer(len: usize, pad_h: usize, pad_w: usize) -> Result<usize> {
     let plane = pad_h * pad_w;
-    if out.len() != CHANNELS.len() * plane {
+    if len != CHANNELS.len() * plane {
         return Err(EnvError::Encoding {
             message: format!(
-                "buffer has {} values, [{}, {pad_h}, {pad_w}] needs {}",
-                out.len(),
+                "buffer has {len} values, [{}, {pad_h}, {pad_w}] needs {}",
                 CHANNELS.len(),
                 CHANNELS.len() * plane
             ),
         });
     }
+    Ok(plane)
+}
+
+/// Encodes a rendered observation ([`Sokoban::render_text`]) into the same
+/// one-hot planes as [`Sokoban::encode_planes`], `[C, pad_h, pad_w]`. This is
+/// how training reads states back from the store's `observation` column.
+pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32]) -> Result<()> {
+    let plane = check_planes_buffer(out.len(), pad_h, pad_w)?;
     // Everything starts as wall (padding); cells of the text overwrite it.
     out.fill(0.0);
     out[..plane].fill(1.0);

@@ -146,9 +146,10 @@ pub fn solve_from(level: &Level, boxes: &Bits, player: u8, config: &SolverConfig
 }
 
 /// A fast, good-enough hasher for bitset keys (multiply-rotate, as in rustc's
-/// FxHash); the default SipHash would dominate the search time.
+/// FxHash); the default SipHash would dominate the search time. Also used by
+/// the explorer's visited-position sets.
 #[derive(Default)]
-struct Fx(u64);
+pub struct Fx(u64);
 
 impl Hasher for Fx {
     fn write(&mut self, bytes: &[u8]) {
@@ -165,7 +166,8 @@ impl Hasher for Fx {
     }
 }
 
-type FxBuild = BuildHasherDefault<Fx>;
+/// Hash-map builder with [`Fx`].
+pub type FxBuild = BuildHasherDefault<Fx>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Key(Bits, u8);
