@@ -30,13 +30,13 @@ pub struct PretrainArgs {
     /// TOML file with PretrainConfig fields; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Levels whose solver solutions are imitated.
+    /// Levels whose solver solutions are imitated [default: 300].
     #[arg(long)]
     pub demo_levels: Option<usize>,
-    /// Passes over the demonstrations.
+    /// Passes over the demonstrations [default: 10].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Seed of initialisation and shuffling.
+    /// Seed of initialisation and shuffling [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
     /// Held-out levels to measure the new policy on (success rate and Pass@k).
@@ -76,19 +76,19 @@ pub struct ExploreArgs {
     /// Tasks per committed chunk (the unit of resumption).
     #[arg(long, default_value_t = 64)]
     pub chunk_tasks: usize,
-    /// Seed of all sampling.
+    /// Seed of all sampling [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Environment steps per task (roots and branches).
+    /// Environment steps per task, roots and branches [default: 1200].
     #[arg(long)]
     pub budget: Option<usize>,
-    /// Branches per rollback point.
+    /// Branches per rollback point [default: 4].
     #[arg(long)]
     pub branches: Option<usize>,
-    /// Deepest branch level.
+    /// Deepest branch level [default: 2].
     #[arg(long)]
     pub max_depth: Option<usize>,
-    /// Reflect every N steps of a running episode (0: only at a failed end).
+    /// Reflect every N steps of a running episode, 0: only at a failed end [default: 10].
     #[arg(long)]
     pub reflect_every: Option<usize>,
     /// Branch from tau without the experience's guidance (ablation).

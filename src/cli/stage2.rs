@@ -40,13 +40,13 @@ pub struct TrainArgs {
     /// rehearsal.sql); the embedded copies are used for files it lacks.
     #[arg(long, default_value = "queries")]
     pub queries: PathBuf,
-    /// Rehearsal weight relative to counterfactual pairs.
+    /// Rehearsal weight relative to counterfactual pairs [default: 0.5].
     #[arg(long)]
     pub beta: Option<f32>,
-    /// Passes over the data.
+    /// Passes over the data [default: 3].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Seed of shuffling.
+    /// Seed of shuffling [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
 }
