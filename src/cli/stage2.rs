@@ -21,15 +21,24 @@ use crate::train::{load_policy, save_policy};
 pub struct TrainArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// leafe: counterfactual pairs + beta × rehearsal; rft: rehearsal only.
+    /// leafe: counterfactual pairs + beta × rehearsal; rft: rehearsal only;
+    /// grpo: outcome RL sampling its own rollouts (needs --levels).
     #[arg(long, value_enum)]
     pub method: Method,
     /// Model to start from.
     #[arg(long)]
     pub init: String,
-    /// Runs to learn from, as a SQL LIKE pattern on run_id (e.g. `e1.%`).
+    /// Runs to learn from, as a SQL LIKE pattern on run_id (e.g. `e1.%`); for
+    /// grpo, the runs whose environment steps set its interaction budget.
     #[arg(long)]
     pub runs: String,
+    /// grpo: the levels it samples from.
+    #[arg(long)]
+    pub levels: Option<PathBuf>,
+    /// grpo: interaction budget in environment steps (default: the steps the
+    /// --runs spent, so all methods get the same budget).
+    #[arg(long)]
+    pub budget: Option<u64>,
     /// Name of the trained model.
     #[arg(long)]
     pub out_model: String,
@@ -110,6 +119,9 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
             a.out_model,
             store.url()
         );
+    }
+    if a.method == Method::Grpo {
+        return grpo_cmd(a, quiet).await;
     }
     let pb = bar(0, quiet);
     let started = Instant::now();
@@ -324,5 +336,94 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
             );
         }
     }
+    Ok(0)
+}
+
+async fn grpo_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
+    use crate::train::grpo::{GrpoConfig, grpo};
+    let store = a.store.open()?;
+    let Some(levels_path) = &a.levels else {
+        bail!("--method grpo needs --levels (the tasks it samples)")
+    };
+    let levels = read_level_file(levels_path).context("reading the GRPO levels")?;
+    let mut cfg: GrpoConfig = read_toml(a.config.as_deref())?;
+    if let Some(v) = a.seed {
+        cfg.seed = v;
+    }
+    let budget = match a.budget {
+        Some(b) => b,
+        None => {
+            let session = crate::query::QuerySession::open(&store).await?;
+            let q = crate::query::QueryText::parse("budget", "-- @param run string\nSELECT CAST(COALESCE(SUM(interaction_cost), 0) AS BIGINT) AS steps FROM episodes WHERE run_id LIKE ${run}")?
+                .bind(&std::collections::BTreeMap::from([("run".to_string(), a.runs.clone())]))?;
+            let b = session.collect(&q).await?;
+            use arrow::array::AsArray;
+            b[0].column(0)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .value(0)
+                .max(0) as u64
+        }
+    };
+    if budget == 0 {
+        bail!(
+            "no interaction budget: the runs matching `{}` spent no environment steps (or pass --budget)",
+            a.runs
+        );
+    }
+    let init = load_policy(&store, &a.init).await?;
+    let pb = bar(budget, quiet);
+    let started = Instant::now();
+    let run_prefix = format!("grpo-{}-{}", a.out_model, now_us() / 1_000_000);
+    let (policy, report) = grpo(
+        &store,
+        &init,
+        &levels,
+        &run_prefix,
+        budget,
+        Some(&a.queries),
+        &cfg,
+        &command_line(),
+        |r| {
+            pb.set_position(r.env_steps.min(budget));
+            pb.set_message(format!(
+                "iteration {}, success {:.3}",
+                r.iterations,
+                r.success_rates.last().copied().unwrap_or(0.0)
+            ));
+        },
+    )
+    .await?;
+    pb.finish_and_clear();
+    let config = serde_json::json!({
+        "method": "grpo", "init": a.init, "budget_runs": a.runs, "budget": budget, "levels": levels_path.display().to_string(),
+        "out_model": a.out_model, "grpo": cfg, "report": report, "sample_runs": format!("{run_prefix}.%"),
+    });
+    let run_id = format!("{run_prefix}.train");
+    let spec = RunSpec {
+        run_id: run_id.clone(),
+        kind: "train".into(),
+        seed: Some(cfg.seed as i64),
+        config: config.clone(),
+        command_line: command_line(),
+        meta: serde_json::Value::Null,
+    };
+    store.begin_run(spec).await?.commit().await?;
+    save_policy(
+        &store,
+        &a.out_model,
+        &policy.with_name(&a.out_model),
+        serde_json::json!({ "run_id": run_id, "train": config }),
+    )
+    .await?;
+    println!(
+        "saved model {} (grpo from {}: {} iterations, {} of {budget} env steps, sample success {:.3} → {:.3}, {:.1}s); run {run_id}",
+        a.out_model,
+        a.init,
+        report.iterations,
+        report.env_steps,
+        report.success_rates.first().copied().unwrap_or(0.0),
+        report.success_rates.last().copied().unwrap_or(0.0),
+        started.elapsed().as_secs_f64()
+    );
     Ok(0)
 }

@@ -716,6 +716,97 @@ pub fn sample_rollouts<P: Policy>(
     }
 }
 
+/// A sampled trajectory with what a policy-gradient update needs.
+#[derive(Debug, Clone)]
+pub struct Trajectory {
+    /// Index of the level.
+    pub level: usize,
+    /// Sample number for that level.
+    pub sample: usize,
+    /// Whether it solved the level.
+    pub success: bool,
+    /// Sum of rewards.
+    pub episode_return: f64,
+    /// Its steps (observation before the action, action, reward, log-probability).
+    pub steps: Vec<StepOut>,
+}
+
+/// Like [`sample_rollouts`], keeping every step (GRPO sampling).
+pub fn sample_trajectories<P: Policy>(
+    levels: &[Level],
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    max_steps: u16,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<Trajectory>> {
+    let env_config = SokobanConfig {
+        max_steps,
+        end_on_deadlock: false,
+    };
+    let mut out = Vec::with_capacity(levels.len() * samples);
+    let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
+    let mut running: Vec<(Sokoban, ChaCha8Rng, Trajectory)> = Vec::new();
+    let mut planes = Vec::new();
+    loop {
+        while running.len() < batch.max(1) {
+            let Some((l, s)) = queue.next() else { break };
+            let rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s));
+            let tr = Trajectory {
+                level: l,
+                sample: s,
+                success: false,
+                episode_return: 0.0,
+                steps: Vec::new(),
+            };
+            running.push((Sokoban::new(levels[l].clone(), env_config.clone()), rng, tr));
+        }
+        if running.is_empty() {
+            out.sort_by_key(|o: &Trajectory| (o.level, o.sample));
+            return Ok(out);
+        }
+        encode_batch(running.iter().map(|r| &r.0), policy.board(), &mut planes)?;
+        let lp = policy.log_probs(&planes, running.len())?;
+        let mut i = 0;
+        running.retain_mut(|(env, rng, tr)| {
+            let (action, log_prob) = sample(&lp[i * 4..i * 4 + 4], temperature, rng);
+            i += 1;
+            let before = *env.state();
+            let observation = env.render_text();
+            let outcome = env.step(action).expect("running episode steps");
+            tr.episode_return += outcome.reward as f64;
+            let done = outcome.status != Status::Running;
+            tr.steps.push(StepOut {
+                t: before.steps as usize,
+                observation,
+                state: encode_state(&before),
+                action,
+                reward: outcome.reward,
+                done,
+                feedback: outcome.feedback,
+                mistake: None,
+                log_prob,
+            });
+            if !done {
+                return true;
+            }
+            tr.success = outcome.status == Status::Solved;
+            out.push(std::mem::replace(
+                tr,
+                Trajectory {
+                    level: 0,
+                    sample: 0,
+                    success: false,
+                    episode_return: 0.0,
+                    steps: Vec::new(),
+                },
+            ));
+            false
+        });
+    }
+}
+
 /// Successes per level of [`sample_rollouts`].
 pub fn count_successes<P: Policy>(
     levels: &[Level],

@@ -33,6 +33,8 @@ pub enum Method {
     Leafe,
     /// Rehearsal only.
     Rft,
+    /// Outcome RL baseline (see `train::grpo`); not a distillation.
+    Grpo,
 }
 
 /// Settings of distillation.
@@ -63,6 +65,7 @@ pub fn embedded_query(name: &str) -> Option<&'static str> {
     match name {
         "counterfactual_pairs" => Some(include_str!("../../queries/counterfactual_pairs.sql")),
         "rehearsal" => Some(include_str!("../../queries/rehearsal.sql")),
+        "grpo_steps" => Some(include_str!("../../queries/grpo_steps.sql")),
         _ => None,
     }
 }
@@ -160,6 +163,11 @@ pub async fn distill(
     config: &DistillConfig,
     progress: impl FnMut(usize, usize, f32),
 ) -> Result<(NeuralPolicy, DistillReport)> {
+    if method == Method::Grpo {
+        return Err(TrainError::Invalid(
+            "GRPO samples its own data: use train::grpo".into(),
+        ));
+    }
     let base = load_policy(store, init).await?;
     let board = base.config().board;
     let session = QuerySession::open(store)

@@ -10,6 +10,7 @@
 
 use burn::tensor::activation::log_softmax;
 pub mod distill;
+pub mod grpo;
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -33,6 +34,9 @@ pub enum TrainError {
     /// The policy failed.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Sampling rollouts failed.
+    #[error(transparent)]
+    Explore(#[from] crate::explore::ExploreError),
     /// Nothing to train on, or a setting that cannot work.
     #[error("{0}")]
     Invalid(String),

@@ -333,3 +333,99 @@ fn observations_in_the_store_encode_to_the_same_planes_as_the_live_state() {
     assert!(encode_text_planes("#x", 2, 2, &mut out).is_err());
     assert!(encode_text_planes("#####", 2, 2, &mut out).is_err());
 }
+
+#[test]
+fn grpo_samples_through_the_store_within_budget_and_sql_advantages_match_rust() {
+    use leafe::train::grpo::{GrpoConfig, grpo};
+    let policy = tiny_base();
+    let (_dir, url) = local_store();
+    let store = Store::open(&url).unwrap();
+    let lv = levels(12, 400);
+    let cfg = GrpoConfig {
+        group_size: 4,
+        tasks_per_iteration: 6,
+        epochs: 1,
+        ..GrpoConfig::default()
+    };
+    rt().block_on(async {
+        let budget = 2000;
+        let (_, report) = grpo(
+            &store,
+            &policy,
+            &lv,
+            "g",
+            budget,
+            None,
+            &cfg,
+            "test",
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert!(report.iterations >= 2, "{report:?}");
+        let steps = count(
+            &store,
+            "SELECT SUM(interaction_cost) FROM episodes WHERE origin = 'grpo'",
+        )
+        .await as u64;
+        assert_eq!(steps, report.env_steps);
+        // At most one iteration's worth over budget (the last is sized to what is left).
+        assert!(
+            report.env_steps < budget + (cfg.group_size * cfg.max_steps as usize) as u64,
+            "{report:?}"
+        );
+
+        // Group-normalised advantages from SQL equal a direct computation.
+        let s = QuerySession::open(&store).await.unwrap();
+        let path = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/grpo_groups.sql"
+        ));
+        let q = QueryText::from_file(path)
+            .unwrap()
+            .bind(&BTreeMap::new())
+            .unwrap();
+        let mut groups: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+        for b in s.collect(&q).await.unwrap() {
+            let run = b
+                .column_by_name("run_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let task = b
+                .column_by_name("task_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let ret = b
+                .column_by_name("episode_return")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            let adv = b
+                .column_by_name("advantage")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            for i in 0..b.num_rows() {
+                groups
+                    .entry((run.value(i).into(), task.value(i).into()))
+                    .or_default()
+                    .push((ret.value(i), adv.value(i)));
+            }
+        }
+        assert!(!groups.is_empty());
+        for rows in groups.values() {
+            assert_eq!(rows.len(), cfg.group_size);
+            let n = rows.len() as f64;
+            let mean = rows.iter().map(|r| r.0).sum::<f64>() / n;
+            let std = (rows.iter().map(|r| (r.0 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            for &(ret, adv) in rows {
+                assert!(
+                    (adv - (ret - mean) / (std + 1e-6)).abs() < 1e-6,
+                    "{adv} vs {ret} {mean} {std}"
+                );
+            }
+        }
+    });
+}

@@ -1,0 +1,347 @@
+//! GRPO, the outcome-RL baseline, through the store: sample G rollouts per
+//! task from the current policy → write them as a run (origin `grpo`, with the
+//! behaviour log-probabilities) → `queries/grpo_steps.sql` computes the
+//! group-normalised advantages in SQL → clipped policy-gradient update with an
+//! optional KL penalty to the initial policy → repeat until the interaction
+//! budget (environment steps) is spent.
+
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float32Type, Float64Type, Int32Type};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use futures::StreamExt;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::distill::load_query;
+use super::{Result, TrainError};
+use crate::env::sokoban::{CHANNELS, Level, encode_text_planes};
+use crate::explore::sample_trajectories;
+use crate::policy::{NeuralPolicy, Policy, default_device};
+use crate::query::QuerySession;
+use crate::store::{
+    EpisodeBatchBuilder, EpisodeRow, RunSpec, StepBatchBuilder, StepRow, Store, Table, now_us,
+};
+
+/// Settings of GRPO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoConfig {
+    /// Rollouts per task (the group).
+    pub group_size: usize,
+    /// Tasks sampled per iteration.
+    pub tasks_per_iteration: usize,
+    /// Upper bound on iterations (the budget usually stops it first).
+    pub max_iterations: usize,
+    /// Importance-ratio clip epsilon.
+    pub clip: f32,
+    /// Weight of the KL penalty to the initial policy (0: none).
+    pub kl_coef: f32,
+    /// Passes over each iteration's samples.
+    pub epochs: usize,
+    /// Steps per gradient update.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Step limit of an episode.
+    pub max_steps: u16,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        GrpoConfig {
+            group_size: 8,
+            tasks_per_iteration: 32,
+            max_iterations: 1000,
+            clip: 0.2,
+            kl_coef: 0.02,
+            epochs: 2,
+            batch_size: 512,
+            learning_rate: 3e-4,
+            temperature: 1.0,
+            max_steps: 60,
+            seed: 0,
+        }
+    }
+}
+
+/// What a GRPO run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GrpoReport {
+    /// Iterations run.
+    pub iterations: usize,
+    /// Environment steps spent.
+    pub env_steps: u64,
+    /// Success rate of each iteration's samples.
+    pub success_rates: Vec<f32>,
+}
+
+struct Rows {
+    planes: Vec<f32>,
+    actions: Vec<i32>,
+    old_logp: Vec<f32>,
+    advantages: Vec<f32>,
+}
+
+/// Runs GRPO from `init` on `levels` until `budget` environment steps are spent.
+#[allow(clippy::too_many_arguments)]
+pub async fn grpo(
+    store: &Store,
+    init: &NeuralPolicy,
+    levels: &[Level],
+    run_prefix: &str,
+    budget: u64,
+    queries: Option<&Path>,
+    config: &GrpoConfig,
+    command_line: &str,
+    mut progress: impl FnMut(&GrpoReport),
+) -> Result<(NeuralPolicy, GrpoReport)> {
+    if levels.is_empty() || config.group_size < 2 || config.tasks_per_iteration == 0 {
+        return Err(TrainError::Invalid(
+            "GRPO needs levels, group_size >= 2 and tasks_per_iteration >= 1".into(),
+        ));
+    }
+    let query = load_query(queries, "grpo_steps")?;
+    let board = init.config().board;
+    let width = CHANNELS.len() * board * board;
+    let device = default_device().autodiff();
+    let mut net = init
+        .config()
+        .init(&device, config.seed)
+        .load_record(init.net().clone().into_record());
+    let mut optim = AdamConfig::new().init();
+    let mut policy = init.clone();
+    let mut report = GrpoReport::default();
+    let mut next_task = 0usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    while report.iterations < config.max_iterations && report.env_steps < budget {
+        // Keep within the budget: fewer tasks when little is left (mean episode
+        // length so far as the estimate).
+        let mean_len = if report.iterations == 0 {
+            config.max_steps as f64 / 2.0
+        } else {
+            report.env_steps as f64
+                / (report.iterations * config.tasks_per_iteration * config.group_size) as f64
+        };
+        let left = (budget - report.env_steps) as f64;
+        let tasks = ((left / (mean_len.max(1.0) * config.group_size as f64)).ceil() as usize)
+            .clamp(1, config.tasks_per_iteration);
+        let chosen: Vec<Level> = (0..tasks)
+            .map(|i| levels[(next_task + i) % levels.len()].clone())
+            .collect();
+        next_task += tasks;
+        let it_seed = config.seed.wrapping_add(report.iterations as u64 * 7919);
+        let trajectories = tokio::task::block_in_place(|| {
+            sample_trajectories(
+                &chosen,
+                &policy,
+                config.group_size,
+                config.temperature,
+                config.max_steps,
+                it_seed,
+                1024,
+            )
+        })?;
+        let steps: u64 = trajectories.iter().map(|t| t.steps.len() as u64).sum();
+        report.env_steps += steps;
+        report.success_rates.push(
+            trajectories.iter().filter(|t| t.success).count() as f32 / trajectories.len() as f32,
+        );
+
+        // Sampling → store.
+        let run_id = format!("{run_prefix}.i{:04}", report.iterations);
+        let spec = RunSpec {
+            run_id: run_id.clone(),
+            kind: "grpo-sample".into(),
+            seed: Some(it_seed as i64),
+            config: serde_json::json!({ "grpo": config, "iteration": report.iterations, "tasks": tasks, "policy": policy.name() }),
+            command_line: command_line.to_string(),
+            meta: serde_json::Value::Null,
+        };
+        let mut run = store.begin_run(spec).await?;
+        let (mut eb, mut sb) = (EpisodeBatchBuilder::default(), StepBatchBuilder::default());
+        let now = now_us();
+        let task_ids: Vec<String> = chosen.iter().map(|l| l.task_id()).collect();
+        for (i, t) in trajectories.iter().enumerate() {
+            let id = i as i64;
+            for s in &t.steps {
+                sb.push(&StepRow {
+                    episode_id: id,
+                    t: s.t as i32,
+                    observation: &s.observation,
+                    state: Some(&s.state),
+                    action: s.action as i32,
+                    action_text: crate::env::sokoban::board::DIR_NAMES[s.action],
+                    reward: s.reward,
+                    done: s.done,
+                    feedback: &s.feedback,
+                    mistake: s.mistake,
+                    log_prob: s.log_prob,
+                    experience_in_context: false,
+                });
+            }
+            eb.push(&EpisodeRow {
+                episode_id: id,
+                tree_id: id,
+                parent_episode_id: None,
+                reflection_id: None,
+                rollback_step: None,
+                depth: 0,
+                sample_index: t.sample as i32,
+                origin: "grpo",
+                task_id: &task_ids[t.level],
+                task_source: None,
+                split: Some("train"),
+                policy: policy.name(),
+                experience_in_context: false,
+                success: t.success,
+                status: if t.success { "solved" } else { "step_limit" },
+                episode_return: t.episode_return,
+                length: t.steps.len() as i32,
+                interaction_cost: t.steps.len() as i64,
+                created_at_us: now,
+            });
+        }
+        let (e, s) = (eb.finish(), sb.finish());
+        run.write(Table::Steps, &s).await?;
+        run.write(Table::Episodes, &e).await?;
+        run.commit().await?;
+
+        // Store → SQL advantages → tensors.
+        let rows = read_rows(store, &query, &run_id, board, width).await?;
+        // Update: clipped surrogate + KL(init || current) (k3 estimator).
+        let n = rows.actions.len();
+        let ref_logp = reference_logp(init, &rows, board)?;
+        let mut order: Vec<usize> = (0..n).collect();
+        for _ in 0..config.epochs {
+            order.shuffle(&mut rng);
+            for chunk in order.chunks(config.batch_size.max(1)) {
+                let b = chunk.len();
+                let pick = |v: &Vec<f32>| chunk.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+                let mut xs = Vec::with_capacity(b * width);
+                for &i in chunk {
+                    xs.extend_from_slice(&rows.planes[i * width..(i + 1) * width]);
+                }
+                // [b, width], [b, 1], [b] × 3
+                let x = Tensor::<2>::from_data(TensorData::new(xs, [b, width]), &device);
+                let y = Tensor::<2, Int>::from_data(
+                    TensorData::new(
+                        chunk.iter().map(|&i| rows.actions[i]).collect::<Vec<i32>>(),
+                        [b, 1],
+                    ),
+                    &device,
+                );
+                let old =
+                    Tensor::<1>::from_data(TensorData::new(pick(&rows.old_logp), [b]), &device);
+                let adv =
+                    Tensor::<1>::from_data(TensorData::new(pick(&rows.advantages), [b]), &device);
+                let reference =
+                    Tensor::<1>::from_data(TensorData::new(pick(&ref_logp), [b]), &device);
+                let logp = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
+                let ratio = (logp.clone() - old).exp();
+                let surrogate = (ratio.clone() * adv.clone())
+                    .min_pair(ratio.clamp(1.0 - config.clip, 1.0 + config.clip) * adv);
+                let mut loss = surrogate.mean().neg();
+                if config.kl_coef > 0.0 {
+                    let d = reference - logp;
+                    let kl = (d.clone().exp() - d).sub_scalar(1.0).mean();
+                    loss = loss + kl.mul_scalar(config.kl_coef);
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(config.learning_rate, net, grads);
+            }
+        }
+        policy = NeuralPolicy::new(init.name(), init.config().clone(), net.valid());
+        report.iterations += 1;
+        progress(&report);
+    }
+    Ok((policy, report))
+}
+
+async fn read_rows(
+    store: &Store,
+    query: &crate::query::QueryText,
+    run_id: &str,
+    board: usize,
+    width: usize,
+) -> Result<Rows> {
+    let bound = query
+        .bind(&std::collections::BTreeMap::from([(
+            "run".to_string(),
+            run_id.to_string(),
+        )]))
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let session = QuerySession::open(store)
+        .await
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let mut stream = session
+        .stream(&bound)
+        .await
+        .map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let mut rows = Rows {
+        planes: Vec::new(),
+        actions: Vec::new(),
+        old_logp: Vec::new(),
+        advantages: Vec::new(),
+    };
+    let bad = |what: &str| TrainError::Invalid(format!("{}: {what}", query.source_name));
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| bad(&e.to_string()))?;
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| bad(&format!("no `{name}` column")))
+        };
+        let obs = col("observation")?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad("`observation` is not Utf8"))?
+            .clone();
+        let act = col("action")?
+            .as_primitive_opt::<Int32Type>()
+            .ok_or_else(|| bad("`action` is not Int32"))?
+            .clone();
+        let lp = col("log_prob")?
+            .as_primitive_opt::<Float32Type>()
+            .ok_or_else(|| bad("`log_prob` is not Float32"))?
+            .clone();
+        let adv = col("advantage")?
+            .as_primitive_opt::<Float64Type>()
+            .ok_or_else(|| bad("`advantage` is not Float64"))?
+            .clone();
+        for i in 0..batch.num_rows() {
+            if adv.is_null(i) {
+                continue;
+            }
+            let start = rows.planes.len();
+            rows.planes.resize(start + width, 0.0);
+            encode_text_planes(obs.value(i), board, board, &mut rows.planes[start..])
+                .map_err(|e| bad(&e.to_string()))?;
+            rows.actions.push(act.value(i));
+            rows.old_logp.push(lp.value(i));
+            rows.advantages.push(adv.value(i) as f32);
+        }
+    }
+    Ok(rows)
+}
+
+fn reference_logp(init: &NeuralPolicy, rows: &Rows, board: usize) -> Result<Vec<f32>> {
+    let width = CHANNELS.len() * board * board;
+    let mut out = Vec::with_capacity(rows.actions.len());
+    for (c, chunk) in rows.planes.chunks(4096 * width).enumerate() {
+        let n = chunk.len() / width;
+        let lp = init.log_probs(chunk, n)?;
+        for j in 0..n {
+            out.push(lp[j * 4 + rows.actions[c * 4096 + j] as usize]);
+        }
+    }
+    Ok(out)
+}
