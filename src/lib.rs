@@ -16,9 +16,15 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`env`] | the `Env` trait and Sokoban: rules, level files, generator, deadlocks, solver |
-//! | [`store`] | table schemas (`schemas/`), streaming Parquet writers, the commit protocol, gc |
+//! | [`policy`] | the `Policy` trait; the burn MLP policy, batched sampling, checkpoint bytes |
+//! | [`explore`] | Stage 1: reflector, experience guidance, rollback tree search, plain rollouts |
+//! | [`store`] | table schemas (`schemas/`), streaming Parquet writers, the commit protocol, gc, models |
 //! | [`query`] | a DataFusion session over committed runs; `queries/*.sql` with parameters |
-//! | [`synth`] | synthetic trees of episodes, for trying and benchmarking the store before Stage 1 |
+//! | [`synth`] | synthetic trees of episodes, for trying and benchmarking the store |
+//! | [`train`] | burn training: behaviour cloning, LEAFE / RFT distillation from SQL, GRPO |
+//! | [`eval`] | Pass@k |
+//! | [`pipeline`] | the exploration job: chunks, resume, shards |
+//! | [`cli`] | the `leafe` commands (thin) |
 //!
 //! A module uses only the ones above it in the data flow; only `store` and
 //! `query` know about object_store and DataFusion.
