@@ -16,11 +16,12 @@
 //! Only `policy` and `train` import burn.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, Relu};
+use burn::module::Param;
+use burn::nn::{Linear, Relu};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::activation::log_softmax;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 use crate::env::sokoban::{CHANNELS, Sokoban};
 
@@ -92,14 +93,44 @@ impl PolicyNetConfig {
     }
 
     /// A freshly initialised network (initialisation seeded by `seed`).
+    ///
+    /// The weights are drawn from our own seeded generator, not the backend's
+    /// global one, so two initialisations with the same seed are identical
+    /// whatever else runs in the process at the same time.
     pub fn init(&self, device: &Device, seed: u64) -> PolicyNet {
-        device.seed(seed);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         PolicyNet {
-            hidden1: LinearConfig::new(self.input_size(), self.hidden).init(device),
-            hidden2: LinearConfig::new(self.hidden, self.hidden).init(device),
-            head: LinearConfig::new(self.hidden, NUM_ACTIONS).init(device),
+            hidden1: seeded_linear(self.input_size(), self.hidden, &mut rng, device),
+            hidden2: seeded_linear(self.hidden, self.hidden, &mut rng, device),
+            head: seeded_linear(self.hidden, NUM_ACTIONS, &mut rng, device),
             activation: Relu::new(),
         }
+    }
+}
+
+/// A linear layer initialised like burn's default (Kaiming-uniform with gain
+/// 1/sqrt(3), i.e. weights and bias uniform in ±1/sqrt(fan_in)), drawn from
+/// `rng`.
+fn seeded_linear(
+    d_input: usize,
+    d_output: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &Device,
+) -> Linear {
+    let bound = 1.0 / (d_input as f32).sqrt();
+    let mut draw =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+    let weight = draw(d_input * d_output);
+    let bias = draw(d_output);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(weight, [d_input, d_output]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias, [d_output]),
+            device,
+        ))),
     }
 }
 
@@ -296,7 +327,6 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
     fn sampling_follows_the_distribution_and_never_picks_excluded_actions() {
@@ -314,5 +344,28 @@ mod tests {
             (counts[2] as f64 / 20_000.0 - 0.6).abs() < 0.02,
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn initialisation_depends_on_the_seed_alone() {
+        let config = PolicyNetConfig::new().with_hidden(8).with_board(4);
+        let device = Device::default();
+        let weights = |seed| {
+            let net = config.init(&device, seed);
+            net.hidden1
+                .weight
+                .val()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        let a = weights(7);
+        // Another initialisation in between (as a concurrent test or job
+        // would do) must not change what seed 7 gives.
+        let _ = weights(8);
+        assert_eq!(a, weights(7));
+        assert_ne!(a, weights(8));
+        let bound = 1.0 / (config.input_size() as f32).sqrt();
+        assert!(a.iter().all(|w| w.abs() <= bound));
     }
 }
