@@ -22,7 +22,8 @@
 //! | [`query`] | a DataFusion session over committed runs; `queries/*.sql` with parameters |
 //! | [`synth`] | synthetic trees of episodes, for trying and benchmarking the store |
 //! | [`train`] | burn training: behaviour cloning, LEAFE / RFT distillation from SQL, GRPO |
-//! | [`eval`] | Pass@k |
+//! | [`eval`] | Pass@k, eval episodes |
+//! | [`experiment`] | `leafe run`: the whole comparison over seeds, the report |
 //! | [`pipeline`] | the exploration job: chunks, resume, shards |
 //! | [`cli`] | the `leafe` commands (thin) |
 //!
@@ -32,6 +33,7 @@
 pub mod cli;
 pub mod env;
 pub mod eval;
+pub mod experiment;
 pub mod explore;
 pub mod pipeline;
 pub mod policy;

@@ -2,6 +2,7 @@
 //! arguments to the library. Nothing here computes anything the library could.
 
 pub mod levels;
+pub mod run;
 pub mod stage1;
 pub mod stage2;
 
@@ -71,6 +72,8 @@ pub enum Command {
     Train(stage2::TrainArgs),
     /// Pass@k of a model on held-out levels (n samples per task; episodes written to the store).
     Eval(stage2::EvalArgs),
+    /// The whole experiment: base, Stage 1, LEAFE / RFT / GRPO / ablation, Pass@k over seeds, report in reports/<run>/.
+    Run(run::RunArgs),
     /// Sokoban levels: generate level files, solve them.
     #[command(subcommand)]
     Levels(levels::LevelsCmd),
@@ -269,6 +272,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Explore(a) => stage1::explore_cmd(a, cli.quiet).await,
         Command::Train(a) => stage2::train_cmd(a, cli.quiet).await,
         Command::Eval(a) => stage2::eval_cmd(a).await,
+        Command::Run(a) => run::run_cmd(a, cli.quiet).await,
     }
 }
 

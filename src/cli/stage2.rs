@@ -9,12 +9,10 @@ use clap::Args;
 use super::stage1::{bar, read_toml};
 use super::{StoreArgs, command_line};
 use crate::env::sokoban::levels::read_level_file;
-use crate::eval::mean_pass_at_k;
-use crate::explore::sample_rollouts;
 use crate::query::OutputFormat;
-use crate::store::{EpisodeBatchBuilder, EpisodeRow, RunSpec, Table, now_us};
+use crate::store::now_us;
 use crate::train::distill::{DistillConfig, Method, distill};
-use crate::train::{load_policy, save_policy};
+use crate::train::{load_policy, record_and_save};
 
 /// Arguments of `leafe train`.
 #[derive(Debug, Args)]
@@ -146,20 +144,14 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
         "method": a.method, "init": a.init, "runs": a.runs, "out_model": a.out_model,
         "queries": a.queries.display().to_string(), "distill": cfg, "report": report,
     });
-    let spec = RunSpec {
-        run_id: run_id.clone(),
-        kind: "train".into(),
-        seed: Some(cfg.fit.seed as i64),
-        config: config.clone(),
-        command_line: command_line(),
-        meta: serde_json::Value::Null,
-    };
-    store.begin_run(spec).await?.commit().await?;
-    save_policy(
+    record_and_save(
         &store,
+        &run_id,
         &a.out_model,
-        &policy.with_name(&a.out_model),
-        serde_json::json!({ "run_id": run_id, "train": config }),
+        &policy,
+        cfg.fit.seed,
+        config,
+        &command_line(),
     )
     .await?;
     println!(
@@ -179,15 +171,13 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
 
 /// `leafe eval`.
 pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
+    use crate::eval::{EvalSpec, default_ks, evaluate};
     let store = a.store.open()?;
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
     let ks: Vec<u64> = if a.k.is_empty() {
-        (0..)
-            .map(|i| 1u64 << i)
-            .take_while(|&k| k <= a.samples as u64)
-            .collect()
+        default_ks(a.samples)
     } else {
         a.k.clone()
     };
@@ -199,29 +189,8 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     }
     let policy = load_policy(&store, &a.model).await?;
     let levels = read_level_file(&a.levels).context("reading the evaluation levels")?;
-    let started = Instant::now();
-    let outcomes = tokio::task::block_in_place(|| {
-        sample_rollouts(
-            &levels,
-            &policy,
-            a.samples,
-            a.temperature,
-            a.max_steps,
-            a.seed,
-            1024,
-        )
-    })?;
-    let secs = started.elapsed().as_secs_f64();
-    let mut counts = vec![(a.samples as u64, 0u64); levels.len()];
-    for o in &outcomes {
-        counts[o.level].1 += u64::from(o.success);
-    }
-    let pass: Vec<(u64, f64)> = ks
-        .iter()
-        .map(|&k| (k, mean_pass_at_k(&counts, k)))
-        .collect();
-    if !a.no_write {
-        let run_id = a.run_id.clone().unwrap_or_else(|| {
+    let run_id = (!a.no_write).then(|| {
+        a.run_id.clone().unwrap_or_else(|| {
             format!(
                 "eval-{}-{}-s{}-{}",
                 a.model,
@@ -229,62 +198,37 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
                 a.seed,
                 now_us() / 1_000_000
             )
-        });
-        let spec = RunSpec {
-            run_id: run_id.clone(),
-            kind: "eval".into(),
-            seed: Some(a.seed as i64),
-            config: serde_json::json!({
-                "model": a.model, "levels": a.levels.display().to_string(), "split": a.split, "samples": a.samples,
-                "temperature": a.temperature, "max_steps": a.max_steps, "pass_at_k": pass.iter().map(|(k, p)| (k.to_string(), *p)).collect::<std::collections::BTreeMap<_, _>>(),
-            }),
-            command_line: command_line(),
-            meta: serde_json::Value::Null,
-        };
-        let mut run = store.begin_run(spec).await?;
-        let mut b = EpisodeBatchBuilder::default();
-        let created_at_us = now_us();
-        let task_ids: Vec<String> = levels.iter().map(|l| l.task_id()).collect();
-        let sources: Vec<String> = (0..levels.len())
-            .map(|i| format!("{}#{i}", a.levels.display()))
-            .collect();
-        for (i, o) in outcomes.iter().enumerate() {
-            let id = i as i64;
-            b.push(&EpisodeRow {
-                episode_id: id,
-                tree_id: id,
-                parent_episode_id: None,
-                reflection_id: None,
-                rollback_step: None,
-                depth: 0,
-                sample_index: o.sample as i32,
-                origin: "eval",
-                task_id: &task_ids[o.level],
-                task_source: Some(&sources[o.level]),
-                split: Some(&a.split),
-                policy: &a.model,
-                experience_in_context: false,
-                success: o.success,
-                status: if o.success { "solved" } else { "step_limit" },
-                episode_return: o.episode_return,
-                length: o.length as i32,
-                interaction_cost: o.length as i64,
-                created_at_us,
-            });
-            if b.len() >= 65_536 {
-                let batch = b.finish();
-                run.write(Table::Episodes, &batch).await?;
-            }
-        }
-        let batch = b.finish();
-        run.write(Table::Episodes, &batch).await?;
-        run.commit().await?;
+        })
+    });
+    let levels_source = a.levels.display().to_string();
+    let command_line = command_line();
+    let r = evaluate(
+        &store,
+        &policy,
+        &EvalSpec {
+            model: &a.model,
+            levels: &levels,
+            levels_source: &levels_source,
+            split: &a.split,
+            samples: a.samples,
+            ks: &ks,
+            temperature: a.temperature,
+            max_steps: a.max_steps,
+            seed: a.seed,
+            run_id: run_id.as_deref(),
+            command_line: &command_line,
+        },
+    )
+    .await?;
+    if let Some(run_id) = &run_id {
         eprintln!(
-            "wrote {} eval episodes as run {run_id} ({:.1}s of rollouts)",
-            outcomes.len(),
-            secs
+            "wrote {} eval episodes as run {run_id} ({:.1}s of rollouts, {:.0} rollouts/s)",
+            r.rollouts,
+            r.seconds,
+            r.rollouts as f64 / r.seconds.max(1e-9)
         );
     }
+    let pass: Vec<(u64, f64)> = r.pass_at_k.iter().map(|(k, p)| (*k, *p)).collect();
     match a.format {
         OutputFormat::Json => {
             let obj = serde_json::json!({
@@ -296,8 +240,8 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
         OutputFormat::Csv => {
             println!(
                 "model,split,tasks,samples,{}",
-                ks.iter()
-                    .map(|k| format!("pass@{k}"))
+                pass.iter()
+                    .map(|(k, _)| format!("pass@{k}"))
                     .collect::<Vec<_>>()
                     .join(",")
             );
@@ -320,8 +264,8 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
                 "split",
                 "tasks",
                 "samples",
-                ks.iter()
-                    .map(|k| format!("{:>8}", format!("pass@{k}")))
+                pass.iter()
+                    .map(|(k, _)| format!("{:>8}", format!("pass@{k}")))
                     .collect::<String>()
             );
             println!(
@@ -399,20 +343,14 @@ async fn grpo_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
         "out_model": a.out_model, "grpo": cfg, "report": report, "sample_runs": format!("{run_prefix}.%"),
     });
     let run_id = format!("{run_prefix}.train");
-    let spec = RunSpec {
-        run_id: run_id.clone(),
-        kind: "train".into(),
-        seed: Some(cfg.seed as i64),
-        config: config.clone(),
-        command_line: command_line(),
-        meta: serde_json::Value::Null,
-    };
-    store.begin_run(spec).await?.commit().await?;
-    save_policy(
+    record_and_save(
         &store,
+        &run_id,
         &a.out_model,
-        &policy.with_name(&a.out_model),
-        serde_json::json!({ "run_id": run_id, "train": config }),
+        &policy,
+        cfg.seed,
+        config,
+        &command_line(),
     )
     .await?;
     println!(

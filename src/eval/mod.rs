@@ -5,6 +5,190 @@
 //! without replacement from the n succeeds. Computed as a running product so
 //! large n does not overflow.
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::env::sokoban::Level;
+use crate::explore::sample_rollouts;
+use crate::policy::NeuralPolicy;
+use crate::store::{EpisodeBatchBuilder, EpisodeRow, RunSpec, Store, Table, now_us};
+
+/// What to evaluate and how.
+#[derive(Debug, Clone)]
+pub struct EvalSpec<'a> {
+    /// Model name (recorded as the episodes' policy).
+    pub model: &'a str,
+    /// The tasks.
+    pub levels: &'a [Level],
+    /// Where the levels came from (recorded; task source prefix).
+    pub levels_source: &'a str,
+    /// Split name recorded and reported.
+    pub split: &'a str,
+    /// Samples per task (n of the estimator).
+    pub samples: usize,
+    /// The k values reported (each 1..=samples).
+    pub ks: &'a [u64],
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Step limit of an episode.
+    pub max_steps: u16,
+    /// Seed of sampling.
+    pub seed: u64,
+    /// Write the eval episodes as this run (None: write nothing).
+    pub run_id: Option<&'a str>,
+    /// The command line, recorded with the run.
+    pub command_line: &'a str,
+}
+
+/// What an evaluation measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalResult {
+    /// Tasks evaluated.
+    pub tasks: usize,
+    /// Samples per task.
+    pub samples: usize,
+    /// Mean Pass@k over tasks, by k.
+    pub pass_at_k: BTreeMap<u64, f64>,
+    /// Rollouts sampled.
+    pub rollouts: usize,
+    /// Environment steps executed.
+    pub env_steps: u64,
+    /// Seconds spent sampling.
+    pub seconds: f64,
+}
+
+/// Errors of evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The request cannot be evaluated.
+    #[error("{0}")]
+    Invalid(String),
+    /// Sampling failed.
+    #[error(transparent)]
+    Explore(#[from] crate::explore::ExploreError),
+    /// Writing the eval episodes failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Samples `spec.samples` rollouts per task, computes Pass@k and (with a run
+/// id) writes every rollout as an `eval` episode in one committed run whose
+/// config records the Pass@k figures (marker meta too, so a caller can reuse
+/// a finished evaluation without reading the episodes).
+pub async fn evaluate(
+    store: &Store,
+    policy: &NeuralPolicy,
+    spec: &EvalSpec<'_>,
+) -> Result<EvalResult, EvalError> {
+    if spec.samples == 0 {
+        return Err(EvalError::Invalid("samples must be at least 1".into()));
+    }
+    if let Some(bad) = spec.ks.iter().find(|&&k| k == 0 || k > spec.samples as u64) {
+        return Err(EvalError::Invalid(format!(
+            "k = {bad} is outside 1..={} (k cannot exceed the samples per task)",
+            spec.samples
+        )));
+    }
+    let started = Instant::now();
+    let outcomes = tokio::task::block_in_place(|| {
+        sample_rollouts(
+            spec.levels,
+            policy,
+            spec.samples,
+            spec.temperature,
+            spec.max_steps,
+            spec.seed,
+            1024,
+        )
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut counts = vec![(spec.samples as u64, 0u64); spec.levels.len()];
+    for o in &outcomes {
+        counts[o.level].1 += u64::from(o.success);
+    }
+    let result = EvalResult {
+        tasks: spec.levels.len(),
+        samples: spec.samples,
+        pass_at_k: spec
+            .ks
+            .iter()
+            .map(|&k| (k, mean_pass_at_k(&counts, k)))
+            .collect(),
+        rollouts: outcomes.len(),
+        env_steps: outcomes.iter().map(|o| o.length as u64).sum(),
+        seconds,
+    };
+    let Some(run_id) = spec.run_id else {
+        return Ok(result);
+    };
+    let pass_json: serde_json::Map<String, serde_json::Value> = result
+        .pass_at_k
+        .iter()
+        .map(|(k, p)| (k.to_string(), serde_json::json!(p)))
+        .collect();
+    let run_spec = RunSpec {
+        run_id: run_id.to_string(),
+        kind: "eval".into(),
+        seed: Some(spec.seed as i64),
+        config: serde_json::json!({
+            "model": spec.model, "levels": spec.levels_source, "split": spec.split,
+            "samples": spec.samples, "temperature": spec.temperature,
+            "max_steps": spec.max_steps, "seed": spec.seed, "pass_at_k": pass_json,
+        }),
+        command_line: spec.command_line.to_string(),
+        meta: serde_json::json!({ "pass_at_k": pass_json, "tasks": result.tasks, "samples": spec.samples }),
+    };
+    let mut run = store.begin_run(run_spec).await?;
+    let mut b = EpisodeBatchBuilder::default();
+    let created_at_us = now_us();
+    let task_ids: Vec<String> = spec.levels.iter().map(|l| l.task_id()).collect();
+    let sources: Vec<String> = (0..spec.levels.len())
+        .map(|i| format!("{}#{i}", spec.levels_source))
+        .collect();
+    for (i, o) in outcomes.iter().enumerate() {
+        let id = i as i64;
+        b.push(&EpisodeRow {
+            episode_id: id,
+            tree_id: id,
+            parent_episode_id: None,
+            reflection_id: None,
+            rollback_step: None,
+            depth: 0,
+            sample_index: o.sample as i32,
+            origin: "eval",
+            task_id: &task_ids[o.level],
+            task_source: Some(&sources[o.level]),
+            split: Some(spec.split),
+            policy: spec.model,
+            experience_in_context: false,
+            success: o.success,
+            status: if o.success { "solved" } else { "step_limit" },
+            episode_return: o.episode_return,
+            length: o.length as i32,
+            interaction_cost: o.length as i64,
+            created_at_us,
+        });
+        if b.len() >= 65_536 {
+            let batch = b.finish();
+            run.write(Table::Episodes, &batch).await?;
+        }
+    }
+    let batch = b.finish();
+    run.write(Table::Episodes, &batch).await?;
+    run.commit().await?;
+    Ok(result)
+}
+
+/// The default k values: 1, 2, 4, … up to `samples`.
+pub fn default_ks(samples: usize) -> Vec<u64> {
+    (0..)
+        .map(|i| 1u64 << i)
+        .take_while(|&k| k <= samples as u64)
+        .collect()
+}
+
 /// Unbiased Pass@k for one task; `k` must be ≤ `n`.
 pub fn pass_at_k(n: u64, c: u64, k: u64) -> f64 {
     assert!(

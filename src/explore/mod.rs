@@ -64,6 +64,13 @@ pub struct ExploreConfig {
     /// Sample branches under the experience (false: the "LEAFE without
     /// experience" ablation — roll back to tau, but branch unguided).
     pub use_experience: bool,
+    /// Independent rollouts from the task's start, at most. With more than 1,
+    /// a new root starts whenever nothing else is left to explore, the budget
+    /// is not spent and fewer than `target_successes` episodes succeeded.
+    /// `max_depth = 0` with many root samples is rejection sampling — the
+    /// data of the RFT baseline (no reflection, no rollback), under the same
+    /// per-task budget as LEAFE.
+    pub root_samples: usize,
     /// The reflector's settings.
     pub reflector: reflect::ReflectorConfig,
     /// How the experience guides branch sampling.
@@ -84,6 +91,7 @@ impl Default for ExploreConfig {
             target_successes: 4,
             parallel_tasks: 64,
             use_experience: true,
+            root_samples: 1,
             reflector: reflect::ReflectorConfig::default(),
             guidance: GuidanceConfig::default(),
         }
@@ -197,7 +205,7 @@ pub struct TaskTree {
     pub task_id: String,
     /// Where the task came from.
     pub task_source: String,
-    /// Root first, then branches in creation order.
+    /// Root first, then branches (and further roots) in creation order.
     pub episodes: Vec<EpisodeOut>,
     /// Reflections in creation order.
     pub reflections: Vec<ReflectionOut>,
@@ -308,9 +316,9 @@ pub fn explore<P: Policy, R: Reflector>(
     config: &ExploreConfig,
     mut on_tree: impl FnMut(TaskTree) -> Result<()>,
 ) -> Result<usize> {
-    if config.parallel_tasks == 0 || config.budget == 0 {
+    if config.parallel_tasks == 0 || config.budget == 0 || config.root_samples == 0 {
         return Err(ExploreError::Config(
-            "parallel_tasks and budget must be at least 1".into(),
+            "parallel_tasks, budget and root_samples must be at least 1".into(),
         ));
     }
     if config.branches == 0 && config.max_depth > 0 {
@@ -488,13 +496,23 @@ pub fn explore<P: Policy, R: Reflector>(
                 .flatten()
                 .filter(|e| e.origin == Origin::Branch && e.success)
                 .count();
-            let root_solved = run
+            let roots = run
                 .eps
-                .first()
-                .and_then(|e| e.as_ref())
-                .is_some_and(|e| e.success);
+                .iter()
+                .flatten()
+                .filter(|e| e.origin == Origin::Root)
+                .count();
+            let solved_roots = run
+                .eps
+                .iter()
+                .flatten()
+                .filter(|e| e.origin == Origin::Root && e.success)
+                .count();
             let keep_going =
-                !root_solved && successes < config.target_successes && run.budget_left > 0;
+                solved_roots == 0 && successes < config.target_successes && run.budget_left > 0;
+            let resample = roots < config.root_samples
+                && solved_roots + successes < config.target_successes
+                && run.budget_left > 0;
             // One rollback point at a time: its B branches run together.
             if let Some((parent_local, reflection_id, exp)) =
                 keep_going.then(|| run.queue.pop_front()).flatten()
@@ -529,6 +547,19 @@ pub fn explore<P: Policy, R: Reflector>(
                     a.episode.depth = depth;
                     actives.push(a);
                 }
+            } else if resample {
+                let env = Sokoban::new(run.task.level.clone(), env_config.clone());
+                actives.push(spawn(
+                    run,
+                    slot,
+                    env,
+                    Vec::new(),
+                    0.0,
+                    None,
+                    None,
+                    roots,
+                    config,
+                ));
             } else {
                 let run = entry.take().expect("task");
                 let mut tree = run.tree;

@@ -356,7 +356,7 @@ mod tests {
                 .weight
                 .val()
                 .into_data()
-                .to_vec::<f32>()
+                .try_to_vec::<f32>()
                 .unwrap()
         };
         let a = weights(7);

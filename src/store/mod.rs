@@ -154,6 +154,7 @@ pub const DEFAULT_STORE: &str = "./leafe-data";
 
 const LOCKS: &str = "_leafe/locks";
 const MODELS: &str = "models";
+const REPORTS: &str = "reports";
 const COMMITS: &str = "_leafe/commits";
 
 /// A handle on a store: an object store rooted at the store URL.
@@ -730,6 +731,48 @@ impl Store {
             .await
             .map_err(self.os_err("read", &path))?
             .to_vec())
+    }
+
+    /// Writes `reports/<run>/<file>` (a report, a plot, a copy of levels).
+    /// Reports are derived output: a later write of the same file replaces
+    /// it (a rerun regenerates the report from the store).
+    pub async fn put_report_file(&self, run: &str, file: &str, bytes: Vec<u8>) -> Result<()> {
+        let path = Self::report_path(run, file)?;
+        self.objects
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(self.os_err("put", &path))?;
+        Ok(())
+    }
+
+    /// Reads `reports/<run>/<file>`, or None if it does not exist.
+    pub async fn report_file(&self, run: &str, file: &str) -> Result<Option<Vec<u8>>> {
+        let path = Self::report_path(run, file)?;
+        match self.objects.get(&path).await {
+            Ok(r) => Ok(Some(
+                r.bytes()
+                    .await
+                    .map_err(self.os_err("read", &path))?
+                    .to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.os_err("read", &path)(e)),
+        }
+    }
+
+    fn report_path(run: &str, file: &str) -> Result<Path> {
+        validate_run_id(run)?;
+        if file.is_empty()
+            || file
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == ".." || p.contains('\\'))
+        {
+            return Err(StoreError::BadRunId {
+                run_id: file.to_string(),
+                reason: "a report file is a relative path without empty, `.` or `..` parts".into(),
+            });
+        }
+        Ok(Path::from(format!("{REPORTS}/{run}/{file}")))
     }
 
     /// Names of the saved models.

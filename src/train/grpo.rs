@@ -92,7 +92,8 @@ struct Rows {
     advantages: Vec<f32>,
 }
 
-/// Runs GRPO from `init` on `levels` until `budget` environment steps are spent.
+/// Runs GRPO from `init` on `levels` until `budget` environment steps are spent
+/// (never more: an iteration takes only the tasks the rest can afford).
 #[allow(clippy::too_many_arguments)]
 pub async fn grpo(
     store: &Store,
@@ -124,17 +125,15 @@ pub async fn grpo(
     let mut next_task = 0usize;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     while report.iterations < config.max_iterations && report.env_steps < budget {
-        // Keep within the budget: fewer tasks when little is left (mean episode
-        // length so far as the estimate).
-        let mean_len = if report.iterations == 0 {
-            config.max_steps as f64 / 2.0
-        } else {
-            report.env_steps as f64
-                / (report.iterations * config.tasks_per_iteration * config.group_size) as f64
-        };
-        let left = (budget - report.env_steps) as f64;
-        let tasks = ((left / (mean_len.max(1.0) * config.group_size as f64)).ceil() as usize)
-            .clamp(1, config.tasks_per_iteration);
+        // Never exceed the budget: take only as many tasks as could run to
+        // the step limit in every sample with what is left (at most one
+        // group's worst case stays unspent at the end).
+        let worst = config.max_steps as u64 * config.group_size as u64;
+        let tasks =
+            (((budget - report.env_steps) / worst.max(1)) as usize).min(config.tasks_per_iteration);
+        if tasks == 0 {
+            break;
+        }
         let chosen: Vec<Level> = (0..tasks)
             .map(|i| levels[(next_task + i) % levels.len()].clone())
             .collect();

@@ -334,6 +334,37 @@ pub async fn save_policy(
     Ok(())
 }
 
+/// Records a training as a committed `train` run `run_id` (its resolved
+/// config in the runs table), then saves the policy as `name` with the run as
+/// its provenance. The run comes first so a saved model always points at a
+/// recorded configuration.
+pub async fn record_and_save(
+    store: &Store,
+    run_id: &str,
+    name: &str,
+    policy: &NeuralPolicy,
+    seed: u64,
+    config: serde_json::Value,
+    command_line: &str,
+) -> Result<()> {
+    let spec = crate::store::RunSpec {
+        run_id: run_id.to_string(),
+        kind: "train".into(),
+        seed: Some(seed as i64),
+        config: config.clone(),
+        command_line: command_line.to_string(),
+        meta: serde_json::Value::Null,
+    };
+    store.begin_run(spec).await?.commit().await?;
+    save_policy(
+        store,
+        name,
+        &policy.clone().with_name(name),
+        serde_json::json!({ "run_id": run_id, "train": config }),
+    )
+    .await
+}
+
 /// Loads a policy saved by [`save_policy`].
 pub async fn load_policy(store: &Store, name: &str) -> Result<NeuralPolicy> {
     let Some(manifest) = store.model_manifest(name).await? else {

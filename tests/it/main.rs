@@ -8,6 +8,7 @@
 mod cli;
 mod common;
 mod env;
+mod experiment;
 mod interop;
 mod query;
 mod reflect;

@@ -228,6 +228,62 @@ fn explored_trees_keep_their_invariants_and_the_same_seed_gives_the_same_trees()
     );
 }
 
+#[test]
+fn rejection_sampling_resamples_roots_within_the_budget_and_never_reflects() {
+    let policy = tiny_base();
+    let lv = levels(16, 300);
+    let cfg = ExploreConfig {
+        max_depth: 0,
+        root_samples: 12,
+        budget: 400,
+        target_successes: 2,
+        ..config()
+    };
+    let trees = run_explore(&policy, &lv, &cfg);
+    assert_eq!(trees.len(), lv.len());
+    let mut resampled = 0;
+    for t in &trees {
+        assert!(t.reflections.is_empty());
+        assert!(t.interaction_cost <= cfg.budget);
+        assert_eq!(
+            t.interaction_cost,
+            t.episodes.iter().map(|e| e.steps.len()).sum::<usize>()
+        );
+        assert!(t.episodes.len() <= cfg.root_samples);
+        let successes = t.episodes.iter().filter(|e| e.success).count();
+        assert!(successes <= cfg.target_successes);
+        for (i, e) in t.episodes.iter().enumerate() {
+            assert_eq!(e.origin, Origin::Root);
+            assert_eq!((e.depth, e.sample_index, e.parent), (0, i, None));
+            assert_eq!(e.steps.first().map(|s| s.t), Some(0));
+        }
+        // A task stops only for a reason: enough successes, no budget, or
+        // the sample cap.
+        let last = t.episodes.last().unwrap();
+        assert!(
+            successes == cfg.target_successes
+                || t.interaction_cost == cfg.budget
+                || last.status == "budget"
+                || t.episodes.len() == cfg.root_samples,
+            "{} episodes, {successes} successes, cost {}",
+            t.episodes.len(),
+            t.interaction_cost
+        );
+        resampled += usize::from(t.episodes.len() > 1);
+    }
+    assert!(resampled > 0, "no task sampled a second root");
+    // Without resampling, one root per task.
+    let single = run_explore(
+        &policy,
+        &lv,
+        &ExploreConfig {
+            root_samples: 1,
+            ..cfg.clone()
+        },
+    );
+    assert!(single.iter().all(|t| t.episodes.len() == 1));
+}
+
 async fn count(store: &Store, sql: &str) -> i64 {
     let s = QuerySession::open(store).await.unwrap();
     let b = s

@@ -1,0 +1,104 @@
+//! `leafe run`: the experiment end to end (see [`crate::experiment`]).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{StoreArgs, command_line};
+use crate::experiment::{ExperimentConfig, Log, report, run_experiment};
+
+/// The default experiment, shipped with the binary (`leafe run --print-config`
+/// shows it; pass an edited copy with --config).
+pub const DEFAULT_CONFIG: &str = include_str!("../experiment/default.toml");
+
+/// Arguments of `leafe run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Experiment config (TOML; every field optional, see --print-config).
+    /// Default: the shipped default experiment.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run name: model, run and report ids derive from it. Default:
+    /// `exp-<hash of the config>`, so rerunning the same config resumes it
+    /// (or, if finished, rebuilds the report from the store).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Print the resolved config as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+struct Stderr;
+
+impl Log for Stderr {
+    fn line(&self, text: &str) {
+        eprintln!("{text}");
+    }
+}
+
+/// The config a run uses: the file, or the shipped default.
+pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<ExperimentConfig> {
+    match path {
+        None => toml::from_str(DEFAULT_CONFIG).context("the shipped default config"),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading config {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("config {}", p.display()))
+        }
+    }
+}
+
+/// `leafe run`.
+pub async fn run_cmd(a: RunArgs, quiet: bool) -> anyhow::Result<u8> {
+    let cfg = load_config(a.config.as_deref())?;
+    if a.print_config {
+        print!("{}", toml::to_string(&cfg).context("printing the config")?);
+        return Ok(0);
+    }
+    let store = a.store.open()?;
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("exp-{}", cfg.fingerprint()));
+    let started = std::time::Instant::now();
+    let log: &dyn Log = if quiet { &() } else { &Stderr };
+    log.line(&format!(
+        "experiment {name}: {} seed(s), methods {:?}, store {}",
+        cfg.seeds.len(),
+        cfg.evaluated(),
+        store.url()
+    ));
+    let results = run_experiment(&store, &name, &cfg, &command_line(), log)
+        .await
+        .with_context(|| format!("experiment {name}"))?;
+    let summary = report::summarize(&results);
+    for (split, rows) in &summary {
+        println!(
+            "\n{split} ({} tasks, {} samples each; mean ± std over {} seed(s))",
+            results.splits.get(split.as_str()).copied().unwrap_or(0),
+            cfg.eval.samples,
+            cfg.seeds.len()
+        );
+        print!("{:<22}{:>10}", "method", "env steps");
+        for k in &results.ks {
+            print!("{:>15}", format!("Pass@{k}"));
+        }
+        println!();
+        for (m, per_k, steps) in rows {
+            print!("{:<22}{:>10.0}", m.label(), steps);
+            for (mean, std) in per_k {
+                print!("{:>15}", format!("{mean:.3}±{std:.3}"));
+            }
+            println!();
+        }
+    }
+    println!(
+        "\nreport: {}/reports/{name}/report.md (results.json, pass_at_k_*.svg) — {:.0}s",
+        store.url().trim_end_matches('/'),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}

@@ -1,0 +1,130 @@
+//! `leafe run` end to end on a tiny config: every method, every split, every
+//! seed lands in the report; a rerun resumes from the store; another config
+//! under the same name is refused.
+
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use leafe::experiment::{ExpMethod, ExperimentConfig};
+
+use crate::common::local_store;
+
+const TINY: &str = "tests/fixtures/tiny_experiment.toml";
+
+fn leafe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("leafe")
+        .unwrap()
+        .env_remove("LEAFE_STORE")
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_shipped_default_config_is_the_documented_default() {
+    let shipped = leafe::cli::run::load_config(None).unwrap();
+    assert_eq!(shipped, ExperimentConfig::default());
+    assert!(shipped.seeds.len() >= 3);
+    assert_eq!(shipped.ks().last(), Some(&128));
+}
+
+#[test]
+fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
+    let (dir, url) = local_store();
+    let args = ["run", "--store", &url, "--config", TINY, "--name", "tiny"];
+    let (code, out, err) = leafe(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("heldout") && out.contains("LEAFE"), "{out}");
+    assert!(err.contains("explore-leafe"), "{err}");
+
+    let report = dir.path().join("store/reports/tiny");
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("results.json")).unwrap()).unwrap();
+    let cfg: ExperimentConfig = serde_json::from_value(results["config"].clone()).unwrap();
+    let cells = results["cells"].as_array().unwrap();
+    // 2 seeds × (base + 4 methods) × 2 splits.
+    assert_eq!(cells.len(), cfg.seeds.len() * cfg.evaluated().len() * 2);
+    for c in cells {
+        let pass = c["pass_at_k"].as_object().unwrap();
+        let mut last = 0.0;
+        for k in cfg.ks() {
+            let p = pass[&k.to_string()].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p) && p >= last - 1e-12, "{c}");
+            last = p;
+        }
+        let method: ExpMethod = serde_json::from_value(c["method"].clone()).unwrap();
+        let steps = c["train_env_steps"].as_u64().unwrap();
+        assert_eq!(steps == 0, method == ExpMethod::Base, "{c}");
+    }
+    // GRPO's interaction never exceeds what LEAFE's exploration spent.
+    for seed in &cfg.seeds {
+        let steps = |m: &str| {
+            cells
+                .iter()
+                .find(|c| c["seed"] == *seed && c["method"] == m)
+                .unwrap()["train_env_steps"]
+                .as_u64()
+                .unwrap()
+        };
+        assert!(steps("grpo") <= steps("leafe"));
+    }
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("| LEAFE |") && md.contains("Pass@8"), "{md}");
+    for split in ["heldout", "shifted"] {
+        let svg = std::fs::read_to_string(report.join(format!("pass_at_k_{split}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+        assert!(report.join(format!("levels/{split}.txt")).exists());
+    }
+    // The experiment's config, the trainings and the evals are runs in the store.
+    let (code, runs, err) = leafe(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT kind, COUNT(*) AS n FROM runs WHERE run_id LIKE 'tiny%' GROUP BY kind ORDER BY kind",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        runs.contains("experiment,1") && runs.contains("eval,20"),
+        "{runs}"
+    );
+
+    // A rerun finds everything done and reports the same numbers.
+    let (code, _, err) = leafe(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("resuming") && err.contains("done before"),
+        "{err}"
+    );
+    let again: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("results.json")).unwrap()).unwrap();
+    assert_eq!(again["cells"], results["cells"]);
+
+    // Another config under the same name is refused.
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(TINY)
+            .unwrap()
+            .replace("seeds = [0, 1]", "seeds = [5]"),
+    )
+    .unwrap();
+    let (code, _, err) = leafe(&[
+        "run",
+        "--store",
+        &url,
+        "--config",
+        other.to_str().unwrap(),
+        "--name",
+        "tiny",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("another config"), "{err}");
+}
