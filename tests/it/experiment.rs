@@ -107,6 +107,18 @@ fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
         serde_json::from_slice(&std::fs::read(report.join("results.json")).unwrap()).unwrap();
     assert_eq!(again["cells"], results["cells"]);
 
+    // A fresh store gives the same numbers: every stage is seeded.
+    let (_dir2, url2) = local_store();
+    let (code, _, err) = leafe(&[
+        "run", "--store", &url2, "--config", TINY, "--name", "tiny", "-q",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let fresh: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(_dir2.path().join("store/reports/tiny/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(fresh["cells"], results["cells"]);
+
     // Another config under the same name is refused.
     let other = dir.path().join("other.toml");
     std::fs::write(

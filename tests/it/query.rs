@@ -239,6 +239,44 @@ fn counterfactual_pairs_and_rehearsal_match_a_naive_walk_of_the_trees() {
         assert_eq!(got.len(), want.len());
         assert_eq!(got, want);
 
+        // Critical steps: one row per reflection; the corrected action is
+        // the one of its first successful branch (by episode id), if any.
+        let cs = run_file(&store, "critical_steps.sql", &[("run", "q")]).await;
+        let mut seen = 0;
+        for b in &cs {
+            let col = |n: &str| b.column_by_name(n).unwrap().clone();
+            let (ep, tau, fixed) = (col("episode_id"), col("tau"), col("corrected_episode_id"));
+            let (ep, tau, fixed) = (
+                ep.as_primitive::<Int64Type>(),
+                tau.as_primitive::<Int32Type>(),
+                fixed.as_primitive::<Int64Type>(),
+            );
+            for i in 0..b.num_rows() {
+                seen += 1;
+                let children: Vec<(i64, bool, Option<i32>)> = raw
+                    .episodes
+                    .iter()
+                    .filter(|(_, e)| e.0 == "branch" && e.2 == Some(ep.value(i)))
+                    .map(|(&id, e)| (id, e.1, e.3))
+                    .collect();
+                assert!(children.iter().all(|c| c.2 == Some(tau.value(i))));
+                let want = children.iter().filter(|c| c.1).map(|c| c.0).min();
+                let got = (!arrow::array::Array::is_null(fixed, i)).then(|| fixed.value(i));
+                assert_eq!(got, want, "reflection on episode {}", ep.value(i));
+                if let Some(w) = want {
+                    assert_eq!(raw.steps[&(w, tau.value(i))], {
+                        let a = col("corrected_action");
+                        let a = a.as_string::<i32>().value(i).to_string();
+                        ["up", "down", "left", "right"]
+                            .iter()
+                            .position(|x| *x == a)
+                            .unwrap() as i32
+                    });
+                }
+            }
+        }
+        assert!(seen > 0);
+
         // Failure patterns account for every reflection.
         let fp = run_file(&store, "failure_patterns.sql", &[("run", "q")]).await;
         let total: i64 = fp
