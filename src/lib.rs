@@ -23,6 +23,7 @@
 //! | [`synth`] | synthetic trees of episodes, for trying and benchmarking the store |
 //! | [`train`] | burn training: behaviour cloning, LEAFE / RFT distillation from SQL, GRPO |
 //! | [`eval`] | Pass@k, eval episodes |
+//! | [`export`] | `leafe export`: datasets for TRL, LLaMA-Factory, verl (JSONL / Parquet) |
 //! | [`experiment`] | `leafe run`: the whole comparison over seeds, the report |
 //! | [`pipeline`] | the exploration job: chunks, resume, shards |
 //! | [`cli`] | the `leafe` commands (thin) |
@@ -35,6 +36,7 @@ pub mod env;
 pub mod eval;
 pub mod experiment;
 pub mod explore;
+pub mod export;
 pub mod pipeline;
 pub mod policy;
 pub mod query;

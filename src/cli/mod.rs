@@ -1,6 +1,7 @@
 //! The `leafe` command line: clap definitions and thin glue from parsed
 //! arguments to the library. Nothing here computes anything the library could.
 
+pub mod export;
 pub mod levels;
 pub mod run;
 pub mod stage1;
@@ -74,6 +75,8 @@ pub enum Command {
     Eval(stage2::EvalArgs),
     /// The whole experiment: base, Stage 1, LEAFE / RFT / GRPO / ablation, Pass@k over seeds, report in reports/<run>/.
     Run(run::RunArgs),
+    /// Export curated datasets for other trainers: TRL (messages, prompt-completion, DPO), LLaMA-Factory (ShareGPT), verl (Parquet).
+    Export(export::ExportArgs),
     /// Sokoban levels: generate level files, solve them.
     #[command(subcommand)]
     Levels(levels::LevelsCmd),
@@ -273,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Train(a) => stage2::train_cmd(a, cli.quiet).await,
         Command::Eval(a) => stage2::eval_cmd(a).await,
         Command::Run(a) => run::run_cmd(a, cli.quiet).await,
+        Command::Export(a) => export::export_cmd(a, cli.quiet).await,
     }
 }
 

@@ -733,6 +733,24 @@ impl Store {
             .to_vec())
     }
 
+    /// Whether an object exists at `path` (relative to the store's root).
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        let path = Path::from(path);
+        match self.objects.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.os_err("head", &path)(e)),
+        }
+    }
+
+    /// A buffered writer of one object at `path` (relative to the store's
+    /// root). Large objects go up as multipart uploads; the object appears
+    /// whole when the writer is shut down, never half-written (a local file
+    /// is written aside and renamed).
+    pub fn object_writer(&self, path: &str) -> object_store::buffered::BufWriter {
+        object_store::buffered::BufWriter::new(self.objects.clone(), Path::from(path))
+    }
+
     /// Writes `reports/<run>/<file>` (a report, a plot, a copy of levels).
     /// Reports are derived output: a later write of the same file replaces
     /// it (a rerun regenerates the report from the store).

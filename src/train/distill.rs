@@ -66,6 +66,8 @@ pub fn embedded_query(name: &str) -> Option<&'static str> {
         "counterfactual_pairs" => Some(include_str!("../../queries/counterfactual_pairs.sql")),
         "rehearsal" => Some(include_str!("../../queries/rehearsal.sql")),
         "grpo_steps" => Some(include_str!("../../queries/grpo_steps.sql")),
+        "export_trajectories" => Some(include_str!("../../queries/export_trajectories.sql")),
+        "export_preferences" => Some(include_str!("../../queries/export_preferences.sql")),
         _ => None,
     }
 }

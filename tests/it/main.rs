@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod env;
 mod experiment;
+mod export;
 mod interop;
 mod query;
 mod reflect;

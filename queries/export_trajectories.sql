@@ -1,0 +1,40 @@
+-- export_trajectories: successful trajectories, step by step, for `leafe export`.
+--
+-- One example per successful leaf episode (a root or a branch at depth >=
+-- min_depth): its full path from the task's start — each ancestor's steps
+-- before the child's rollback step, then the leaf's own steps. `tau` is the
+-- leaf's rollback step (0 for a root): for counterfactual data the steps
+-- before tau are the history (prompt) and the steps from tau the corrected
+-- continuation (completion). `experience` is the leaf's reflection (NULL for
+-- roots); exports leave it out of the model input.
+--
+-- @param run string = %        Run ids to include, as a SQL LIKE pattern (% for all).
+-- @param min_depth int = 1     Shallowest leaf depth (1: branches only = counterfactual; 0: roots too = rehearsal).
+--
+-- Returns: run_id, task_id, example_id, origin, depth, tau, experience,
+--          category, t, observation, action_text. Ordered by run, example, t.
+WITH RECURSIVE path (run_id, leaf_episode_id, episode_id, parent_episode_id, t_end, tau) AS (
+    SELECT run_id, episode_id AS leaf_episode_id, episode_id, parent_episode_id, length AS t_end, COALESCE(rollback_step, 0) AS tau
+    FROM episodes
+    WHERE success AND origin IN ('root', 'branch') AND depth >= ${min_depth} AND run_id LIKE ${run}
+    UNION ALL
+    SELECT p.run_id, p.leaf_episode_id, e.episode_id, e.parent_episode_id, p.tau, COALESCE(e.rollback_step, 0)
+    FROM path p
+    JOIN episodes e ON e.run_id = p.run_id AND e.episode_id = p.parent_episode_id
+)
+SELECT p.run_id,
+       leaf.task_id,
+       p.leaf_episode_id AS example_id,
+       leaf.origin,
+       leaf.depth,
+       COALESCE(leaf.rollback_step, 0) AS tau,
+       CASE WHEN r.reflection_id IS NOT NULL THEN r.diagnosis || ' ' || r.fix END AS experience,
+       r.category,
+       s.t,
+       s.observation,
+       s.action_text
+FROM path p
+JOIN steps s ON s.run_id = p.run_id AND s.episode_id = p.episode_id AND s.t < p.t_end
+JOIN episodes leaf ON leaf.run_id = p.run_id AND leaf.episode_id = p.leaf_episode_id
+LEFT JOIN reflections r ON r.run_id = leaf.run_id AND r.reflection_id = leaf.reflection_id
+ORDER BY p.run_id, p.leaf_episode_id, s.t

@@ -1,0 +1,106 @@
+//! `leafe export`: curated datasets for other trainers (see [`crate::export`]).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::StoreArgs;
+use crate::export::{Dataset, ExportError, ExportOptions, Format, SYSTEM_PROMPT, export};
+use crate::query::QueryText;
+
+/// Arguments of `leafe export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// counterfactual: successful branches, history up to tau → corrected
+    /// continuation; rehearsal: successful trajectories; critical: each
+    /// reflection's critical step → the fix that worked (or the reflector's
+    /// suggestion); preference: corrected (chosen) vs critical (rejected) action.
+    #[arg(long, value_enum)]
+    pub dataset: Dataset,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// Output file: a path, file:///abs/path or s3://bucket/key.
+    #[arg(long)]
+    pub out: String,
+    /// Runs to export, as a SQL LIKE pattern on run_id.
+    #[arg(long, default_value = "%")]
+    pub runs: String,
+    /// Keep only rows matching this SQL condition on the query's columns,
+    /// e.g. "category = 'dead_square'" or "depth >= 2".
+    #[arg(long = "where")]
+    pub filter: Option<String>,
+    /// A query file replacing the default export query (it must return the
+    /// default query's columns; see queries/export_*.sql).
+    #[arg(long)]
+    pub query: Option<PathBuf>,
+    /// Directory of the default export queries; embedded copies serve for
+    /// files it lacks.
+    #[arg(long, default_value = "queries")]
+    pub queries: PathBuf,
+    /// Add the experience (diagnosis + fix) as a separate `experience` field;
+    /// it is never part of the prompt.
+    #[arg(long)]
+    pub include_experience: bool,
+    /// Drop examples whose prompt repeats an earlier one.
+    #[arg(long)]
+    pub dedup: bool,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// System prompt of every example [default: a description of Sokoban and its symbols].
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+}
+
+/// `leafe export`.
+pub async fn export_cmd(a: ExportArgs, quiet: bool) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
+    let query = a.query.as_deref().map(QueryText::from_file).transpose()?;
+    let opts = ExportOptions {
+        dataset: a.dataset,
+        format: a.format,
+        runs: a.runs.clone(),
+        filter: a.filter.clone(),
+        query,
+        queries_dir: Some(a.queries.clone()),
+        include_experience: a.include_experience,
+        dedup: a.dedup,
+        system_prompt: a
+            .system_prompt
+            .clone()
+            .unwrap_or_else(|| SYSTEM_PROMPT.to_string()),
+    };
+    let pb = super::stage1::bar(0, quiet);
+    pb.set_message("examples");
+    let started = std::time::Instant::now();
+    match export(&store, &opts, &a.out, a.overwrite, |s| {
+        pb.set_position(s.examples)
+    })
+    .await
+    {
+        Ok(s) => {
+            pb.finish_and_clear();
+            println!(
+                "wrote {} {} examples as {:?} to {} from {} run(s) ({} duplicates dropped, {} skipped) in {:.1}s",
+                s.examples,
+                a.dataset.name(),
+                a.format,
+                a.out,
+                s.runs,
+                s.duplicates,
+                s.skipped,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Err(ExportError::Empty(msg)) => {
+            pb.finish_and_clear();
+            eprintln!("{msg}");
+            Ok(1)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,354 @@
+//! `leafe export`: every format checked field by field on a synthetic store,
+//! the experience never in a prompt, bad input refused.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use arrow::array::AsArray;
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+use crate::common::{local_store, read_parquet};
+
+fn leafe(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("leafe")
+        .unwrap()
+        .env_remove("LEAFE_STORE")
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn jsonl(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn sql_csv(url: &str, sql: &str) -> Vec<BTreeMap<String, String>> {
+    let (code, out, err) = leafe(&["sql", "--store", url, "--format", "json", sql]);
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or(v.to_string(), str::to_string)))
+                .collect()
+        })
+        .collect()
+}
+
+fn roles(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m.as_object().unwrap().len(), 2, "{m}");
+            assert!(m["content"].is_string(), "{m}");
+            m["role"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn alternates(roles: &[String], first: &str, second: &str) -> bool {
+    roles
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r == if i % 2 == 0 { first } else { second })
+}
+
+#[test]
+fn every_format_has_its_documented_shape_and_no_experience_in_any_prompt() {
+    let (dir, url) = local_store();
+    let (code, _, err) = leafe(&[
+        "synth",
+        "--store",
+        &url,
+        "--episodes",
+        "300",
+        "--seed",
+        "4",
+        "--run-id",
+        "x",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = |name: &str| dir.path().join(name);
+    let export = |dataset: &str, format: &str, file: &str, extra: &[&str]| {
+        let o = out(file);
+        let mut args = vec![
+            "export",
+            "--store",
+            &url,
+            "--dataset",
+            dataset,
+            "--format",
+            format,
+            "--out",
+        ];
+        let o = o.to_str().unwrap().to_string();
+        args.push(&o);
+        args.extend_from_slice(extra);
+        let (code, stdout, err) = leafe(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        stdout
+    };
+    // Ground truth from SQL: successful branches and their steps from tau.
+    let branches = sql_csv(
+        &url,
+        "SELECT episode_id, rollback_step FROM episodes WHERE origin = 'branch' AND success",
+    );
+    let experiences: Vec<String> = sql_csv(&url, "SELECT diagnosis, fix FROM reflections")
+        .into_iter()
+        .flat_map(|r| [r["diagnosis"].clone(), r["fix"].clone()])
+        .filter(|s| s.len() > 12)
+        .collect();
+    assert!(!branches.is_empty() && !experiences.is_empty());
+
+    // trl-messages: system, then user/assistant turns, ending on an action.
+    export("counterfactual", "trl-messages", "m.jsonl", &[]);
+    let recs = jsonl(&out("m.jsonl"));
+    assert_eq!(recs.len(), branches.len());
+    for r in &recs {
+        let roles = roles(&r["messages"]);
+        assert_eq!(roles[0], "system");
+        assert!(alternates(&roles[1..], "user", "assistant"), "{roles:?}");
+        assert!(r.get("experience").is_none());
+        assert!(r["leafe"]["run_id"].as_str().unwrap().starts_with('x'));
+    }
+
+    // trl-prompt-completion: the completion is exactly the branch's own
+    // actions from tau, the prompt the history before it plus the state at tau.
+    export(
+        "counterfactual",
+        "trl-prompt-completion",
+        "pc.jsonl",
+        &["--include-experience"],
+    );
+    let recs = jsonl(&out("pc.jsonl"));
+    assert_eq!(recs.len(), branches.len());
+    for r in &recs {
+        let id = r["leafe"]["example_id"].as_i64().unwrap();
+        let tau = r["leafe"]["tau"].as_i64().unwrap();
+        let own = sql_csv(
+            &url,
+            &format!("SELECT action_text FROM steps WHERE episode_id = {id} ORDER BY t"),
+        );
+        let prompt_roles = roles(&r["prompt"]);
+        let completion_roles = roles(&r["completion"]);
+        assert_eq!(prompt_roles[0], "system");
+        assert!(alternates(&prompt_roles[1..], "user", "assistant"));
+        assert_eq!(prompt_roles.last().unwrap(), "user");
+        assert_eq!(
+            prompt_roles.len(),
+            2 + 2 * tau as usize,
+            "history of {tau} steps"
+        );
+        assert!(alternates(&completion_roles, "assistant", "user"));
+        let actions: Vec<&str> = r["completion"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "assistant")
+            .map(|m| m["content"].as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = own.iter().map(|s| s["action_text"].as_str()).collect();
+        assert_eq!(actions, want, "episode {id}");
+        assert!(r["experience"].is_string(), "--include-experience adds it");
+        // The experience is a separate field, never in the model input.
+        let prompt = r["prompt"].to_string() + &r["completion"].to_string();
+        for e in &experiences {
+            assert!(!prompt.contains(e.as_str()), "experience leaked: {e}");
+        }
+    }
+
+    // sharegpt: human/gpt alternating, system apart.
+    export("rehearsal", "sharegpt", "sg.jsonl", &[]);
+    let recs = jsonl(&out("sg.jsonl"));
+    assert!(!recs.is_empty());
+    for r in &recs {
+        assert!(r["system"].as_str().unwrap().contains("Sokoban"));
+        let conv = r["conversations"].as_array().unwrap();
+        assert!(conv.len() >= 2 && conv.len() % 2 == 0);
+        for (i, m) in conv.iter().enumerate() {
+            assert_eq!(m["from"], if i % 2 == 0 { "human" } else { "gpt" });
+            assert!(m["value"].is_string());
+        }
+    }
+    // --dedup drops repeated prompts and says so.
+    let said = export("rehearsal", "sharegpt", "sg2.jsonl", &["--dedup"]);
+    assert!(jsonl(&out("sg2.jsonl")).len() < recs.len(), "{said}");
+
+    // dpo: conversational prompt, one chosen and one rejected assistant turn.
+    export("preference", "dpo", "dpo.jsonl", &[]);
+    let recs = jsonl(&out("dpo.jsonl"));
+    assert!(!recs.is_empty());
+    for r in &recs {
+        assert_eq!(roles(&r["prompt"]).last().unwrap(), "user");
+        for side in ["chosen", "rejected"] {
+            assert_eq!(roles(&r[side]), ["assistant"], "{r}");
+        }
+        assert_eq!(r["leafe"]["chosen_source"], "branch");
+    }
+
+    // verl-parquet: the documented columns and nested types.
+    export("counterfactual", "verl-parquet", "v.parquet", &[]);
+    let (schema, batches) = read_parquet(&out("v.parquet"));
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "data_source",
+            "prompt",
+            "ability",
+            "reward_model",
+            "extra_info"
+        ]
+    );
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, branches.len());
+    let b = &batches[0];
+    let rm = b.column(3).as_struct();
+    assert_eq!(
+        rm.column_by_name("style")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "rule"
+    );
+    let info = b.column(4).as_struct();
+    let index = info
+        .column_by_name("index")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int64Type>();
+    assert!((0..b.num_rows()).all(|i| index.value(i) == i as i64));
+    assert_eq!(
+        info.column_by_name("split")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "train"
+    );
+    let prompt = b.column(1).as_list::<i32>();
+    let first = prompt.value(0);
+    let first = first.as_struct();
+    assert_eq!(
+        first
+            .column_by_name("role")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "system"
+    );
+
+    // --where keeps only matching examples.
+    export(
+        "counterfactual",
+        "trl-messages",
+        "deep.jsonl",
+        &["--where", "depth >= 2"],
+    );
+    let deep = jsonl(&out("deep.jsonl"));
+    let want = branches.len()
+        - sql_csv(
+            &url,
+            "SELECT episode_id FROM episodes WHERE origin = 'branch' AND success AND depth < 2",
+        )
+        .len();
+    assert_eq!(deep.len(), want);
+}
+
+#[test]
+fn bad_exports_are_refused_and_an_empty_selection_writes_nothing() {
+    let (dir, url) = local_store();
+    let (code, _, err) = leafe(&[
+        "synth",
+        "--store",
+        &url,
+        "--episodes",
+        "100",
+        "--seed",
+        "1",
+        "--run-id",
+        "y",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let o = dir.path().join("o.jsonl");
+    let o = o.to_str().unwrap();
+    let base = ["export", "--store", &url, "--out", o];
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend_from_slice(extra);
+        leafe(&a)
+    };
+    // DPO needs a rejected action.
+    let (code, _, err) = run(&["--dataset", "counterfactual", "--format", "dpo"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("dpo") && err.contains("preference"), "{err}");
+    // Unknown format: clap names the valid ones.
+    let (code, _, err) = run(&["--dataset", "counterfactual", "--format", "alpaca"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("trl-messages"), "{err}");
+    // Empty selection: exit 1, a message, no file.
+    let (code, _, err) = run(&[
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--runs",
+        "nope%",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("nope%"), "{err}");
+    assert!(!std::path::Path::new(o).exists());
+    let (code, _, err) = run(&[
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--where",
+        "task_id = 'none'",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!std::path::Path::new(o).exists());
+    // A query without the needed columns: named.
+    let q = dir.path().join("q.sql");
+    std::fs::write(&q, "-- @param run string\n-- @param min_depth int\nSELECT run_id, episode_id AS example_id, t FROM steps WHERE run_id LIKE ${run}").unwrap();
+    let (code, _, err) = run(&[
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--query",
+        q.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("task_id") && err.contains("observation"),
+        "{err}"
+    );
+    // An existing output is refused without --overwrite.
+    let (code, _, err) = run(&["--dataset", "counterfactual", "--format", "trl-messages"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&["--dataset", "counterfactual", "--format", "trl-messages"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--overwrite"), "{err}");
+    let (code, _, err) = run(&[
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--overwrite",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
