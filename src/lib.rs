@@ -23,6 +23,7 @@
 //! | [`synth`] | synthetic trees of episodes, for trying and benchmarking the store |
 //! | [`train`] | burn training: behaviour cloning, LEAFE / RFT distillation from SQL, GRPO |
 //! | [`eval`] | Pass@k, eval episodes |
+//! | [`analysis`] | `leafe report`: failure analysis tables and charts from `queries/` |
 //! | [`export`] | `leafe export`: datasets for TRL, LLaMA-Factory, verl (JSONL / Parquet) |
 //! | [`experiment`] | `leafe run`: the whole comparison over seeds, the report |
 //! | [`pipeline`] | the exploration job: chunks, resume, shards |
@@ -31,6 +32,7 @@
 //! A module uses only the ones above it in the data flow; only `store` and
 //! `query` know about object_store and DataFusion.
 
+pub mod analysis;
 pub mod cli;
 pub mod env;
 pub mod eval;

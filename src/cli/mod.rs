@@ -75,11 +75,58 @@ pub enum Command {
     Eval(stage2::EvalArgs),
     /// The whole experiment: base, Stage 1, LEAFE / RFT / GRPO / ablation, Pass@k over seeds, report in reports/<run>/.
     Run(run::RunArgs),
+    /// Failure analysis of explored runs: mistake categories, critical steps, fixes, success by depth (tables on stdout, report.md + SVG with --out).
+    Report(ReportArgs),
     /// Export curated datasets for other trainers: TRL (messages, prompt-completion, DPO), LLaMA-Factory (ShareGPT), verl (Parquet).
     Export(export::ExportArgs),
     /// Sokoban levels: generate level files, solve them.
     #[command(subcommand)]
     Levels(levels::LevelsCmd),
+}
+
+/// Arguments of `leafe report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Runs to analyse, as a SQL LIKE pattern on run_id.
+    #[arg(long, default_value = "%")]
+    pub run: String,
+    /// Directory (path or s3://bucket/prefix) for report.md and the SVG charts.
+    #[arg(long)]
+    pub out: Option<String>,
+    /// Directory of the query files; embedded copies serve for files it lacks.
+    #[arg(long, default_value = "queries")]
+    pub queries: std::path::PathBuf,
+    /// Format of the tables on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+async fn report_cmd(a: ReportArgs) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
+    let sections = crate::analysis::analyse(&store, &a.run, Some(&a.queries)).await?;
+    if crate::analysis::is_empty(&sections) {
+        eprintln!(
+            "nothing to report: no episodes or reflections in runs matching `{}` in {}",
+            a.run,
+            store.url()
+        );
+        return Ok(1);
+    }
+    let mut out = std::io::stdout().lock();
+    for s in &sections {
+        if a.format == OutputFormat::Table {
+            writeln!(out, "{}", s.title)?;
+        }
+        write_batches(&mut out, &s.batches, a.format)?;
+    }
+    drop(out);
+    if let Some(dir) = &a.out {
+        crate::analysis::write_report(dir, store.url(), &a.run, &sections).await?;
+        eprintln!("wrote {dir}/report.md and its charts");
+    }
+    Ok(0)
 }
 
 /// Arguments of `leafe demo`.
@@ -277,6 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Eval(a) => stage2::eval_cmd(a).await,
         Command::Run(a) => run::run_cmd(a, cli.quiet).await,
         Command::Export(a) => export::export_cmd(a, cli.quiet).await,
+        Command::Report(a) => report_cmd(a).await,
     }
 }
 

@@ -637,7 +637,7 @@ pub fn verl_schema() -> Schema {
 
 enum Sink {
     Jsonl {
-        out: object_store::buffered::BufWriter,
+        out: Box<object_store::buffered::BufWriter>,
         buf: Vec<u8>,
     },
     Parquet {
@@ -658,19 +658,15 @@ impl Sink {
                     .build();
                 Sink::Parquet {
                     writer: Box::new(
-                        parquet::arrow::AsyncArrowWriter::try_new(
-                            out,
-                            schema.clone(),
-                            Some(props),
-                        )
-                        .expect("static verl schema"),
+                        parquet::arrow::AsyncArrowWriter::try_new(out, schema.clone(), Some(props))
+                            .expect("static verl schema"),
                     ),
                     pending: Vec::new(),
                     schema,
                 }
             }
             _ => Sink::Jsonl {
-                out,
+                out: Box::new(out),
                 buf: Vec::new(),
             },
         }

@@ -68,6 +68,9 @@ pub fn embedded_query(name: &str) -> Option<&'static str> {
         "grpo_steps" => Some(include_str!("../../queries/grpo_steps.sql")),
         "export_trajectories" => Some(include_str!("../../queries/export_trajectories.sql")),
         "export_preferences" => Some(include_str!("../../queries/export_preferences.sql")),
+        "failure_patterns" => Some(include_str!("../../queries/failure_patterns.sql")),
+        "critical_steps" => Some(include_str!("../../queries/critical_steps.sql")),
+        "success_by_depth" => Some(include_str!("../../queries/success_by_depth.sql")),
         _ => None,
     }
 }

@@ -352,3 +352,90 @@ fn bad_exports_are_refused_and_an_empty_selection_writes_nothing() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn the_failure_report_accounts_for_every_reflection_and_episode() {
+    let (dir, url) = local_store();
+    let (code, _, err) = leafe(&[
+        "synth",
+        "--store",
+        &url,
+        "--episodes",
+        "200",
+        "--seed",
+        "9",
+        "--run-id",
+        "r",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("rep");
+    let (code, csv, err) = leafe(&[
+        "report",
+        "--store",
+        &url,
+        "--run",
+        "r",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // Four CSV tables, each with its header.
+    let headers: Vec<&str> = csv
+        .lines()
+        .filter(|l| {
+            l.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && l.contains(',')
+                && !l.contains(char::is_numeric)
+        })
+        .collect();
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.starts_with("category,reflections,fixed_rate")),
+        "{csv}"
+    );
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.starts_with("origin,depth,episodes,success_rate")),
+        "{csv}"
+    );
+    let reflections = sql_csv(&url, "SELECT reflection_id FROM reflections").len();
+    let episodes = sql_csv(&url, "SELECT episode_id FROM episodes").len();
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    // Category counts add up to every reflection; depth rows to every episode.
+    let table = |title: &str| -> Vec<Vec<String>> {
+        let start = md.find(title).unwrap();
+        md[start..]
+            .lines()
+            .skip(4)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| {
+                l.trim_matches('|')
+                    .split('|')
+                    .map(|c| c.trim().to_string())
+                    .collect()
+            })
+            .collect()
+    };
+    let by_category: usize = table("## Mistakes by category")
+        .iter()
+        .map(|r| r[1].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(by_category, reflections);
+    let by_depth: usize = table("## Success by tree depth")
+        .iter()
+        .map(|r| r[2].parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(by_depth, episodes);
+    for chart in ["categories.svg", "positions.svg", "depth.svg"] {
+        let svg = std::fs::read_to_string(out.join(chart)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<rect"), "{chart}");
+    }
+    // Nothing matched: exit 1 and a message.
+    let (code, _, err) = leafe(&["report", "--store", &url, "--run", "none%"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("none%"), "{err}");
+}
