@@ -32,7 +32,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::query::{QuerySession, QueryText};
 use crate::store::Store;
-use crate::train::distill::load_query;
+use crate::train::distill::{like_exact, load_query};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -226,13 +226,6 @@ fn params(opts: &ExportOptions, run: &str) -> BTreeMap<String, String> {
     p
 }
 
-fn like_escape(run_id: &str) -> String {
-    run_id
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 /// Exports to `out` (a path or URL: a plain path, `file://` or `s3://bucket/key`).
 pub async fn export(
     store: &Store,
@@ -287,7 +280,7 @@ pub async fn export(
     let mut index = 0u64;
     for run in &runs {
         let bound = query
-            .bind(&params(opts, &like_escape(run)))
+            .bind(&params(opts, &like_exact(run)))
             .map_err(anyhow::Error::from)?;
         let sql = match &opts.filter {
             None => bound.sql.clone(),

@@ -156,6 +156,7 @@ const LOCKS: &str = "_leafe/locks";
 const MODELS: &str = "models";
 const REPORTS: &str = "reports";
 const COMMITS: &str = "_leafe/commits";
+const WATERMARKS: &str = "_leafe/watermarks";
 
 /// A handle on a store: an object store rooted at the store URL.
 #[derive(Debug, Clone)]
@@ -731,6 +732,31 @@ impl Store {
             .await
             .map_err(self.os_err("read", &path))?
             .to_vec())
+    }
+
+    /// The watermark of an incrementally trained model line (see
+    /// `leafe train --incremental`), if it has one.
+    pub async fn watermark(&self, line: &str) -> Result<Option<serde_json::Value>> {
+        validate_run_id(line)?;
+        self.get_json(
+            &Path::from(format!("{WATERMARKS}/{line}.json")),
+            "watermark",
+        )
+        .await
+    }
+
+    /// Replaces the watermark of a model line. Callers write it after the
+    /// model it points at is saved (a crash in between retrains the same
+    /// runs into a new version: nothing is lost or skipped).
+    pub async fn put_watermark(&self, line: &str, value: &serde_json::Value) -> Result<()> {
+        validate_run_id(line)?;
+        let path = Path::from(format!("{WATERMARKS}/{line}.json"));
+        let body = serde_json::to_vec_pretty(value).expect("watermark serializes");
+        self.objects
+            .put(&path, PutPayload::from(body))
+            .await
+            .map_err(self.os_err("put", &path))?;
+        Ok(())
     }
 
     /// Whether an object exists at `path` (relative to the store's root).

@@ -168,6 +168,37 @@ pub async fn distill(
     config: &DistillConfig,
     progress: impl FnMut(usize, usize, f32),
 ) -> Result<(NeuralPolicy, DistillReport)> {
+    distill_runs(
+        store,
+        init,
+        method,
+        &[runs.to_string()],
+        queries,
+        config,
+        progress,
+    )
+    .await
+}
+
+/// Escapes a run id for use as an exact SQL LIKE pattern.
+pub fn like_exact(run_id: &str) -> String {
+    run_id
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Like [`distill`], on the union of several run patterns.
+pub async fn distill_runs(
+    store: &Store,
+    init: &str,
+    method: Method,
+    patterns: &[String],
+    queries: Option<&Path>,
+    config: &DistillConfig,
+    progress: impl FnMut(usize, usize, f32),
+) -> Result<(NeuralPolicy, DistillReport)> {
+    let runs = patterns.join(", ");
     if method == Method::Grpo {
         return Err(TrainError::Invalid(
             "GRPO samples its own data: use train::grpo".into(),
@@ -179,24 +210,23 @@ pub async fn distill(
         .await
         .map_err(|e| TrainError::Invalid(e.to_string()))?;
     let mut samples = Samples::default();
-    let pairs = if method == Method::Leafe {
+    let mut pairs = 0;
+    if method == Method::Leafe {
         let q = load_query(queries, "counterfactual_pairs")?;
-        append_rows(&mut samples, &rows(&session, &q, runs).await?, board, 1.0)?
-    } else {
-        0
-    };
+        for p in patterns {
+            pairs += append_rows(&mut samples, &rows(&session, &q, p).await?, board, 1.0)?;
+        }
+    }
     let weight = if method == Method::Leafe {
         config.beta
     } else {
         1.0
     };
     let q = load_query(queries, "rehearsal")?;
-    let rehearsal = append_rows(
-        &mut samples,
-        &rows(&session, &q, runs).await?,
-        board,
-        weight,
-    )?;
+    let mut rehearsal = 0;
+    for p in patterns {
+        rehearsal += append_rows(&mut samples, &rows(&session, &q, p).await?, board, weight)?;
+    }
     if samples.is_empty() {
         return Err(TrainError::Invalid(format!(
             "no training rows for runs matching `{runs}`: explore first, or check --runs"

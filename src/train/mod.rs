@@ -365,8 +365,18 @@ pub async fn record_and_save(
     .await
 }
 
-/// Loads a policy saved by [`save_policy`].
+/// Loads a policy saved by [`save_policy`]. The name of a model line
+/// trained with `leafe train --incremental` loads its latest version.
 pub async fn load_policy(store: &Store, name: &str) -> Result<NeuralPolicy> {
+    // A model line trained with --incremental resolves to its latest version.
+    if store.model_manifest(name).await?.is_none()
+        && let Some(latest) = store
+            .watermark(name)
+            .await?
+            .and_then(|w| w["latest"].as_str().map(str::to_string))
+    {
+        return Box::pin(load_policy(store, &latest)).await;
+    }
     let Some(manifest) = store.model_manifest(name).await? else {
         let available = store.models().await?.join(", ");
         return Err(TrainError::NoModel {

@@ -13,5 +13,6 @@ mod export;
 mod interop;
 mod query;
 mod reflect;
+mod schedule;
 mod stage1;
 mod store;
