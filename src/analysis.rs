@@ -37,6 +37,9 @@ pub struct Section {
     pub chart: Option<(&'static str, &'static str)>,
 }
 
+/// (name, title, SQL, chart columns) of a section to compute.
+type Spec = (&'static str, &'static str, String, Option<(&'static str, &'static str)>);
+
 /// Runs the report's queries over the runs matching `runs`.
 pub async fn analyse(
     store: &Store,
@@ -51,7 +54,7 @@ pub async fn analyse(
     let fp = sql_of("failure_patterns")?;
     let cs = sql_of("critical_steps")?;
     let depth = sql_of("success_by_depth")?;
-    let specs: [(&str, &str, String, Option<(&str, &str)>); 4] = [
+    let specs: [Spec; 4] = [
         (
             "categories",
             "Mistakes by category (share fixed: a branch from tau succeeded)",
