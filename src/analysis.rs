@@ -38,7 +38,12 @@ pub struct Section {
 }
 
 /// (name, title, SQL, chart columns) of a section to compute.
-type Spec = (&'static str, &'static str, String, Option<(&'static str, &'static str)>);
+type Spec = (
+    &'static str,
+    &'static str,
+    String,
+    Option<(&'static str, &'static str)>,
+);
 
 /// Runs the report's queries over the runs matching `runs`.
 pub async fn analyse(

@@ -136,3 +136,150 @@ fn incremental_training_moves_a_watermark_and_skips_when_nothing_is_new() {
     assert_eq!(code, 2);
     assert!(err.contains("not a model line"), "{err}");
 }
+
+/// The whole pipeline against the S3-compatible server: every table, model,
+/// export and report under one s3:// URL.
+#[test]
+fn the_pipeline_runs_end_to_end_on_s3() {
+    let Some(b) = crate::common::backends("e2e")
+        .into_iter()
+        .find(|b| b.name == "s3")
+    else {
+        eprintln!("skipped: no S3 server configured (LEAFE_TEST_S3_BUCKET)");
+        return;
+    };
+    let url = b.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let lv = dir.path().join("lv.txt");
+    let lv = lv.to_str().unwrap();
+    ok(&[
+        "levels", "generate", "--size", "6x6", "--boxes", "2", "--count", "40", "--seed", "8",
+        "--out", lv,
+    ]);
+    ok(&[
+        "pretrain",
+        "--store",
+        &url,
+        "--levels",
+        lv,
+        "--out-model",
+        "base",
+        "--epochs",
+        "3",
+    ]);
+    ok(&[
+        "explore", "--store", &url, "--model", "base", "--levels", lv, "--run-id", "e1",
+        "--budget", "300",
+    ]);
+    ok(&[
+        "train",
+        "--store",
+        &url,
+        "--method",
+        "leafe",
+        "--init",
+        "base",
+        "--runs",
+        "e%",
+        "--out-model",
+        "line",
+        "--incremental",
+        "--epochs",
+        "1",
+    ]);
+    let said = ok(&[
+        "train",
+        "--store",
+        &url,
+        "--method",
+        "leafe",
+        "--init",
+        "base",
+        "--runs",
+        "e%",
+        "--out-model",
+        "line",
+        "--incremental",
+        "--epochs",
+        "1",
+    ]);
+    assert!(said.contains("nothing new"), "{said}");
+    ok(&[
+        "eval",
+        "--store",
+        &url,
+        "--model",
+        "line",
+        "--levels",
+        lv,
+        "--samples",
+        "4",
+        "--run-id",
+        "ev",
+    ]);
+    let cf = format!("{url}/exports/cf.jsonl");
+    let said = ok(&[
+        "export",
+        "--store",
+        &url,
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--out",
+        &cf,
+    ]);
+    assert!(said.contains("wrote"), "{said}");
+    ok(&[
+        "export",
+        "--store",
+        &url,
+        "--dataset",
+        "preference",
+        "--format",
+        "verl-parquet",
+        "--out",
+        &format!("{url}/exports/pref.parquet"),
+    ]);
+    ok(&[
+        "report",
+        "--store",
+        &url,
+        "--run",
+        "e%",
+        "--out",
+        &format!("{url}/analysis"),
+    ]);
+    let counts = ok(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT (SELECT COUNT(*) FROM episodes WHERE run_id = 'ev') AS eval, \
+         (SELECT COUNT(*) FROM episodes WHERE run_id LIKE 'e1%') AS explored, \
+         (SELECT COUNT(*) FROM reflections) AS reflections",
+    ]);
+    let row: Vec<i64> = counts
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(row[0], 40 * 4);
+    assert!(row[1] >= 40 && row[2] > 0, "{counts}");
+    let store = leafe::store::Store::open(&url).unwrap();
+    crate::common::rt().block_on(async {
+        for f in [
+            "exports/cf.jsonl",
+            "exports/pref.parquet",
+            "analysis/report.md",
+            "analysis/categories.svg",
+            "models/line.v0001/model.json",
+            "_leafe/watermarks/line.json",
+        ] {
+            assert!(store.exists(f).await.unwrap(), "{f} missing on S3");
+        }
+    });
+}
