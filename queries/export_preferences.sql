@@ -11,6 +11,8 @@
 --
 -- @param run string = %          Run ids to include, as a SQL LIKE pattern (% for all).
 -- @param require_fix bool = true Only reflections with a successful branch.
+-- @param from_example int = 0    Reflection ids from (inclusive): exports read a run in windows to bound memory.
+-- @param to_example int = 9223372036854775807  Reflection ids below this.
 --
 -- Returns: run_id, task_id, example_id, tau, chosen, chosen_source, rejected,
 --          experience, category, t, observation, action_text. Ordered by run, example, t.
@@ -30,6 +32,7 @@ chosen AS (
     FROM reflections r
     LEFT JOIN fixes f ON f.run_id = r.run_id AND f.reflection_id = r.reflection_id AND f.rank = 1
     WHERE r.run_id LIKE ${run} AND (f.action_text IS NOT NULL OR NOT ${require_fix})
+      AND r.reflection_id >= ${from_example} AND r.reflection_id < ${to_example}
 ),
 path (run_id, reflection_id, episode_id, parent_episode_id, t_end, tau) AS (
     SELECT c.run_id, c.reflection_id, e.episode_id, e.parent_episode_id, c.tau + 1, COALESCE(e.rollback_step, 0)

@@ -10,6 +10,8 @@
 --
 -- @param run string = %        Run ids to include, as a SQL LIKE pattern (% for all).
 -- @param min_depth int = 1     Shallowest leaf depth (1: branches only = counterfactual; 0: roots too = rehearsal).
+-- @param from_example int = 0  Leaf episode ids from (inclusive): exports read a run in windows to bound memory.
+-- @param to_example int = 9223372036854775807  Leaf episode ids below this.
 --
 -- Returns: run_id, task_id, example_id, origin, depth, tau, experience,
 --          category, t, observation, action_text. Ordered by run, example, t.
@@ -17,6 +19,7 @@ WITH RECURSIVE path (run_id, leaf_episode_id, episode_id, parent_episode_id, t_e
     SELECT run_id, episode_id AS leaf_episode_id, episode_id, parent_episode_id, length AS t_end, COALESCE(rollback_step, 0) AS tau
     FROM episodes
     WHERE success AND origin IN ('root', 'branch') AND depth >= ${min_depth} AND run_id LIKE ${run}
+      AND episode_id >= ${from_example} AND episode_id < ${to_example}
     UNION ALL
     SELECT p.run_id, p.leaf_episode_id, e.episode_id, e.parent_episode_id, p.tau, COALESCE(e.rollback_step, 0)
     FROM path p

@@ -50,6 +50,10 @@ pub struct ExportArgs {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub overwrite: bool,
+    /// Examples read per query (a run is exported in windows of about this
+    /// many; lower it to use less memory).
+    #[arg(long, default_value_t = crate::export::WINDOW_EXAMPLES)]
+    pub window: usize,
     /// System prompt of every example [default: a description of Sokoban and its symbols].
     #[arg(long)]
     pub system_prompt: Option<String>,
@@ -72,6 +76,7 @@ pub async fn export_cmd(a: ExportArgs, quiet: bool) -> anyhow::Result<u8> {
             .system_prompt
             .clone()
             .unwrap_or_else(|| SYSTEM_PROMPT.to_string()),
+        window: a.window,
     };
     let pb = super::stage1::bar(0, quiet);
     pb.set_message("examples");

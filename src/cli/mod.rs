@@ -69,7 +69,7 @@ pub enum Command {
     Pretrain(stage1::PretrainArgs),
     /// Stage 1: roll out a model, reflect on failures, roll back and branch; write the trees.
     Explore(stage1::ExploreArgs),
-    /// Stage 2: train a model on explored runs, from SQL (leafe: counterfactual pairs + rehearsal; rft: rehearsal only).
+    /// Stage 2: train a model on explored runs, from SQL (leafe: counterfactual pairs + rehearsal; rft: rehearsal only; grpo: outcome RL on the same budget).
     Train(stage2::TrainArgs),
     /// Pass@k of a model on held-out levels (n samples per task; episodes written to the store).
     Eval(stage2::EvalArgs),

@@ -100,6 +100,9 @@ pub struct ExportOptions {
     pub dedup: bool,
     /// The system prompt.
     pub system_prompt: String,
+    /// Examples read per query: a run is exported in id windows of about
+    /// this many examples, which bounds what DataFusion sorts at once.
+    pub window: usize,
 }
 
 /// The default system prompt.
@@ -278,10 +281,24 @@ pub async fn export(
     };
     let mut seen_prompts: HashSet<u64> = HashSet::new();
     let mut index = 0u64;
+    let windowed = ["from_example", "to_example"]
+        .iter()
+        .all(|n| query.params.iter().any(|p| p.name == *n));
+    let mut work = Vec::new();
     for run in &runs {
-        let bound = query
-            .bind(&params(opts, &like_exact(run)))
-            .map_err(anyhow::Error::from)?;
+        if windowed {
+            for (from, to) in windows(&session, opts.dataset, run, opts.window).await? {
+                let mut p = params(opts, &like_exact(run));
+                p.insert("from_example".into(), from.to_string());
+                p.insert("to_example".into(), to.to_string());
+                work.push(p);
+            }
+        } else {
+            work.push(params(opts, &like_exact(run)));
+        }
+    }
+    for p in &work {
+        let bound = query.bind(p).map_err(anyhow::Error::from)?;
         let sql = match &opts.filter {
             None => bound.sql.clone(),
             Some(cond) => format!(
@@ -369,6 +386,58 @@ pub async fn export(
     }
     sink.finish().await?;
     Ok(summary)
+}
+
+/// Default examples read per query (see [`ExportOptions::window`]).
+pub const WINDOW_EXAMPLES: usize = 8192;
+
+/// Id ranges [from, to) of a run's candidate examples (leaf episodes or
+/// reflections), each holding about `window` of them. Ids are
+/// spread over tasks (task index in the high bits), so equal-width ranges
+/// hold similar counts.
+async fn windows(
+    session: &QuerySession,
+    dataset: Dataset,
+    run: &str,
+    window: usize,
+) -> Result<Vec<(i64, i64)>, ExportError> {
+    let sql = match dataset {
+        Dataset::Counterfactual | Dataset::Rehearsal => {
+            "-- @param run string\nSELECT MIN(episode_id), MAX(episode_id), COUNT(*) FROM episodes \
+             WHERE run_id = ${run} AND success AND origin IN ('root', 'branch')"
+        }
+        Dataset::Critical | Dataset::Preference => {
+            "-- @param run string\nSELECT MIN(reflection_id), MAX(reflection_id), COUNT(*) FROM reflections WHERE run_id = ${run}"
+        }
+    };
+    let q = QueryText::parse("export windows", sql)
+        .map_err(anyhow::Error::from)?
+        .bind(&BTreeMap::from([("run".to_string(), run.to_string())]))
+        .map_err(anyhow::Error::from)?;
+    let b = session.collect(&q).await.map_err(anyhow::Error::from)?;
+    let Some(b) = b
+        .first()
+        .filter(|b| b.num_rows() == 1 && !b.column(0).is_null(0))
+    else {
+        return Ok(Vec::new());
+    };
+    let v = |i: usize| {
+        arrow::compute::cast(b.column(i), &DataType::Int64)
+            .map(|c| c.as_primitive::<arrow::datatypes::Int64Type>().value(0))
+            .map_err(|e| ExportError::Other(e.into()))
+    };
+    let (lo, hi, n) = (v(0)?, v(1)?, v(2)?);
+    let window = window.max(1) as i64;
+    let parts = ((n + window - 1) / window).max(1);
+    let width = ((hi - lo) / parts + 1).max(1);
+    let mut out = Vec::new();
+    let mut from = lo;
+    while from <= hi {
+        let to = from.saturating_add(width);
+        out.push((from, to));
+        from = to;
+    }
+    Ok(out)
 }
 
 fn split_output(out: &str) -> Result<(String, String), ExportError> {

@@ -251,6 +251,22 @@ fn every_format_has_its_documented_shape_and_no_experience_in_any_prompt() {
         "system"
     );
 
+    // Reading a run in small windows gives the same records.
+    export(
+        "counterfactual",
+        "trl-messages",
+        "w3.jsonl",
+        &["--window", "16"],
+    );
+    export("preference", "dpo", "dpo3.jsonl", &["--window", "8"]);
+    let sorted = |f: &str| {
+        let mut v: Vec<String> = jsonl(&out(f)).iter().map(|r| r.to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted("w3.jsonl"), sorted("m.jsonl"));
+    assert_eq!(sorted("dpo3.jsonl"), sorted("dpo.jsonl"));
+
     // --where keeps only matching examples.
     export(
         "counterfactual",
