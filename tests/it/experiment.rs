@@ -2,29 +2,11 @@
 //! seed lands in the report; a rerun resumes from the store; another config
 //! under the same name is refused.
 
-use std::process::Command;
-
-use assert_cmd::cargo::CommandCargoExt;
 use leafe::experiment::{ExpMethod, ExperimentConfig};
 
-use crate::common::local_store;
+use crate::common::{leafe, local_store};
 
 const TINY: &str = "tests/fixtures/tiny_experiment.toml";
-
-fn leafe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("leafe")
-        .unwrap()
-        .env_remove("LEAFE_STORE")
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn the_shipped_default_config_is_the_documented_default() {

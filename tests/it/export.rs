@@ -1,29 +1,11 @@
 //! `leafe export`: every format checked field by field on a synthetic store,
 //! the experience never in a prompt, bad input refused.
 
-use std::collections::BTreeMap;
-use std::process::Command;
-
 use arrow::array::AsArray;
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
-use crate::common::{local_store, read_parquet};
-
-fn leafe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("leafe")
-        .unwrap()
-        .env_remove("LEAFE_STORE")
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{leafe, local_store, read_parquet};
 
 fn jsonl(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)

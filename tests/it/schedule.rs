@@ -1,26 +1,7 @@
 //! Scheduled training: `leafe train --incremental` trains a model line only
 //! on runs committed since its watermark; with nothing new it does nothing.
 
-use std::process::Command;
-
-use assert_cmd::cargo::CommandCargoExt;
-
-use crate::common::local_store;
-
-fn leafe(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("leafe")
-        .unwrap()
-        .env_remove("LEAFE_STORE")
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{leafe, local_store};
 
 fn ok(args: &[&str]) -> String {
     let (code, out, err) = leafe(args);
