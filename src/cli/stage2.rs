@@ -141,11 +141,7 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
         &a.runs,
         Some(&a.queries),
         &cfg,
-        |step, total, loss| {
-            pb.set_length(total as u64);
-            pb.set_position(step as u64);
-            pb.set_message(format!("loss {loss:.3}"));
-        },
+        fit_progress(&pb),
     )
     .await
     .with_context(|| format!("training {} from {}", a.out_model, a.init))?;
@@ -377,116 +373,55 @@ async fn grpo_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The state of an incrementally trained model line, kept in the store.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Watermark {
-    /// Versions saved so far.
-    version: u32,
-    /// Name of the latest version.
-    latest: Option<String>,
-    /// Every run trained on, in order.
-    trained_runs: Vec<String>,
-    /// When the watermark was last moved (µs since the epoch).
-    updated_at_us: i64,
-}
-
 async fn incremental_cmd(a: TrainArgs, cfg: DistillConfig, quiet: bool) -> anyhow::Result<u8> {
-    use crate::train::distill::{distill_runs, like_exact};
-    if a.method == Method::Grpo {
-        bail!("--incremental trains on stored runs (leafe, rft); grpo samples its own");
-    }
+    use crate::train::incremental::{Increment, train_increment};
     let store = a.store.open()?;
-    if store.model_manifest(&a.out_model).await?.is_some() {
-        bail!(
-            "`{}` is a single model, not a model line: choose another --out-model for --incremental",
-            a.out_model
-        );
-    }
-    let mut wm: Watermark = match store.watermark(&a.out_model).await? {
-        Some(v) => serde_json::from_value(v).context("reading the watermark")?,
-        None => Watermark::default(),
-    };
-    let session = crate::query::QuerySession::open(&store).await?;
-    let q = crate::query::QueryText::parse(
-        "runs",
-        "-- @param run string\nSELECT DISTINCT run_id FROM episodes WHERE run_id LIKE ${run} AND origin IN ('root', 'branch') ORDER BY run_id",
-    )?
-    .bind(&std::collections::BTreeMap::from([("run".to_string(), a.runs.clone())]))?;
-    let seen: std::collections::HashSet<&str> =
-        wm.trained_runs.iter().map(String::as_str).collect();
-    let mut new_runs = Vec::new();
-    for b in session.collect(&q).await? {
-        use arrow::array::AsArray;
-        let col = b.column(0).as_string::<i32>();
-        for i in 0..b.num_rows() {
-            if !seen.contains(col.value(i)) {
-                new_runs.push(col.value(i).to_string());
-            }
-        }
-    }
-    if new_runs.is_empty() {
-        println!(
+    let pb = bar(0, quiet);
+    let started = Instant::now();
+    let done = train_increment(
+        &store,
+        &a.out_model,
+        &a.init,
+        a.method,
+        &a.runs,
+        Some(&a.queries),
+        &cfg,
+        &command_line(),
+        fit_progress(&pb),
+    )
+    .await
+    .with_context(|| format!("training model line {}", a.out_model))?;
+    pb.finish_and_clear();
+    match done {
+        Increment::NothingNew { latest } => println!(
             "nothing new: no runs matching `{}` committed since {} was trained; {} is current",
             a.runs,
             a.out_model,
-            wm.latest.as_deref().unwrap_or("(no version yet)")
-        );
-        return Ok(0);
+            latest.as_deref().unwrap_or("(no version yet)")
+        ),
+        Increment::Trained {
+            name,
+            init,
+            runs,
+            report,
+        } => println!(
+            "saved model {name} ({:?} from {init} on {} new run(s): {} counterfactual pairs, {} rehearsal rows, {:.1}s); `--model {}` now loads it",
+            a.method,
+            runs.len(),
+            report.pairs,
+            report.rehearsal,
+            started.elapsed().as_secs_f64(),
+            a.out_model
+        ),
     }
-    let init = wm.latest.clone().unwrap_or_else(|| a.init.clone());
-    let name = format!("{}.v{:04}", a.out_model, wm.version + 1);
-    let pb = bar(0, quiet);
-    let started = Instant::now();
-    let patterns: Vec<String> = new_runs.iter().map(|r| like_exact(r)).collect();
-    let (policy, report) = distill_runs(
-        &store,
-        &init,
-        a.method,
-        &patterns,
-        Some(&a.queries),
-        &cfg,
-        |step, total, loss| {
-            pb.set_length(total as u64);
-            pb.set_position(step as u64);
-            pb.set_message(format!("loss {loss:.3}"));
-        },
-    )
-    .await
-    .with_context(|| format!("training {name} from {init}"))?;
-    pb.finish_and_clear();
-    let run_id = format!("train-{name}");
-    let config = serde_json::json!({
-        "method": a.method, "init": init, "line": a.out_model, "runs": new_runs,
-        "queries": a.queries.display().to_string(), "distill": cfg, "report": report,
-    });
-    record_and_save(
-        &store,
-        &run_id,
-        &name,
-        &policy,
-        cfg.fit.seed,
-        config,
-        &command_line(),
-    )
-    .await?;
-    wm.version += 1;
-    wm.latest = Some(name.clone());
-    wm.trained_runs.extend(new_runs.iter().cloned());
-    wm.updated_at_us = now_us();
-    store
-        .put_watermark(
-            &a.out_model,
-            &serde_json::to_value(&wm).expect("watermark serializes"),
-        )
-        .await?;
-    println!(
-        "saved model {name} ({:?} from {init} on {} new run(s): {} counterfactual pairs, {} rehearsal rows, {:.1}s); `--model {}` now loads it",
-        a.method,
-        new_runs.len(),
-        report.pairs,
-        report.rehearsal,
-        started.elapsed().as_secs_f64(),
-        a.out_model
-    );
     Ok(0)
+}
+
+/// A progress callback of a fit that drives `pb`.
+fn fit_progress(pb: &indicatif::ProgressBar) -> impl FnMut(usize, usize, f32) + '_ {
+    move |step, total, loss| {
+        pb.set_length(total as u64);
+        pb.set_position(step as u64);
+        pb.set_message(format!("loss {loss:.3}"));
+    }
 }

@@ -695,6 +695,8 @@ pub async fn run_experiment(
                     .copied()
                     .unwrap_or(0),
             };
+            // Loaded once per model, and only if some split still needs it.
+            let mut policy = None;
             for (split, levels) in [("heldout", &splits.heldout), ("shifted", &splits.shifted)] {
                 let t = Instant::now();
                 let eval_run = format!("{p}.eval.{}.{split}", m.id());
@@ -707,11 +709,14 @@ pub async fn run_experiment(
                         false,
                     ),
                     None => {
-                        let policy = load_policy(store, &model).await?;
+                        if policy.is_none() {
+                            policy = Some(load_policy(store, &model).await?);
+                        }
+                        let policy = policy.as_ref().expect("loaded above");
                         let source = format!("reports/{run}/levels/{split}.txt");
                         let r = evaluate(
                             store,
-                            &policy,
+                            policy,
                             &EvalSpec {
                                 model: &model,
                                 levels,

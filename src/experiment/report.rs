@@ -31,10 +31,14 @@ pub type Summary = BTreeMap<String, Vec<Row>>;
 /// Aggregates the cells over seeds.
 pub fn summarize(r: &Results) -> Summary {
     let mut out: Summary = BTreeMap::new();
-    let mut splits: Vec<&str> = r.cells.iter().map(|c| c.split.as_str()).collect();
-    splits.dedup();
+    // Splits in order of first appearance.
     let mut seen = std::collections::BTreeSet::new();
-    splits.retain(|s| seen.insert(*s));
+    let splits: Vec<&str> = r
+        .cells
+        .iter()
+        .map(|c| c.split.as_str())
+        .filter(|s| seen.insert(*s))
+        .collect();
     for split in splits {
         let mut rows = Vec::new();
         for m in r.config.evaluated() {

@@ -688,10 +688,135 @@ pub struct RolloutOutcome {
     pub episode_return: f64,
 }
 
-/// Plain rollouts without reflection (evaluation, GRPO sampling): `samples`
-/// episodes per level, `batch` environments stepped together, in
-/// (level, sample) order. Seeded per (level, sample), so the outcome does not
-/// depend on `batch`.
+/// What a plain rollout keeps of its episode: a [`RolloutOutcome`] (cheap:
+/// no feedback text) or a full [`Trajectory`].
+trait Recorder {
+    /// An empty record of sample `sample` of level `level`.
+    fn start(level: usize, sample: usize) -> Self;
+    /// Applies `action` (sampled with `log_prob`) to `env` and records it.
+    fn step(&mut self, env: &mut Sokoban, action: usize, log_prob: f32);
+    /// Closes the record once the episode has ended.
+    fn end(&mut self, env: &Sokoban);
+    /// (level, sample), the output order.
+    fn key(&self) -> (usize, usize);
+}
+
+impl Recorder for RolloutOutcome {
+    fn start(level: usize, sample: usize) -> Self {
+        RolloutOutcome {
+            level,
+            sample,
+            success: false,
+            length: 0,
+            episode_return: 0.0,
+        }
+    }
+
+    fn step(&mut self, env: &mut Sokoban, action: usize, _: f32) {
+        self.episode_return += Sokoban::reward_of(env.apply(action)) as f64;
+    }
+
+    fn end(&mut self, env: &Sokoban) {
+        self.success = env.status() == Status::Solved;
+        self.length = env.steps();
+    }
+
+    fn key(&self) -> (usize, usize) {
+        (self.level, self.sample)
+    }
+}
+
+impl Recorder for Trajectory {
+    fn start(level: usize, sample: usize) -> Self {
+        Trajectory {
+            level,
+            sample,
+            success: false,
+            episode_return: 0.0,
+            steps: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, env: &mut Sokoban, action: usize, log_prob: f32) {
+        let before = *env.state();
+        let observation = env.render_text();
+        let outcome = env.step(action).expect("running episode steps");
+        self.episode_return += outcome.reward as f64;
+        self.steps.push(StepOut {
+            t: before.steps as usize,
+            observation,
+            state: encode_state(&before),
+            action,
+            reward: outcome.reward,
+            done: outcome.status != Status::Running,
+            feedback: outcome.feedback,
+            mistake: None,
+            log_prob,
+        });
+    }
+
+    fn end(&mut self, env: &Sokoban) {
+        self.success = env.status() == Status::Solved;
+    }
+
+    fn key(&self) -> (usize, usize) {
+        (self.level, self.sample)
+    }
+}
+
+/// The batched driver of plain rollouts: `samples` episodes per level,
+/// `batch` environments stepped together (one policy call per step), output
+/// in (level, sample) order. Seeded per (level, sample), so the output does
+/// not depend on `batch`.
+fn rollouts<P: Policy, R: Recorder>(
+    levels: &[Level],
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    max_steps: u16,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<R>> {
+    let env_config = SokobanConfig {
+        max_steps,
+        end_on_deadlock: false,
+    };
+    let mut out: Vec<R> = Vec::with_capacity(levels.len() * samples);
+    let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
+    let mut running: Vec<(Sokoban, ChaCha8Rng, R)> = Vec::new();
+    let mut planes = Vec::new();
+    loop {
+        while running.len() < batch.max(1) {
+            let Some((l, s)) = queue.next() else { break };
+            running.push((
+                Sokoban::new(levels[l].clone(), env_config.clone()),
+                ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s)),
+                R::start(l, s),
+            ));
+        }
+        if running.is_empty() {
+            out.sort_by_key(R::key);
+            return Ok(out);
+        }
+        encode_batch(running.iter().map(|r| &r.0), policy.board(), &mut planes)?;
+        let lp = policy.log_probs(&planes, running.len())?;
+        let mut i = 0;
+        running.retain_mut(|(env, rng, rec)| {
+            let (action, log_prob) = sample(&lp[i * 4..i * 4 + 4], temperature, rng);
+            i += 1;
+            rec.step(env, action, log_prob);
+            if env.status() == Status::Running {
+                return true;
+            }
+            rec.end(env);
+            out.push(std::mem::replace(rec, R::start(0, 0)));
+            false
+        });
+    }
+}
+
+/// Plain rollouts without reflection (evaluation): outcomes only. See
+/// [`rollouts`] for order and seeding.
 pub fn sample_rollouts<P: Policy>(
     levels: &[Level],
     policy: &P,
@@ -701,50 +826,7 @@ pub fn sample_rollouts<P: Policy>(
     seed: u64,
     batch: usize,
 ) -> Result<Vec<RolloutOutcome>> {
-    let env_config = SokobanConfig {
-        max_steps,
-        end_on_deadlock: false,
-    };
-    let mut out = Vec::with_capacity(levels.len() * samples);
-    let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
-    let mut running: Vec<(usize, usize, Sokoban, ChaCha8Rng, f64)> = Vec::new();
-    let mut planes = Vec::new();
-    loop {
-        while running.len() < batch.max(1) {
-            let Some((l, s)) = queue.next() else { break };
-            let rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s));
-            running.push((
-                l,
-                s,
-                Sokoban::new(levels[l].clone(), env_config.clone()),
-                rng,
-                0.0,
-            ));
-        }
-        if running.is_empty() {
-            out.sort_by_key(|o: &RolloutOutcome| (o.level, o.sample));
-            return Ok(out);
-        }
-        encode_batch(running.iter().map(|r| &r.2), policy.board(), &mut planes)?;
-        let lp = policy.log_probs(&planes, running.len())?;
-        let mut i = 0;
-        running.retain_mut(|(l, s, env, rng, ret)| {
-            let (action, _) = sample(&lp[i * 4..i * 4 + 4], temperature, rng);
-            i += 1;
-            *ret += Sokoban::reward_of(env.apply(action)) as f64;
-            if env.status() == Status::Running {
-                return true;
-            }
-            out.push(RolloutOutcome {
-                level: *l,
-                sample: *s,
-                success: env.status() == Status::Solved,
-                length: env.steps(),
-                episode_return: *ret,
-            });
-            false
-        });
-    }
+    rollouts(levels, policy, samples, temperature, max_steps, seed, batch)
 }
 
 /// A sampled trajectory with what a policy-gradient update needs.
@@ -772,70 +854,7 @@ pub fn sample_trajectories<P: Policy>(
     seed: u64,
     batch: usize,
 ) -> Result<Vec<Trajectory>> {
-    let env_config = SokobanConfig {
-        max_steps,
-        end_on_deadlock: false,
-    };
-    let mut out = Vec::with_capacity(levels.len() * samples);
-    let mut queue = (0..levels.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
-    let mut running: Vec<(Sokoban, ChaCha8Rng, Trajectory)> = Vec::new();
-    let mut planes = Vec::new();
-    loop {
-        while running.len() < batch.max(1) {
-            let Some((l, s)) = queue.next() else { break };
-            let rng = ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s));
-            let tr = Trajectory {
-                level: l,
-                sample: s,
-                success: false,
-                episode_return: 0.0,
-                steps: Vec::new(),
-            };
-            running.push((Sokoban::new(levels[l].clone(), env_config.clone()), rng, tr));
-        }
-        if running.is_empty() {
-            out.sort_by_key(|o: &Trajectory| (o.level, o.sample));
-            return Ok(out);
-        }
-        encode_batch(running.iter().map(|r| &r.0), policy.board(), &mut planes)?;
-        let lp = policy.log_probs(&planes, running.len())?;
-        let mut i = 0;
-        running.retain_mut(|(env, rng, tr)| {
-            let (action, log_prob) = sample(&lp[i * 4..i * 4 + 4], temperature, rng);
-            i += 1;
-            let before = *env.state();
-            let observation = env.render_text();
-            let outcome = env.step(action).expect("running episode steps");
-            tr.episode_return += outcome.reward as f64;
-            let done = outcome.status != Status::Running;
-            tr.steps.push(StepOut {
-                t: before.steps as usize,
-                observation,
-                state: encode_state(&before),
-                action,
-                reward: outcome.reward,
-                done,
-                feedback: outcome.feedback,
-                mistake: None,
-                log_prob,
-            });
-            if !done {
-                return true;
-            }
-            tr.success = outcome.status == Status::Solved;
-            out.push(std::mem::replace(
-                tr,
-                Trajectory {
-                    level: 0,
-                    sample: 0,
-                    success: false,
-                    episode_return: 0.0,
-                    steps: Vec::new(),
-                },
-            ));
-            false
-        });
-    }
+    rollouts(levels, policy, samples, temperature, max_steps, seed, batch)
 }
 
 /// Successes per level of [`sample_rollouts`].

@@ -11,6 +11,7 @@
 use burn::tensor::activation::log_softmax;
 pub mod distill;
 pub mod grpo;
+pub mod incremental;
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;

@@ -9,19 +9,17 @@ fn ok(args: &[&str]) -> String {
     out
 }
 
-#[test]
-fn incremental_training_moves_a_watermark_and_skips_when_nothing_is_new() {
-    let (dir, url) = local_store();
-    let lv = dir.path().join("lv.txt");
-    let lv = lv.to_str().unwrap();
+/// Writes `count` generated 6×6 two-box levels to `lv` and pretrains model
+/// `base` on them in the store at `url`.
+fn levels_and_base(url: &str, lv: &str, count: &str, seed: &str) {
     ok(&[
-        "levels", "generate", "--size", "6x6", "--boxes", "2", "--count", "60", "--seed", "3",
+        "levels", "generate", "--size", "6x6", "--boxes", "2", "--count", count, "--seed", seed,
         "--out", lv,
     ]);
     ok(&[
         "pretrain",
         "--store",
-        &url,
+        url,
         "--levels",
         lv,
         "--out-model",
@@ -29,46 +27,58 @@ fn incremental_training_moves_a_watermark_and_skips_when_nothing_is_new() {
         "--epochs",
         "3",
     ]);
-    let explore = |run: &str, seed: &str| {
-        ok(&[
-            "explore", "--store", &url, "--model", "base", "--levels", lv, "--run-id", run,
-            "--seed", seed, "--budget", "300",
-        ])
-    };
-    let train = || {
-        ok(&[
-            "train",
-            "--store",
-            &url,
-            "--method",
-            "leafe",
-            "--init",
-            "base",
-            "--runs",
-            "e%",
-            "--out-model",
-            "line",
-            "--incremental",
-            "--epochs",
-            "1",
-        ])
-    };
-    explore("e1", "1");
-    let said = train();
+}
+
+/// Explores `lv` with `base` as run `run`.
+fn explore(url: &str, lv: &str, run: &str, seed: &str) -> String {
+    ok(&[
+        "explore", "--store", url, "--model", "base", "--levels", lv, "--run-id", run, "--seed",
+        seed, "--budget", "300",
+    ])
+}
+
+/// One increment of model line `line` on runs `e%`.
+fn train_line(url: &str) -> String {
+    ok(&[
+        "train",
+        "--store",
+        url,
+        "--method",
+        "leafe",
+        "--init",
+        "base",
+        "--runs",
+        "e%",
+        "--out-model",
+        "line",
+        "--incremental",
+        "--epochs",
+        "1",
+    ])
+}
+
+#[test]
+fn incremental_training_moves_a_watermark_and_skips_when_nothing_is_new() {
+    let (dir, url) = local_store();
+    let lv = dir.path().join("lv.txt");
+    let lv = lv.to_str().unwrap();
+    levels_and_base(&url, lv, "60", "3");
+    explore(&url, lv, "e1", "1");
+    let said = train_line(&url);
     assert!(
         said.contains("line.v0001") && said.contains("1 new run"),
         "{said}"
     );
     // Nothing new: nothing trained, and it says so.
-    let said = train();
+    let said = train_line(&url);
     assert!(
         said.contains("nothing new") && said.contains("line.v0001"),
         "{said}"
     );
     assert!(!dir.path().join("store/models/line.v0002").exists());
     // A new run: the next version, trained on that run only, from the last one.
-    explore("e2", "2");
-    let said = train();
+    explore(&url, lv, "e2", "2");
+    let said = train_line(&url);
     assert!(
         said.contains("line.v0002") && said.contains("from line.v0001"),
         "{said}"
@@ -133,57 +143,10 @@ fn the_pipeline_runs_end_to_end_on_s3() {
     let dir = tempfile::tempdir().unwrap();
     let lv = dir.path().join("lv.txt");
     let lv = lv.to_str().unwrap();
-    ok(&[
-        "levels", "generate", "--size", "6x6", "--boxes", "2", "--count", "40", "--seed", "8",
-        "--out", lv,
-    ]);
-    ok(&[
-        "pretrain",
-        "--store",
-        &url,
-        "--levels",
-        lv,
-        "--out-model",
-        "base",
-        "--epochs",
-        "3",
-    ]);
-    ok(&[
-        "explore", "--store", &url, "--model", "base", "--levels", lv, "--run-id", "e1",
-        "--budget", "300",
-    ]);
-    ok(&[
-        "train",
-        "--store",
-        &url,
-        "--method",
-        "leafe",
-        "--init",
-        "base",
-        "--runs",
-        "e%",
-        "--out-model",
-        "line",
-        "--incremental",
-        "--epochs",
-        "1",
-    ]);
-    let said = ok(&[
-        "train",
-        "--store",
-        &url,
-        "--method",
-        "leafe",
-        "--init",
-        "base",
-        "--runs",
-        "e%",
-        "--out-model",
-        "line",
-        "--incremental",
-        "--epochs",
-        "1",
-    ]);
+    levels_and_base(&url, lv, "40", "8");
+    explore(&url, lv, "e1", "0");
+    train_line(&url);
+    let said = train_line(&url);
     assert!(said.contains("nothing new"), "{said}");
     ok(&[
         "eval",
