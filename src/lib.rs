@@ -42,6 +42,7 @@ pub mod export;
 pub mod pipeline;
 pub mod policy;
 pub mod query;
+pub mod reflect;
 pub mod store;
 pub mod synth;
 pub mod train;

@@ -15,10 +15,10 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::explore::reflect::SokobanReflector;
-use crate::explore::{ExploreConfig, ExploreError, Task, TaskTree, explore};
+use crate::env::{Env, EnvError};
+use crate::explore::rows::TreeBatcher;
+use crate::explore::{ExploreConfig, ExploreError, Task, TaskTree, World, explore};
 use crate::policy::Policy;
-use crate::store::trees::TreeBatcher;
 use crate::store::{RunSpec, Store, StoreError};
 use crate::train::{TrainError, load_policy};
 
@@ -34,6 +34,9 @@ pub enum JobError {
     /// Exploration failed.
     #[error(transparent)]
     Explore(#[from] ExploreError),
+    /// The environment failed.
+    #[error(transparent)]
+    Env(#[from] EnvError),
     /// A job that cannot run as asked.
     #[error("{0}")]
     Invalid(String),
@@ -75,17 +78,17 @@ impl Shard {
     }
 }
 
-/// An exploration job.
+/// An exploration job over tasks of type `T`.
 #[derive(Debug, Clone)]
-pub struct ExploreJob {
+pub struct ExploreJob<T> {
     /// Base run id R (chunks are `R[.s<i>of<n>].cNNNNN`).
     pub run_id: String,
     /// Model to act with (`models/<name>` in the store).
     pub model: String,
     /// Where the levels came from (recorded, and the task source prefix).
     pub levels_source: String,
-    /// The levels, in file order (task index = position).
-    pub levels: Vec<crate::env::sokoban::Level>,
+    /// The tasks, in file order (task index = position).
+    pub levels: Vec<T>,
     /// Dataset split recorded on the episodes.
     pub split: Option<String>,
     /// This worker's shard.
@@ -115,8 +118,12 @@ pub struct ExploreSummary {
     pub solved_tasks: usize,
     /// Tasks solved by the root rollout.
     pub root_solved: usize,
-    /// Environment steps executed.
+    /// Environment steps executed (replayed ones included).
     pub env_steps: usize,
+    /// Rollbacks by native snapshot.
+    pub rollbacks_snapshot: usize,
+    /// Rollbacks by reset and replay of the action prefix.
+    pub rollbacks_replay: usize,
 }
 
 /// Progress of a job, reported after each finished task.
@@ -129,7 +136,7 @@ impl Progress for () {
     fn update(&self, _: &ExploreSummary, _: usize) {}
 }
 
-impl ExploreJob {
+impl<T: Clone + Send + Sync> ExploreJob<T> {
     fn prefix(&self) -> String {
         if self.shard.count == 1 {
             format!("{}.c", self.run_id)
@@ -151,13 +158,28 @@ impl ExploreJob {
         })
     }
 
-    /// Runs (or resumes) the job.
-    pub async fn run(&self, store: &Store, progress: &dyn Progress) -> Result<ExploreSummary> {
+    /// Runs (or resumes) the job in `world`: the model acts with the world's
+    /// encoder and guide, the world's reflector reflects.
+    pub async fn run<W: World>(
+        &self,
+        world: &W,
+        store: &Store,
+        progress: &dyn Progress,
+    ) -> Result<ExploreSummary>
+    where
+        W::Env: Env<Task = T>,
+    {
         crate::store::validate_run_id(&self.run_id)?;
         if self.chunk_tasks == 0 {
             return Err(JobError::Invalid("chunk_tasks must be at least 1".into()));
         }
-        let policy = load_policy(store, &self.model).await?;
+        let policy = load_policy(store, &self.model, world.encoder())
+            .await?
+            .with_guide(world.guide(&self.config.guidance));
+        let reflector = world.reflector(&self.config.reflector);
+        let max_steps = self.config.max_steps as usize;
+        let actions = world.make_env(max_steps)?.action_space().clone();
+        let make_env = || world.make_env(max_steps);
         let prefix = self.prefix();
         let identity = self.identity();
         let mut done = BTreeSet::new();
@@ -176,7 +198,7 @@ impl ExploreJob {
                 done.insert(t.as_u64().unwrap_or(u64::MAX));
             }
         }
-        let todo: Vec<Task> = self
+        let todo: Vec<Task<T>> = self
             .levels
             .iter()
             .enumerate()
@@ -184,7 +206,7 @@ impl ExploreJob {
             .filter(|(i, _)| self.shard.contains(*i) && !done.contains(i))
             .map(|(index, level)| Task {
                 index,
-                level: level.clone(),
+                task: level.clone(),
                 source: format!("{}#{index}", self.levels_source),
             })
             .collect();
@@ -205,13 +227,15 @@ impl ExploreJob {
             // Explore the chunk (CPU-bound) before opening the run, so a crash
             // mid-exploration leaves no lock behind.
             let mut trees: Vec<TaskTree> = Vec::with_capacity(chunk.len());
-            let reflector = SokobanReflector::new(self.config.reflector.clone());
             tokio::task::block_in_place(|| {
-                explore(chunk.to_vec(), &policy, &reflector, &self.config, |tree| {
+                explore(chunk.to_vec(), &make_env, &policy, reflector.as_ref(), &self.config, |tree| {
                     summary.tasks += 1;
                     summary.episodes += tree.episodes.len();
                     summary.reflections += tree.reflections.len();
                     summary.env_steps += tree.interaction_cost;
+                    let (snapshot, replay) = tree.rollbacks();
+                    summary.rollbacks_snapshot += snapshot;
+                    summary.rollbacks_replay += replay;
                     summary.root_solved += usize::from(tree.episodes[0].success);
                     summary.solved_tasks += usize::from(tree.episodes.iter().any(|e| e.success));
                     trees.push(tree);
@@ -230,6 +254,7 @@ impl ExploreJob {
                         "run_id": self.run_id,
                         "tasks": tasks,
                         "policy": policy.name(),
+                        "env": world.name(),
                     }),
                     command_line: self.command_line.clone(),
                     meta: serde_json::json!({ "job": identity, "tasks": tasks }),
@@ -241,7 +266,7 @@ impl ExploreJob {
                     Err(e) => return Err(e.into()),
                 }
             };
-            let mut batcher = TreeBatcher::new(64 * 1024);
+            let mut batcher = TreeBatcher::new(64 * 1024, actions.clone());
             for tree in &trees {
                 batcher
                     .push(&mut run, tree, &self.model, self.split.as_deref())

@@ -231,6 +231,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// The environment a command runs in: `--env` when given, else the one the
+/// model was trained for (its manifest names its encoder).
+pub(crate) async fn env_for(
+    store: &Store,
+    flag: Option<&str>,
+    model: &str,
+) -> anyhow::Result<String> {
+    if let Some(env) = flag {
+        return Ok(env.to_string());
+    }
+    let net = crate::train::model_config(store, model).await?;
+    crate::experiment::worlds::world_of_encoder(&net.encoder)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "model `{model}` reads `{}` observations, which no built-in environment provides; pass --env",
+                net.encoder
+            )
+        })
+}
+
 pub(crate) fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
@@ -379,7 +400,8 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     use crate::env::sokoban::generate::{GeneratorConfig, generate};
     use crate::explore::ExploreConfig;
     use crate::pipeline::{ExploreJob, Shard};
-    use crate::train::{PretrainConfig, pretrain, save_policy};
+    use crate::experiment::worlds::SokobanWorld;
+    use crate::train::{PretrainConfig, pretrain_world, save_policy};
 
     let store = a.store.open()?;
     let tag = default_run_id("demo", a.seed);
@@ -405,8 +427,9 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
         seed: a.seed,
         ..PretrainConfig::default()
     };
-    let (policy, report) =
-        tokio::task::block_in_place(|| pretrain(&train_levels, &pcfg, |_, _, _| {}))?;
+    let (policy, report) = tokio::task::block_in_place(|| {
+        pretrain_world(&SokobanWorld, &train_levels, &pcfg, |_, _, _| {})
+    })?;
     let model = format!("base-{tag}");
     save_policy(
         &store,
@@ -436,7 +459,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
         },
         command_line: command_line(),
     };
-    let s = job.run(&store, &()).await?;
+    let s = job.run(&SokobanWorld, &store, &()).await?;
     println!(
         "3. Explored {} tasks: root rollouts solved {}, with reflection + rollback + branching {} ({} episodes, {} reflections, {} env steps).\n",
         s.tasks, s.root_solved, s.solved_tasks, s.episodes, s.reflections, s.env_steps

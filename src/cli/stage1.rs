@@ -8,20 +8,24 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{StoreArgs, command_line};
-use crate::env::sokoban::levels::read_level_file;
+use super::{StoreArgs, command_line, env_for};
 use crate::eval::mean_pass_at_k;
-use crate::explore::{ExploreConfig, count_successes};
+use crate::explore::{ExploreConfig, World, count_successes};
 use crate::pipeline::{ExploreJob, ExploreSummary, Progress, Shard};
 use crate::store::RunSpec;
-use crate::train::{PretrainConfig, pretrain, save_policy};
+use crate::train::{PretrainConfig, pretrain_world, save_policy};
+use crate::with_world;
 
 /// Arguments of `leafe pretrain`.
 #[derive(Debug, Args)]
 pub struct PretrainArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Training levels (Boxoban format); the first --demo-levels are imitated.
+    /// Environment: sokoban or gridworld.
+    #[arg(long, default_value = "sokoban")]
+    pub env: String,
+    /// Training tasks (Boxoban levels for sokoban, a grid file for
+    /// gridworld); the first --demo-levels are imitated.
     #[arg(long)]
     pub levels: PathBuf,
     /// Name of the model to save (models/<name>/ in the store).
@@ -30,7 +34,7 @@ pub struct PretrainArgs {
     /// TOML file with PretrainConfig fields; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Levels whose solver solutions are imitated [default: 300].
+    /// Tasks whose demonstrations (solver solutions, shortest paths) are imitated [default: 300].
     #[arg(long)]
     pub demo_levels: Option<usize>,
     /// Passes over the demonstrations [default: 10].
@@ -58,7 +62,11 @@ pub struct ExploreArgs {
     /// Model that acts (saved by `leafe pretrain` or `leafe train`).
     #[arg(long)]
     pub model: String,
-    /// Levels to explore (Boxoban format); task index = position in the file.
+    /// Environment: sokoban or gridworld [default: the model's].
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Tasks to explore (Boxoban levels for sokoban, a grid file for
+    /// gridworld); task index = position in the file.
     #[arg(long)]
     pub levels: PathBuf,
     /// TOML file with ExploreConfig fields; flags override it.
@@ -141,6 +149,11 @@ fn stem(path: &Path) -> String {
 
 /// `leafe pretrain`.
 pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
+    let env = a.env.clone();
+    with_world!(env.as_str(), |w| pretrain_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
+}
+
+async fn pretrain_in<W: World>(world: W, a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     let mut cfg: PretrainConfig = read_toml(a.config.as_deref())?;
     if let Some(v) = a.demo_levels {
@@ -153,7 +166,9 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
         cfg.seed = v;
         cfg.fit.seed = v;
     }
-    let levels = read_level_file(&a.levels).context("reading the training levels")?;
+    let levels = world
+        .read_tasks(&a.levels)
+        .context("reading the training levels")?;
     if store.model_manifest(&a.out_model).await?.is_some() {
         bail!(
             "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
@@ -165,7 +180,7 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     pb.set_message("behaviour cloning");
     let started = Instant::now();
     let (policy, report) = tokio::task::block_in_place(|| {
-        pretrain(&levels, &cfg, |step, total, loss| {
+        pretrain_world(&world, &levels, &cfg, |step, total, loss| {
             pb.set_length(total as u64);
             pb.set_position(step as u64);
             pb.set_message(format!("loss {loss:.3}"));
@@ -175,16 +190,18 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let train_secs = started.elapsed().as_secs_f64();
     let mut eval = serde_json::Value::Null;
     if let Some(path) = &a.eval_levels {
-        let held_out = read_level_file(path).context("reading the evaluation levels")?;
+        let held_out = world
+            .read_tasks(path)
+            .context("reading the evaluation levels")?;
         let n = a.eval_samples.max(1);
         let started = Instant::now();
         let successes = tokio::task::block_in_place(|| {
             count_successes(
                 &held_out,
+                &|| world.make_env(a.eval_max_steps as usize),
                 &policy,
                 n,
                 1.0,
-                a.eval_max_steps,
                 cfg.seed ^ 0xE7A1,
                 512,
             )
@@ -221,6 +238,7 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     );
     let config_json = serde_json::json!({
         "pretrain": cfg,
+        "env": world.name(),
         "levels": a.levels.display().to_string(),
         "out_model": a.out_model,
         "report": report,
@@ -280,6 +298,12 @@ impl Progress for BarProgress {
 /// `leafe explore`.
 pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
+    let env = env_for(&store, a.env.as_deref(), &a.model).await?;
+    with_world!(env.as_str(), |w| explore_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
+}
+
+async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
     let mut cfg: ExploreConfig = read_toml(a.config.as_deref())?;
     if let Some(v) = a.seed {
         cfg.seed = v;
@@ -299,7 +323,7 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     if a.no_experience {
         cfg.use_experience = false;
     }
-    let levels = read_level_file(&a.levels).context("reading the levels")?;
+    let levels = world.read_tasks(&a.levels).context("reading the levels")?;
     let run_id = a
         .run_id
         .clone()
@@ -321,7 +345,7 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     };
     let started = Instant::now();
     let s = job
-        .run(&store, &progress)
+        .run(&world, &store, &progress)
         .await
         .with_context(|| format!("explore job `{run_id}`"))?;
     progress.pb.finish_and_clear();
@@ -335,7 +359,7 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     }
     println!(
         "explore {run_id}: {} tasks in {} chunk(s) ({} skipped as already committed), solved {} (root {}), \
-         {} episodes, {} reflections, {} env steps, {:.1}s ({:.0} tasks/min, {:.0} env steps/s)",
+         {} episodes, {} reflections, {} env steps, rollbacks {} by snapshot / {} by replay, {:.1}s ({:.0} tasks/min, {:.0} env steps/s)",
         s.tasks,
         s.chunks,
         s.skipped,
@@ -344,6 +368,8 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
         s.episodes,
         s.reflections,
         s.env_steps,
+        s.rollbacks_snapshot,
+        s.rollbacks_replay,
         secs,
         s.tasks as f64 / secs * 60.0,
         s.env_steps as f64 / secs

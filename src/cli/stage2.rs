@@ -7,12 +7,13 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::stage1::{bar, read_toml};
-use super::{StoreArgs, command_line};
-use crate::env::sokoban::levels::read_level_file;
+use super::{StoreArgs, command_line, env_for};
+use crate::explore::World;
 use crate::query::OutputFormat;
 use crate::store::now_us;
 use crate::train::distill::{DistillConfig, Method, distill};
 use crate::train::{load_policy, record_and_save};
+use crate::with_world;
 
 /// Arguments of `leafe train`.
 #[derive(Debug, Args)]
@@ -26,6 +27,9 @@ pub struct TrainArgs {
     /// Model to start from.
     #[arg(long)]
     pub init: String,
+    /// Environment: sokoban or gridworld [default: the --init model's].
+    #[arg(long)]
+    pub env: Option<String>,
     /// Runs to learn from, as a SQL LIKE pattern on run_id (e.g. `e1.%`); for
     /// grpo, the runs whose environment steps set its interaction budget.
     #[arg(long)]
@@ -74,7 +78,10 @@ pub struct EvalArgs {
     /// Model to evaluate.
     #[arg(long)]
     pub model: String,
-    /// Held-out levels (Boxoban format).
+    /// Environment: sokoban or gridworld [default: the model's].
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Held-out tasks (Boxoban levels for sokoban, a grid file for gridworld).
     #[arg(long)]
     pub levels: PathBuf,
     /// Split name recorded and reported.
@@ -109,6 +116,12 @@ pub struct EvalArgs {
 /// `leafe train`.
 pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
+    let env = env_for(&store, a.env.as_deref(), &a.init).await?;
+    with_world!(env.as_str(), |w| train_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
+}
+
+async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
     let mut cfg: DistillConfig = read_toml(a.config.as_deref())?;
     if let Some(v) = a.beta {
         cfg.beta = v;
@@ -120,7 +133,7 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
         cfg.fit.seed = v;
     }
     if a.incremental {
-        return incremental_cmd(a, cfg, quiet).await;
+        return incremental_cmd(world, a, cfg, quiet).await;
     }
     if store.model_manifest(&a.out_model).await?.is_some() {
         bail!(
@@ -130,13 +143,14 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
         );
     }
     if a.method == Method::Grpo {
-        return grpo_cmd(a, quiet).await;
+        return grpo_cmd(world, a, quiet).await;
     }
     let pb = bar(0, quiet);
     let started = Instant::now();
     let (policy, report) = distill(
         &store,
         &a.init,
+        world.encoder(),
         a.method,
         &a.runs,
         Some(&a.queries),
@@ -178,6 +192,12 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
 
 /// `leafe eval`.
 pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
+    let store = a.store.open()?;
+    let env = env_for(&store, a.env.as_deref(), &a.model).await?;
+    with_world!(env.as_str(), |w| eval_in(w, a).await).map_err(anyhow::Error::msg)?
+}
+
+async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
     use crate::eval::{EvalSpec, default_ks, evaluate};
     let store = a.store.open()?;
     if a.samples == 0 {
@@ -194,8 +214,10 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
             a.samples
         );
     }
-    let policy = load_policy(&store, &a.model).await?;
-    let levels = read_level_file(&a.levels).context("reading the evaluation levels")?;
+    let policy = load_policy(&store, &a.model, world.encoder()).await?;
+    let levels = world
+        .read_tasks(&a.levels)
+        .context("reading the evaluation levels")?;
     let run_id = (!a.no_write).then(|| {
         a.run_id.clone().unwrap_or_else(|| {
             format!(
@@ -209,9 +231,11 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     });
     let levels_source = a.levels.display().to_string();
     let command_line = command_line();
+    let max_steps = a.max_steps as usize;
     let r = evaluate(
         &store,
         &policy,
+        &|| world.make_env(max_steps),
         &EvalSpec {
             model: &a.model,
             levels: &levels,
@@ -290,13 +314,15 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn grpo_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
+async fn grpo_cmd<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     use crate::train::grpo::{GrpoConfig, grpo};
     let store = a.store.open()?;
     let Some(levels_path) = &a.levels else {
         bail!("--method grpo needs --levels (the tasks it samples)")
     };
-    let levels = read_level_file(levels_path).context("reading the GRPO levels")?;
+    let levels = world
+        .read_tasks(levels_path)
+        .context("reading the GRPO levels")?;
     let mut cfg: GrpoConfig = read_toml(a.config.as_deref())?;
     if let Some(v) = a.seed {
         cfg.seed = v;
@@ -321,14 +347,16 @@ async fn grpo_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
             a.runs
         );
     }
-    let init = load_policy(&store, &a.init).await?;
+    let init = load_policy(&store, &a.init, world.encoder()).await?;
     let pb = bar(budget, quiet);
+    let max_steps = cfg.max_steps as usize;
     let started = Instant::now();
     let run_prefix = format!("grpo-{}-{}", a.out_model, now_us() / 1_000_000);
     let (policy, report) = grpo(
         &store,
         &init,
         &levels,
+        &|| world.make_env(max_steps),
         &run_prefix,
         budget,
         Some(&a.queries),
@@ -373,7 +401,12 @@ async fn grpo_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn incremental_cmd(a: TrainArgs, cfg: DistillConfig, quiet: bool) -> anyhow::Result<u8> {
+async fn incremental_cmd<W: World>(
+    world: W,
+    a: TrainArgs,
+    cfg: DistillConfig,
+    quiet: bool,
+) -> anyhow::Result<u8> {
     use crate::train::incremental::{Increment, train_increment};
     let store = a.store.open()?;
     let pb = bar(0, quiet);
@@ -382,6 +415,7 @@ async fn incremental_cmd(a: TrainArgs, cfg: DistillConfig, quiet: bool) -> anyho
         &store,
         &a.out_model,
         &a.init,
+        world.encoder(),
         a.method,
         &a.runs,
         Some(&a.queries),

@@ -1,35 +1,53 @@
-//! Environments that LEAFE explores: the [`Env`] trait and its implementations.
+//! Environments: the [`Env`] boundary and its implementations.
 //!
-//! This module owns everything an agent interacts with: resetting to a task,
-//! stepping with an action, snapshot/restore for rollback, the text an agent
-//! or a reflector reads, the tensor a neural policy reads, and the per-step
-//! feedback that grounds a reflection. Sokoban ([`sokoban`]) is the first,
-//! complete environment: Boxoban-compatible rules and level files, a seeded
-//! generator, deadlock detection and an exact solver.
+//! An environment is anything an agent can act in step by step: a built-in
+//! world ([`sokoban`], [`gridworld`]) or, through the same trait, a process
+//! that speaks a protocol. What crosses the boundary is deliberately plain,
+//! so an LLM agent and a small network can both act, and a reflector can read
+//! any trajectory:
+//!
+//! - an [`Observation`]: text (what an LLM or a person reads), plus an
+//!   optional compact state the environment defines (stored, never required);
+//! - actions are strings: one of the environment's [`ActionSpace::Choice`]
+//!   names, or free text where the environment accepts it;
+//! - every step returns a [`Transition`]: reward, the [`Status`] after it
+//!   (terminated with or without success, truncated, running), one line of
+//!   feedback text and structured flags, some of which the environment marks
+//!   as mistakes.
+//!
+//! Rollback ([`Rollback`]) restores a native snapshot where the environment
+//! has one ([`Env::snapshot`] returns `Some`), and otherwise resets to the
+//! same task and seed and replays the action prefix, checking every replayed
+//! observation against the recorded one ([`replay`]). Replayed transitions
+//! are executed transitions: callers count them in their budgets.
 //!
 //! Invariants every implementation keeps:
 //! - `restore(&snapshot())` puts the environment back into a state that is
 //!   indistinguishable from the one the snapshot was taken in (same
 //!   observation, same status, same future under the same actions).
+//! - `reset(task, seed)` followed by the same actions gives the same
+//!   observations (replay works).
 //! - Once [`Env::status`] is terminal, [`Env::step`] refuses to step
 //!   ([`EnvError::EpisodeOver`]) until `reset` or `restore`.
-//! - Feedback is a pure function of the state before the step and the action.
 //!
-//! This module sits at the bottom of the crate: it depends on no other leafe
-//! module (not the store, not the policy).
+//! This module sits at the bottom of the crate: its boundary depends on no
+//! other leafe module. Each environment is a module of its own that carries
+//! what is its own (rules, encoding for networks, rule-based reflector).
 
+pub mod gridworld;
 pub mod sokoban;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Errors at the environment boundary: bad level files, bad actions, bad
-/// configuration.
+/// Errors at the environment boundary: bad task files, bad actions, bad
+/// configuration, a replay that did not reproduce.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
-    /// A level in a level file is malformed. `level` is the 0-based position of
-    /// the level in the file (equal to the `; N` header in Boxoban files) and
-    /// `line` the 1-based line of the offending input.
+    /// A task in a task file is malformed. `level` is the 0-based position of
+    /// the task in the file and `line` the 1-based line of the offending
+    /// input.
     #[error("{file}: level {level} (line {line}): {message}")]
     Parse {
         file: String,
@@ -37,23 +55,27 @@ pub enum EnvError {
         line: usize,
         message: String,
     },
-    /// The file parsed but holds no level at all.
+    /// The file parsed but holds no task at all.
     #[error("{file}: no levels found")]
     NoLevels { file: String },
-    /// A level file could not be read or written. The I/O error is part of
+    /// A task file could not be read or written. The I/O error is part of
     /// the message (not a `source`), so a `{:#}` chain prints it once.
     #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
         error: std::io::Error,
     },
-    /// An action index outside `0..num_actions`.
-    #[error("invalid action {action}: this environment has {num_actions} actions")]
-    InvalidAction { action: usize, num_actions: usize },
+    /// An action the environment does not accept.
+    #[error("{env}: invalid action {action:?}: {message}")]
+    InvalidAction {
+        env: String,
+        action: String,
+        message: String,
+    },
     /// `step` was called after the episode ended.
     #[error("the episode is over ({status}); reset or restore before stepping")]
     EpisodeOver { status: Status },
-    /// A tensor buffer or padding that does not fit the board.
+    /// A tensor buffer or padding that does not fit the observation.
     #[error("encoding: {message}")]
     Encoding { message: String },
     /// A configuration value out of range.
@@ -62,9 +84,21 @@ pub enum EnvError {
         field: &'static str,
         message: String,
     },
-    /// The generator could not produce a level that satisfies the settings.
+    /// The generator could not produce a task that satisfies the settings.
     #[error("generator: {message}")]
     Generate { message: String },
+    /// Rollback by replay reached a different observation than the one
+    /// recorded: the environment is not deterministic under reset + replay.
+    #[error("{env}: task {task_id}: replay diverged at step {t}: the environment is not deterministic")]
+    NonDeterministic {
+        env: String,
+        task_id: String,
+        t: usize,
+    },
+    /// The environment failed (an external process crashed, timed out or
+    /// broke the protocol).
+    #[error("{env}: {message}")]
+    Failed { env: String, message: String },
 }
 
 /// Result type of this module.
@@ -76,12 +110,12 @@ pub type Result<T, E = EnvError> = std::result::Result<T, E>;
 pub enum Status {
     /// The episode goes on.
     Running,
-    /// The task is solved (Sokoban: every box on a target).
+    /// Terminated with success: the task is solved.
     Solved,
-    /// The step limit was reached before the task was solved.
+    /// Truncated: the step limit was reached before the task was solved.
     StepLimit,
-    /// The task was detected to be unsolvable from the current state (only
-    /// where the environment is configured to end on detection).
+    /// Terminated without success: the task can no longer be solved (lost,
+    /// dead, or — in Sokoban, when configured — a detected deadlock).
     Unsolvable,
 }
 
@@ -100,6 +134,12 @@ impl Status {
     pub fn is_terminal(self) -> bool {
         self != Status::Running
     }
+
+    /// Whether the episode ended by truncation (the step limit) rather than
+    /// by the task's own end.
+    pub fn is_truncated(self) -> bool {
+        self == Status::StepLimit
+    }
 }
 
 impl fmt::Display for Status {
@@ -108,193 +148,257 @@ impl fmt::Display for Status {
     }
 }
 
-/// Structured flags of what a step did, so that a reflector can match on
-/// them without parsing the feedback text. A set of bits; combine with `|`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Events(u16);
+/// What an agent sees.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Observation {
+    /// The observation as text: what an LLM or a person reads, what the
+    /// store keeps, what a network's encoder reads back.
+    pub text: String,
+    /// A compact state the environment defines (Sokoban: player, steps and
+    /// box bit set), stored next to the text; `None` where it has none.
+    pub state: Option<Vec<u8>>,
+}
 
-impl Events {
-    /// The player moved to a neighbouring square (possibly pushing a box).
-    pub const MOVED: Events = Events(1);
-    /// The move was blocked by a wall; the player stayed (the step still counts).
-    pub const BLOCKED_BY_WALL: Events = Events(1 << 1);
-    /// The move pushed against a box that cannot move (wall or box behind it).
-    pub const BLOCKED_BY_BOX: Events = Events(1 << 2);
-    /// The move pushed a box.
-    pub const PUSHED_BOX: Events = Events(1 << 3);
-    /// A box was pushed onto a target.
-    pub const ONTO_TARGET: Events = Events(1 << 4);
-    /// A box was pushed off a target.
-    pub const OFF_TARGET: Events = Events(1 << 5);
-    /// Irreversible mistake: a box was pushed onto a dead square (a non-target
-    /// square from which no sequence of pushes reaches a target).
-    pub const DEAD_SQUARE: Events = Events(1 << 6);
-    /// Irreversible mistake: the push froze a group of boxes (2×2 block or
-    /// against walls) that includes a box off target.
-    pub const FROZEN_BOXES: Events = Events(1 << 7);
-    /// The task is solved after this step.
-    pub const SOLVED: Events = Events(1 << 8);
-    /// The step limit was reached with this step.
-    pub const STEP_LIMIT: Events = Events(1 << 9);
-
-    const NAMES: [(Events, &'static str); 10] = [
-        (Events::MOVED, "moved"),
-        (Events::BLOCKED_BY_WALL, "blocked_by_wall"),
-        (Events::BLOCKED_BY_BOX, "blocked_by_box"),
-        (Events::PUSHED_BOX, "pushed_box"),
-        (Events::ONTO_TARGET, "onto_target"),
-        (Events::OFF_TARGET, "off_target"),
-        (Events::DEAD_SQUARE, "dead_square"),
-        (Events::FROZEN_BOXES, "frozen_boxes"),
-        (Events::SOLVED, "solved"),
-        (Events::STEP_LIMIT, "step_limit"),
-    ];
-
-    /// No event.
-    pub const fn empty() -> Events {
-        Events(0)
-    }
-
-    /// Whether every flag of `other` is set.
-    pub const fn contains(self, other: Events) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any flag of `other` is set.
-    pub const fn intersects(self, other: Events) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Whether the move was blocked (by a wall or an immovable box).
-    pub const fn is_blocked(self) -> bool {
-        self.intersects(Events(Events::BLOCKED_BY_WALL.0 | Events::BLOCKED_BY_BOX.0))
-    }
-
-    /// Whether the step made an irreversible mistake (dead square or frozen boxes).
-    pub const fn is_mistake(self) -> bool {
-        self.intersects(Events(Events::DEAD_SQUARE.0 | Events::FROZEN_BOXES.0))
-    }
-
-    /// The raw bits (stable: bit i is the i-th entry of [`Events::names`]'s order).
-    pub const fn bits(self) -> u16 {
-        self.0
-    }
-
-    /// The stable snake_case names of the set flags, in bit order.
-    pub fn names(self) -> impl Iterator<Item = &'static str> {
-        Events::NAMES
-            .into_iter()
-            .filter(move |(e, _)| self.contains(*e))
-            .map(|(_, n)| n)
+impl Observation {
+    /// An observation with text only.
+    pub fn text(text: impl Into<String>) -> Observation {
+        Observation {
+            text: text.into(),
+            state: None,
+        }
     }
 }
 
-impl std::ops::BitOr for Events {
-    type Output = Events;
-    fn bitor(self, rhs: Events) -> Events {
-        Events(self.0 | rhs.0)
-    }
+/// How actions are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionSpace {
+    /// One of a fixed list of names; an action's index in the list is its
+    /// id (what a network's output head predicts, the store's `action`).
+    Choice(Vec<String>),
+    /// Free text, checked by the environment.
+    FreeText,
 }
 
-impl std::ops::BitOrAssign for Events {
-    fn bitor_assign(&mut self, rhs: Events) {
-        self.0 |= rhs.0;
+impl ActionSpace {
+    /// A choice among `names`.
+    pub fn choice<S: AsRef<str>>(names: &[S]) -> ActionSpace {
+        ActionSpace::Choice(names.iter().map(|s| s.as_ref().to_string()).collect())
     }
-}
 
-impl fmt::Debug for Events {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.names()).finish()
+    /// The names of a choice space (empty for free text).
+    pub fn names(&self) -> &[String] {
+        match self {
+            ActionSpace::Choice(n) => n,
+            ActionSpace::FreeText => &[],
+        }
     }
-}
 
-impl serde::Serialize for Events {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.names())
+    /// The index of `action` in a choice space.
+    pub fn index_of(&self, action: &str) -> Option<usize> {
+        self.names().iter().position(|n| n == action)
+    }
+
+    /// The number of choices (0 for free text).
+    pub fn len(&self) -> usize {
+        self.names().len()
+    }
+
+    /// Whether there is no choice (free text).
+    pub fn is_empty(&self) -> bool {
+        self.names().is_empty()
     }
 }
 
 /// What one step did.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct StepOutcome {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
     /// The reward of this step.
     pub reward: f32,
     /// The status after the step.
     pub status: Status,
-    /// One line of feedback grounded in the state ("moved left; pushed a box
-    /// onto a target", "blocked by a wall", …), what a reflector reads.
+    /// One line of feedback grounded in the state, what a reflector reads.
     pub feedback: String,
-    /// The same facts as flags.
-    pub events: Events,
+    /// Structured facts about the step, as stable snake_case names
+    /// (`"blocked_by_wall"`, `"pushed_box"`, …).
+    pub flags: Vec<Cow<'static, str>>,
+    /// The flags that are mistakes the environment itself detects (in
+    /// Sokoban the irreversible ones: `"dead_square"`, `"frozen_boxes"`).
+    /// Every name here is also in `flags`.
+    pub mistakes: Vec<Cow<'static, str>>,
 }
 
-/// An environment that can be rolled back.
+impl Transition {
+    /// The first mistake flag, if any (the store's `steps.mistake`).
+    pub fn mistake(&self) -> Option<&str> {
+        self.mistakes.first().map(|m| m.as_ref())
+    }
+}
+
+/// One executed step of a trajectory: the observation before the action,
+/// the action, and what it did. The unit a policy's history, a reflector and
+/// the store's `steps` table share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Full-trajectory step index (0 is the first action after the reset).
+    pub t: usize,
+    /// The observation before the action.
+    pub observation: Observation,
+    /// The action as the environment read it.
+    pub action: String,
+    /// Its index in the environment's [`ActionSpace::Choice`], if any.
+    pub action_index: Option<usize>,
+    /// The log-probability of the action as sampled (0 where unknown).
+    pub log_prob: f32,
+    /// What the step did.
+    pub transition: Transition,
+}
+
+/// An environment that an agent acts in, one task at a time.
 ///
-/// Actions are indices in `0..num_actions()`, each with a name. The trait is
-/// object-safe apart from the associated types, and makes no assumption about
-/// boards, so a text environment or an external process can implement it:
-/// a process would use its own state id as `Snapshot`.
-pub trait Env {
-    /// A saved state. Cheap to take and restore: LEAFE rolls back thousands
-    /// of times per run.
-    type Snapshot: Clone;
+/// `Task` is what `reset` starts: a level, a game file, a task id for an
+/// external process. Implementations are `Send` so explorations can run in
+/// worker threads.
+pub trait Env: Send {
+    /// A task.
+    type Task: Clone + Send + Sync;
+    /// A saved state, where the environment can save one natively.
+    type Snapshot: Clone + Send;
 
-    /// A stable identifier of the current task (joins results across runs).
-    fn task_id(&self) -> String;
+    /// A stable name of the environment (recorded with runs and models).
+    fn name(&self) -> &str;
 
-    /// Back to the initial state of the current task.
-    fn reset(&mut self);
+    /// A stable identifier of a task (joins results across runs).
+    fn task_id(&self, task: &Self::Task) -> String;
 
-    /// The number of actions; actions are `0..num_actions()`.
-    fn num_actions(&self) -> usize;
+    /// How actions are written; fixed for the environment's lifetime.
+    fn action_space(&self) -> &ActionSpace;
 
-    /// The name of an action (what an agent writes, e.g. "up").
-    fn action_name(&self, action: usize) -> &str;
+    /// Start `task` afresh. `seed` seeds whatever is random in the
+    /// environment; the same task and seed give the same episode under the
+    /// same actions.
+    fn reset(&mut self, task: &Self::Task, seed: u64) -> Result<Observation>;
+
+    /// The current observation.
+    fn observe(&self) -> Observation;
 
     /// The actions that may be taken now: empty once the episode is over.
-    fn legal_actions(&self) -> Vec<usize> {
+    /// For a choice space, a subset of its names.
+    fn legal_actions(&self) -> Vec<String> {
         if self.status().is_terminal() {
             Vec::new()
         } else {
-            (0..self.num_actions()).collect()
+            self.action_space().names().to_vec()
         }
     }
 
     /// Take one action.
     ///
     /// # Errors
-    /// [`EnvError::InvalidAction`] for an index out of range,
-    /// [`EnvError::EpisodeOver`] after the episode ended.
-    fn step(&mut self, action: usize) -> Result<StepOutcome>;
+    /// [`EnvError::InvalidAction`] for an action the environment does not
+    /// accept, [`EnvError::EpisodeOver`] after the episode ended.
+    fn step(&mut self, action: &str) -> Result<Transition>;
 
-    /// Save the current state.
-    fn snapshot(&self) -> Self::Snapshot;
+    /// Save the current state; `None` where the environment cannot (then
+    /// rollback replays the action prefix).
+    fn snapshot(&self) -> Option<Self::Snapshot>;
 
     /// Go back to a saved state.
-    fn restore(&mut self, snapshot: &Self::Snapshot);
+    fn restore(&mut self, snapshot: &Self::Snapshot) -> Result<()>;
 
     /// Where the episode stands.
     fn status(&self) -> Status;
 
     /// Steps taken since the reset.
     fn steps(&self) -> usize;
+}
 
-    /// The observation as text (what an LLM agent or a human reads).
-    fn render_text(&self) -> String;
+/// How a rollback reached its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackKind {
+    /// A native snapshot was restored (no transition executed).
+    Snapshot,
+    /// The task was reset and the action prefix replayed.
+    Replay,
+}
 
-    /// A compact string that identifies the state, for a store column.
-    fn state_key(&self) -> String {
-        self.render_text()
+impl RollbackKind {
+    /// A stable name (`"snapshot"`, `"replay"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RollbackKind::Snapshot => "snapshot",
+            RollbackKind::Replay => "replay",
+        }
     }
+}
 
-    /// The number of channels of [`Env::encode`].
-    fn num_channels(&self) -> usize;
+/// A way back to the state before step `tau` of a recorded trajectory.
+#[derive(Debug, Clone)]
+pub enum Rollback<S> {
+    /// Restore this snapshot.
+    Snapshot(S),
+    /// Reset to the task with this seed and replay the first `tau` actions.
+    Replay {
+        /// The episode's reset seed.
+        seed: u64,
+    },
+}
 
-    /// Write the observation as a `[channels, pad_h, pad_w]` tensor (row
-    /// major) into `out`, whose length must be `channels * pad_h * pad_w`.
-    ///
-    /// # Errors
-    /// [`EnvError::Encoding`] when the padding is smaller than the
-    /// observation or `out` has the wrong length.
-    fn encode(&self, pad_h: usize, pad_w: usize, out: &mut [f32]) -> Result<()>;
+/// Puts `env` into the state before step `tau` of `steps` (a full
+/// trajectory from t = 0). Returns how it got there and the number of
+/// transitions it executed (0 for a snapshot, `tau` for a replay).
+///
+/// # Errors
+/// [`EnvError::NonDeterministic`] when a replayed observation differs from
+/// the recorded one; the environment's own errors.
+pub fn roll_back<E: Env>(
+    env: &mut E,
+    task: &E::Task,
+    steps: &[Step],
+    tau: usize,
+    how: &Rollback<E::Snapshot>,
+) -> Result<(RollbackKind, usize)> {
+    match how {
+        Rollback::Snapshot(s) => {
+            env.restore(s)?;
+            Ok((RollbackKind::Snapshot, 0))
+        }
+        Rollback::Replay { seed } => {
+            let executed = replay(env, task, *seed, &steps[..tau])?;
+            if let Some(at) = steps.get(tau)
+                && env.observe() != at.observation
+            {
+                return Err(EnvError::NonDeterministic {
+                    env: env.name().to_string(),
+                    task_id: env.task_id(task),
+                    t: tau,
+                });
+            }
+            Ok((RollbackKind::Replay, executed))
+        }
+    }
+}
+
+/// Resets `env` to `task` with `seed` and replays the actions of `prefix`,
+/// checking that each observation before an action equals the recorded one
+/// (text and state). Returns the transitions executed.
+///
+/// # Errors
+/// [`EnvError::NonDeterministic`] at the first mismatch.
+pub fn replay<E: Env>(env: &mut E, task: &E::Task, seed: u64, prefix: &[Step]) -> Result<usize> {
+    let mut obs = env.reset(task, seed)?;
+    let mut executed = 0;
+    for step in prefix {
+        if obs != step.observation {
+            return Err(EnvError::NonDeterministic {
+                env: env.name().to_string(),
+                task_id: env.task_id(task),
+                t: step.t,
+            });
+        }
+        env.step(&step.action)?;
+        executed += 1;
+        obs = env.observe();
+    }
+    Ok(executed)
 }

@@ -10,18 +10,19 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::env::sokoban::Level;
+use crate::env::{self, Env};
+use crate::explore::rows::PlainEpisode;
 use crate::explore::sample_rollouts;
-use crate::policy::NeuralPolicy;
-use crate::store::{EpisodeBatchBuilder, EpisodeRow, RunSpec, Store, Table, now_us};
+use crate::policy::Policy;
+use crate::store::{EpisodeBatchBuilder, RunSpec, Store, Table, now_us};
 
-/// What to evaluate and how.
+/// What to evaluate and how, on tasks of type `T`.
 #[derive(Debug, Clone)]
-pub struct EvalSpec<'a> {
+pub struct EvalSpec<'a, T> {
     /// Model name (recorded as the episodes' policy).
     pub model: &'a str,
     /// The tasks.
-    pub levels: &'a [Level],
+    pub levels: &'a [T],
     /// Where the levels came from (recorded; task source prefix).
     pub levels_source: &'a str,
     /// Split name recorded and reported.
@@ -32,7 +33,8 @@ pub struct EvalSpec<'a> {
     pub ks: &'a [u64],
     /// Sampling temperature.
     pub temperature: f32,
-    /// Step limit of an episode.
+    /// Step limit of an episode (recorded; the caller's environments end
+    /// episodes there).
     pub max_steps: u16,
     /// Seed of sampling.
     pub seed: u64,
@@ -77,11 +79,16 @@ pub enum EvalError {
 /// id) writes every rollout as an `eval` episode in one committed run whose
 /// config records the Pass@k figures (marker meta too, so a caller can reuse
 /// a finished evaluation without reading the episodes).
-pub async fn evaluate(
+pub async fn evaluate<E, P>(
     store: &Store,
-    policy: &NeuralPolicy,
-    spec: &EvalSpec<'_>,
-) -> Result<EvalResult, EvalError> {
+    policy: &P,
+    make_env: &(dyn Fn() -> env::Result<E> + Sync),
+    spec: &EvalSpec<'_, E::Task>,
+) -> Result<EvalResult, EvalError>
+where
+    E: Env,
+    P: Policy + ?Sized,
+{
     if spec.samples == 0 {
         return Err(EvalError::Invalid("samples must be at least 1".into()));
     }
@@ -95,10 +102,10 @@ pub async fn evaluate(
     let outcomes = tokio::task::block_in_place(|| {
         sample_rollouts(
             spec.levels,
+            make_env,
             policy,
             spec.samples,
             spec.temperature,
-            spec.max_steps,
             spec.seed,
             1024,
         )
@@ -143,33 +150,27 @@ pub async fn evaluate(
     let mut run = store.begin_run(run_spec).await?;
     let mut b = EpisodeBatchBuilder::default();
     let created_at_us = now_us();
-    let task_ids: Vec<String> = spec.levels.iter().map(|l| l.task_id()).collect();
+    let probe = make_env().map_err(crate::explore::ExploreError::from)?;
+    let task_ids: Vec<String> = spec.levels.iter().map(|l| probe.task_id(l)).collect();
+    drop(probe);
     let sources: Vec<String> = (0..spec.levels.len())
         .map(|i| format!("{}#{i}", spec.levels_source))
         .collect();
     for (i, o) in outcomes.iter().enumerate() {
-        let id = i as i64;
-        b.push(&EpisodeRow {
-            episode_id: id,
-            tree_id: id,
-            parent_episode_id: None,
-            reflection_id: None,
-            rollback_step: None,
-            depth: 0,
-            sample_index: o.sample as i32,
+        PlainEpisode {
+            id: i as i64,
+            sample_index: o.sample,
             origin: "eval",
             task_id: &task_ids[o.level],
             task_source: Some(&sources[o.level]),
             split: Some(spec.split),
             policy: spec.model,
-            experience_in_context: false,
             success: o.success,
-            status: if o.success { "solved" } else { "step_limit" },
+            status: o.status.as_str(),
             episode_return: o.episode_return,
-            length: o.length as i32,
-            interaction_cost: o.length as i64,
-            created_at_us,
-        });
+            length: o.length,
+        }
+        .push(&mut b, created_at_us);
         if b.len() >= 65_536 {
             let batch = b.finish();
             run.write(Table::Episodes, &batch).await?;

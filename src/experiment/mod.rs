@@ -18,6 +18,7 @@
 //! same name is refused.
 
 pub mod report;
+pub mod worlds;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::env::sokoban::Level;
 use crate::env::sokoban::generate::{GeneratorConfig, generate};
 use crate::env::sokoban::levels::to_boxoban_text;
+use crate::explore::World;
 use crate::eval::{EvalSpec, default_ks, evaluate};
 use crate::explore::ExploreConfig;
 use crate::pipeline::{ExploreJob, Shard};
@@ -37,7 +39,8 @@ use crate::query::{QuerySession, QueryText};
 use crate::store::{RunSpec, Store};
 use crate::train::distill::{DistillConfig, Method, distill};
 use crate::train::grpo::{GrpoConfig, grpo};
-use crate::train::{PretrainConfig, load_policy, pretrain, record_and_save};
+use crate::train::{PretrainConfig, load_policy, pretrain_world, record_and_save};
+use worlds::SokobanWorld;
 
 /// The methods compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -472,8 +475,9 @@ pub async fn run_experiment(
                 seed,
                 ..cfg.pretrain.clone()
             };
-            let (policy, report) =
-                tokio::task::block_in_place(|| pretrain(&splits.demos, &pcfg, |_, _, _| {}))?;
+            let (policy, report) = tokio::task::block_in_place(|| {
+                pretrain_world(&SokobanWorld, &splits.demos, &pcfg, |_, _, _| {})
+            })?;
             record_and_save(
                 store,
                 &format!("{base}.train"),
@@ -545,7 +549,7 @@ pub async fn run_experiment(
                 config: ecfg,
                 command_line: command_line.to_string(),
             };
-            let s = job.run(store, &()).await?;
+            let s = job.run(&SokobanWorld, store, &()).await?;
             let (tasks, solved, steps) = run_stats(store, &format!("{p}.{id}.%")).await?;
             explore_steps.insert(id, steps);
             stage(
@@ -578,16 +582,18 @@ pub async fn run_experiment(
             let explore_run = format!("{p}.{}.%", m.explore_id().expect("trained method"));
             if m == ExpMethod::Grpo {
                 let budget = explore_steps["explore-leafe"];
-                let init = load_policy(store, &base).await?;
+                let init = load_policy(store, &base, SokobanWorld.encoder()).await?;
                 let gcfg = GrpoConfig {
                     seed,
                     ..cfg.grpo.clone()
                 };
                 let prefix = format!("{model}.a{}", crate::store::now_us() / 1_000_000);
+                let max_steps = gcfg.max_steps as usize;
                 let (policy, report) = grpo(
                     store,
                     &init,
                     &splits.tasks,
+                    &|| SokobanWorld.make_env(max_steps),
                     &prefix,
                     budget,
                     None,
@@ -641,6 +647,7 @@ pub async fn run_experiment(
             let (policy, report) = distill(
                 store,
                 &base,
+                SokobanWorld.encoder(),
                 method,
                 &explore_run,
                 None,
@@ -710,13 +717,16 @@ pub async fn run_experiment(
                     ),
                     None => {
                         if policy.is_none() {
-                            policy = Some(load_policy(store, &model).await?);
+                            policy =
+                                Some(load_policy(store, &model, SokobanWorld.encoder()).await?);
                         }
                         let policy = policy.as_ref().expect("loaded above");
                         let source = format!("reports/{run}/levels/{split}.txt");
+                        let max_steps = cfg.eval.max_steps as usize;
                         let r = evaluate(
                             store,
                             policy,
+                            &|| SokobanWorld.make_env(max_steps),
                             &EvalSpec {
                                 model: &model,
                                 levels,

@@ -1,29 +1,35 @@
 //! Policies: what acts in an environment.
 //!
-//! A [`Policy`] maps a batch of observations to action log-probabilities.
-//! Sokoban is Markov, so a history is represented by its last observation;
-//! conditioning on an experience summary (pi(a | h_tau, e)) deliberately does
-//! NOT happen here: it is applied to the distribution by `explore::guidance`,
-//! outside the network's input, so that Stage 2 can distil the guided
-//! behaviour into a network that never sees the experience.
+//! A [`Policy`] chooses an action for each of a batch of [`Turn`]s. A turn
+//! is a history of (observation, action, feedback) steps, the current
+//! observation, the legal actions and, while a branch is sampled after a
+//! rollback, the [`Experience`] of the reflection that caused it. An LLM
+//! policy reads all of it as text; a network reads an encoding of the
+//! observation ([`Encoder`], which an environment provides, e.g. Sokoban's
+//! board planes) and cannot read the experience, so for it the experience
+//! acts on the action distribution instead ([`Guide`]): outside the
+//! network's input on purpose, so that Stage 2 distils the guided behaviour
+//! into a network that never sees the experience.
 //!
-//! The neural policy is a burn MLP over the one-hot board planes of
-//! `env::sokoban` ([`PolicyNetConfig`] holds its hyper-parameters). It runs on
-//! burn's pure-Rust CPU backend (flex) by default and on CUDA with the `cuda`
-//! feature. Checkpoints are byte buffers (burnpack) plus the JSON config; the
-//! store keeps them, this module only encodes and decodes them.
+//! Sampling is the caller's to seed: every turn carries its own random
+//! stream, so an episode's actions do not depend on which other episodes
+//! share its batch. A turn also carries a per-episode [`Memory`] slot a
+//! policy may use (a recurrent state, a parsed task, a cache).
 //!
-//! Only `policy` and `train` import burn.
+//! The burn MLP lives in [`neural`]; only `policy` and `train` import burn.
+//! This module depends on [`crate::env`] and [`crate::reflect`] only.
 
-use burn::module::Module;
-use burn::module::Param;
-use burn::nn::{Linear, Relu};
-use burn::prelude::*;
-use burn::store::ModuleRecord;
-use burn::tensor::activation::log_softmax;
-use rand::{Rng, SeedableRng};
+pub mod neural;
 
-use crate::env::sokoban::{CHANNELS, Sokoban};
+use std::any::Any;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::env::{ActionSpace, Observation, Step};
+use crate::reflect::Experience;
+
+pub use neural::{NeuralPolicy, PolicyNet, PolicyNetConfig, default_device};
 
 /// Errors of the policy boundary.
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +42,18 @@ pub enum PolicyError {
         /// What went wrong.
         message: String,
     },
-    /// An observation that does not fit the network's input.
+    /// An observation that does not fit the policy's input.
     #[error("observation does not fit the policy: {message}")]
     Input {
         /// What does not fit.
+        message: String,
+    },
+    /// The policy cannot act in this environment (action space, encoding).
+    #[error("policy `{policy}`: {message}")]
+    Mismatch {
+        /// Policy name.
+        policy: String,
+        /// What does not match.
         message: String,
     },
 }
@@ -47,244 +61,170 @@ pub enum PolicyError {
 /// Result type of the policy boundary.
 pub type Result<T, E = PolicyError> = std::result::Result<T, E>;
 
-/// Number of Sokoban actions (up, down, left, right).
-pub const NUM_ACTIONS: usize = 4;
+/// A per-episode slot a policy may keep state in; starts empty.
+pub type Memory = Option<Box<dyn Any + Send>>;
 
-/// The device burn computes on: CUDA GPU 0 with the `cuda` feature, else the
-/// pure-Rust CPU backend.
-pub fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    {
-        Device::cuda(0)
-    }
-    #[cfg(not(feature = "cuda"))]
-    {
-        Device::flex()
+/// One decision to make.
+pub struct Turn<'a> {
+    /// The episode so far, from t = 0 (a branch's inherited prefix
+    /// included); `history.len()` is the step about to be taken.
+    pub history: &'a [Step],
+    /// The current observation.
+    pub observation: &'a Observation,
+    /// The actions that may be taken now (a subset of a choice space's
+    /// names; empty for a free-text space).
+    pub legal: &'a [String],
+    /// The experience in context, while sampling a branch under one.
+    pub experience: Option<&'a Experience>,
+    /// The episode's own random stream.
+    pub rng: &'a mut ChaCha8Rng,
+    /// The episode's memory slot.
+    pub memory: &'a mut Memory,
+}
+
+impl Turn<'_> {
+    /// The full-trajectory index of the step about to be taken.
+    pub fn t(&self) -> usize {
+        self.history.len()
     }
 }
 
-/// Something that chooses actions: log-probabilities for a batch of states.
-pub trait Policy {
+/// What a policy chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The action, as the environment reads it.
+    pub action: String,
+    /// Its index in the environment's choice space, if any.
+    pub index: Option<usize>,
+    /// Its log-probability under the distribution it was sampled from (0
+    /// where unknown).
+    pub log_prob: f32,
+}
+
+/// Something that chooses actions.
+pub trait Policy: Send + Sync {
     /// Name recorded in the store (`episodes.policy`).
     fn name(&self) -> &str;
-    /// Board size the input is padded to (planes are `[C, board, board]`).
-    fn board(&self) -> usize;
-    /// Log-probabilities of the actions, `[batch, NUM_ACTIONS]` row-major, for
-    /// `planes` laid out as `[batch, C, board, board]`.
-    fn log_probs(&self, planes: &[f32], batch: usize) -> Result<Vec<f32>>;
+
+    /// Chooses one action per turn, sampling at `temperature`. Returns the
+    /// decisions in turn order.
+    fn act(&self, turns: &mut [Turn<'_>], temperature: f32) -> Result<Vec<Decision>>;
 }
 
-/// Hyper-parameters of the Sokoban policy network.
-#[derive(Config, Debug, PartialEq)]
-pub struct PolicyNetConfig {
-    /// Side of the square the board planes are padded to (the largest board the
-    /// policy can play).
-    #[config(default = 10)]
-    pub board: usize,
-    /// Width of the two hidden layers.
-    #[config(default = 256)]
-    pub hidden: usize,
-}
-
-impl PolicyNetConfig {
-    /// Inputs per sample: one-hot channels × board × board.
-    pub fn input_size(&self) -> usize {
-        CHANNELS.len() * self.board * self.board
-    }
-
-    /// A freshly initialised network (initialisation seeded by `seed`).
+/// Turns observations into a network's input: an environment implements it
+/// for its observations (Sokoban: one-hot board planes).
+///
+/// # Shapes
+/// One observation becomes `[channels, board, board]` floats, row major (a
+/// flat encoding uses `board = 1`).
+pub trait Encoder: Send + Sync {
+    /// A stable name, recorded in a model's manifest.
+    fn name(&self) -> &str;
+    /// The environment's action space (the network's output head).
+    fn action_space(&self) -> &ActionSpace;
+    /// Channels of the encoding.
+    fn channels(&self) -> usize;
+    /// Encodes `observation` padded to `board × board` into `out`
+    /// (`channels * board * board` values).
     ///
-    /// The weights are drawn from our own seeded generator, not the backend's
-    /// global one, so two initialisations with the same seed are identical
-    /// whatever else runs in the process at the same time.
-    pub fn init(&self, device: &Device, seed: u64) -> PolicyNet {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        PolicyNet {
-            hidden1: seeded_linear(self.input_size(), self.hidden, &mut rng, device),
-            hidden2: seeded_linear(self.hidden, self.hidden, &mut rng, device),
-            head: seeded_linear(self.hidden, NUM_ACTIONS, &mut rng, device),
-            activation: Relu::new(),
+    /// # Errors
+    /// [`PolicyError::Input`] when the observation does not fit.
+    fn encode(&self, observation: &Observation, board: usize, out: &mut [f32]) -> Result<()>;
+}
+
+/// Settings of experience guidance for networks.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuidanceConfig {
+    /// At `t == tau`, set the critical action's logit to `-inf`.
+    pub exclude_critical: bool,
+    /// Subtracted (in nats) from the logit of a move the experience warns
+    /// against at `t > tau`, where the environment's guide can tell (0
+    /// disables the penalties).
+    pub penalty: f32,
+    /// Added (in nats) to the logits of the suggested actions at `t == tau`.
+    pub suggested_bonus: f32,
+}
+
+impl Default for GuidanceConfig {
+    fn default() -> Self {
+        GuidanceConfig {
+            exclude_critical: true,
+            penalty: 4.0,
+            suggested_bonus: 1.0,
         }
     }
 }
 
-/// A linear layer initialised like burn's default (Kaiming-uniform with gain
-/// 1/sqrt(3), i.e. weights and bias uniform in ±1/sqrt(fan_in)), drawn from
-/// `rng`.
-fn seeded_linear(
-    d_input: usize,
-    d_output: usize,
-    rng: &mut rand_chacha::ChaCha8Rng,
-    device: &Device,
-) -> Linear {
-    let bound = 1.0 / (d_input as f32).sqrt();
-    let mut draw =
-        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
-    let weight = draw(d_input * d_output);
-    let bias = draw(d_output);
-    Linear {
-        weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(weight, [d_input, d_output]),
-            device,
-        )),
-        bias: Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(bias, [d_output]),
-            device,
-        ))),
+/// How an experience changes a network's action distribution while a
+/// branch is sampled. `logits` are indexed by the action space's names.
+/// Implementations must never leave every action at `-inf` (leave the
+/// logits unchanged instead).
+pub trait Guide: Send + Sync {
+    /// Adjusts `logits` for `turn`, which has an experience in context.
+    fn adjust(
+        &self,
+        turn: &mut Turn<'_>,
+        experience: &Experience,
+        actions: &ActionSpace,
+        logits: &mut [f32],
+    );
+}
+
+/// The guidance any environment supports, from the experience alone: at
+/// `t == tau` the critical action is excluded and the suggested actions get
+/// a bonus; later steps are left alone.
+#[derive(Debug, Clone, Default)]
+pub struct ExperienceGuide {
+    /// The settings (`penalty` is not used: it needs the environment's
+    /// judgement of later moves).
+    pub config: GuidanceConfig,
+}
+
+impl Guide for ExperienceGuide {
+    fn adjust(
+        &self,
+        turn: &mut Turn<'_>,
+        experience: &Experience,
+        actions: &ActionSpace,
+        logits: &mut [f32],
+    ) {
+        if turn.t() != experience.tau {
+            return;
+        }
+        adjust_at_tau(&self.config, experience, actions, logits);
     }
 }
 
-/// The network: input planes → 2 hidden ReLU layers → action logits.
-#[derive(Module, Debug)]
-pub struct PolicyNet {
-    hidden1: Linear,
-    hidden2: Linear,
-    head: Linear,
-    activation: Relu,
-}
-
-impl PolicyNet {
-    /// Action logits.
-    ///
-    /// # Shapes
-    /// - `input`: `[batch, C * board * board]`
-    /// - output: `[batch, NUM_ACTIONS]`
-    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let x = self.activation.forward(self.hidden1.forward(input));
-        let x = self.activation.forward(self.hidden2.forward(x));
-        self.head.forward(x)
-    }
-}
-
-/// The neural Sokoban policy used for inference (no autodiff).
-#[derive(Debug, Clone)]
-pub struct NeuralPolicy {
-    name: String,
-    config: PolicyNetConfig,
-    net: PolicyNet,
-    device: Device,
-}
-
-impl NeuralPolicy {
-    /// Wraps a network (moved off autodiff for inference).
-    pub fn new(name: impl Into<String>, config: PolicyNetConfig, net: PolicyNet) -> NeuralPolicy {
-        let net = net.valid();
-        let device = net
-            .devices()
-            .first()
-            .cloned()
-            .unwrap_or_else(default_device);
-        NeuralPolicy {
-            name: name.into(),
-            config,
-            net,
-            device,
+/// The `t == tau` part of guidance, shared by environment guides: a bonus
+/// for each suggested action, then `-inf` for the critical one. Leaves the
+/// logits unchanged if every action would be excluded.
+pub fn adjust_at_tau(
+    config: &GuidanceConfig,
+    experience: &Experience,
+    actions: &ActionSpace,
+    logits: &mut [f32],
+) {
+    let n = logits.len();
+    let mut out = logits.to_vec();
+    for a in &experience.suggested_actions {
+        if let Some(i) = actions.index_of(a).filter(|&i| i < n) {
+            out[i] += config.suggested_bonus;
         }
     }
-
-    /// A fresh, untrained policy.
-    pub fn untrained(name: impl Into<String>, config: PolicyNetConfig, seed: u64) -> NeuralPolicy {
-        let device = default_device();
-        let net = config.init(&device, seed);
-        NeuralPolicy::new(name, config, net)
+    if config.exclude_critical
+        && let Some(i) = experience
+            .critical_action
+            .as_deref()
+            .and_then(|a| actions.index_of(a))
+            .filter(|&i| i < n)
+    {
+        out[i] = f32::NEG_INFINITY;
     }
-
-    /// The network's hyper-parameters.
-    pub fn config(&self) -> &PolicyNetConfig {
-        &self.config
+    if out.iter().all(|&v| v == f32::NEG_INFINITY) {
+        return;
     }
-
-    /// The network.
-    pub fn net(&self) -> &PolicyNet {
-        &self.net
-    }
-
-    /// Renames the policy (a checkpoint is named where it is saved).
-    pub fn with_name(mut self, name: impl Into<String>) -> NeuralPolicy {
-        self.name = name.into();
-        self
-    }
-
-    /// Encodes the weights as a burnpack byte buffer.
-    pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let bytes =
-            self.net
-                .clone()
-                .into_record()
-                .into_bytes()
-                .map_err(|e| PolicyError::Checkpoint {
-                    name: self.name.clone(),
-                    message: e.to_string(),
-                })?;
-        Ok(bytes.to_vec())
-    }
-
-    /// Decodes weights written by [`NeuralPolicy::to_bytes`] for a network of
-    /// the given config.
-    pub fn from_bytes(name: &str, config: PolicyNetConfig, bytes: Vec<u8>) -> Result<NeuralPolicy> {
-        let bad = |message: String| PolicyError::Checkpoint {
-            name: name.to_string(),
-            message,
-        };
-        let device = default_device();
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| bad(e.to_string()))?;
-        let net = config.init(&device, 0).load_record(record);
-        Ok(NeuralPolicy::new(name, config, net))
-    }
-}
-
-impl Policy for NeuralPolicy {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn board(&self) -> usize {
-        self.config.board
-    }
-
-    fn log_probs(&self, planes: &[f32], batch: usize) -> Result<Vec<f32>> {
-        let width = self.config.input_size();
-        if planes.len() != batch * width {
-            return Err(PolicyError::Input {
-                message: format!("{} values for a batch of {batch} × {width}", planes.len()),
-            });
-        }
-        if batch == 0 {
-            return Ok(Vec::new());
-        }
-        let input = Tensor::<2>::from_data(
-            TensorData::new(planes.to_vec(), [batch, width]),
-            &self.device,
-        );
-        let out = log_softmax(self.net.forward(input), 1);
-        out.into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| PolicyError::Input {
-                message: format!("{e:?}"),
-            })
-    }
-}
-
-/// Encodes environments' boards into `out` as `[batch, C, board, board]`.
-pub fn encode_batch<'a>(
-    envs: impl IntoIterator<Item = &'a Sokoban>,
-    board: usize,
-    out: &mut Vec<f32>,
-) -> Result<usize> {
-    let width = CHANNELS.len() * board * board;
-    out.clear();
-    let mut n = 0;
-    for env in envs {
-        let start = out.len();
-        out.resize(start + width, 0.0);
-        env.encode_planes(board, board, &mut out[start..])
-            .map_err(|e| PolicyError::Input {
-                message: e.to_string(),
-            })?;
-        n += 1;
-    }
-    Ok(n)
+    logits.copy_from_slice(&out);
 }
 
 /// Samples an action from log-probabilities (or logits) at a temperature.
@@ -293,7 +233,14 @@ pub fn encode_batch<'a>(
 pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f32) {
     let t = temperature.max(1e-4);
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs = [0f32; 16];
+    let mut small = [0f32; 16];
+    let mut large = Vec::new();
+    let probs: &mut [f32] = if logits.len() <= small.len() {
+        &mut small[..logits.len()]
+    } else {
+        large.resize(logits.len(), 0.0);
+        &mut large
+    };
     let mut total = 0.0;
     for (i, &l) in logits.iter().enumerate() {
         let p = if l.is_finite() {
@@ -306,7 +253,7 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f
     }
     let mut u = rng.random::<f32>() * total;
     let mut choice = logits.len() - 1;
-    for (i, &p) in probs[..logits.len()].iter().enumerate() {
+    for (i, &p) in probs.iter().enumerate() {
         if p > 0.0 && (u < p || i + 1 == logits.len()) {
             choice = i;
             break;
@@ -315,7 +262,7 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f
     }
     // Guard against rounding landing on a zero-probability tail entry.
     if probs[choice] == 0.0 {
-        choice = probs[..logits.len()]
+        choice = probs
             .iter()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
@@ -327,10 +274,11 @@ pub fn sample(logits: &[f32], temperature: f32, rng: &mut impl Rng) -> (usize, f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn sampling_follows_the_distribution_and_never_picks_excluded_actions() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
         let logits = [0.0f32.ln_1p(), f32::NEG_INFINITY, (3.0f32).ln(), 0.0];
         let mut counts = [0usize; 4];
         for _ in 0..20_000 {
@@ -347,25 +295,42 @@ mod tests {
     }
 
     #[test]
-    fn initialisation_depends_on_the_seed_alone() {
-        let config = PolicyNetConfig::new().with_hidden(8).with_board(4);
-        let device = Device::default();
-        let weights = |seed| {
-            let net = config.init(&device, seed);
-            net.hidden1
-                .weight
-                .val()
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap()
+    fn sampling_works_for_many_actions() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut logits = vec![f32::NEG_INFINITY; 40];
+        logits[33] = 0.0;
+        assert_eq!(sample(&logits, 1.0, &mut rng).0, 33);
+    }
+
+    #[test]
+    fn guidance_config_rejects_unknown_fields_and_fills_defaults() {
+        let c: GuidanceConfig = serde_json::from_str(r#"{"penalty": 2.5}"#).unwrap();
+        assert_eq!(c.penalty, 2.5);
+        assert!(c.exclude_critical);
+        assert_eq!(c.suggested_bonus, 1.0);
+        let err = serde_json::from_str::<GuidanceConfig>(r#"{"penalti": 2.5}"#).unwrap_err();
+        assert!(err.to_string().contains("penalti"), "{err}");
+    }
+
+    #[test]
+    fn at_tau_the_critical_action_is_excluded_and_suggestions_raised() {
+        let actions = ActionSpace::choice(&["a", "b", "c"]);
+        let exp = Experience {
+            trigger_step: 3,
+            tau: 1,
+            critical_action: Some("b".into()),
+            category: "x".into(),
+            irreversible: true,
+            diagnosis: String::new(),
+            fix: String::new(),
+            suggested_actions: vec!["c".into()],
         };
-        let a = weights(7);
-        // Another initialisation in between (as a concurrent test or job
-        // would do) must not change what seed 7 gives.
-        let _ = weights(8);
-        assert_eq!(a, weights(7));
-        assert_ne!(a, weights(8));
-        let bound = 1.0 / (config.input_size() as f32).sqrt();
-        assert!(a.iter().all(|w| w.abs() <= bound));
+        let mut logits = [0.0f32, 0.0, 0.0];
+        adjust_at_tau(&GuidanceConfig::default(), &exp, &actions, &mut logits);
+        assert_eq!(logits, [0.0, f32::NEG_INFINITY, 1.0]);
+        // Never everything excluded.
+        let mut logits = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY];
+        adjust_at_tau(&GuidanceConfig::default(), &exp, &actions, &mut logits);
+        assert_eq!(logits, [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
     }
 }

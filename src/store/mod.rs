@@ -43,7 +43,6 @@
 
 pub mod rows;
 pub mod schema;
-pub mod trees;
 mod writer;
 
 use std::collections::BTreeMap;

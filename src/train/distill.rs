@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int32Type;
@@ -20,8 +21,8 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{FitConfig, Result, Samples, TrainError, fit, load_policy};
-use crate::env::sokoban::{CHANNELS, encode_text_planes};
-use crate::policy::NeuralPolicy;
+use crate::env::Observation;
+use crate::policy::{Encoder, NeuralPolicy};
 use crate::query::{QuerySession, QueryText};
 use crate::store::Store;
 
@@ -95,10 +96,11 @@ pub fn load_query(dir: Option<&Path>, name: &str) -> Result<QueryText> {
 pub fn append_rows(
     samples: &mut Samples,
     batches: &[RecordBatch],
+    encoder: &dyn Encoder,
     board: usize,
     weight: f32,
 ) -> Result<usize> {
-    let width = CHANNELS.len() * board * board;
+    let width = encoder.channels() * board * board;
     let mut n = 0;
     for b in batches {
         let col = |name: &str| {
@@ -122,7 +124,12 @@ pub fn append_rows(
             }
             let start = samples.planes.len();
             samples.planes.resize(start + width, 0.0);
-            encode_text_planes(obs.value(i), board, board, &mut samples.planes[start..])
+            encoder
+                .encode(
+                    &Observation::text(obs.value(i)),
+                    board,
+                    &mut samples.planes[start..],
+                )
                 .map_err(|e| TrainError::Invalid(format!("observation row {i}: {e}")))?;
             samples.actions.push(act.value(i));
             samples.weights.push(weight);
@@ -162,6 +169,7 @@ pub struct DistillReport {
 pub async fn distill(
     store: &Store,
     init: &str,
+    encoder: Arc<dyn Encoder>,
     method: Method,
     runs: &str,
     queries: Option<&Path>,
@@ -171,6 +179,7 @@ pub async fn distill(
     distill_runs(
         store,
         init,
+        encoder,
         method,
         &[runs.to_string()],
         queries,
@@ -192,6 +201,7 @@ pub fn like_exact(run_id: &str) -> String {
 pub async fn distill_runs(
     store: &Store,
     init: &str,
+    encoder: Arc<dyn Encoder>,
     method: Method,
     patterns: &[String],
     queries: Option<&Path>,
@@ -204,8 +214,9 @@ pub async fn distill_runs(
             "GRPO samples its own data: use train::grpo".into(),
         ));
     }
-    let base = load_policy(store, init).await?;
+    let base = load_policy(store, init, encoder).await?;
     let board = base.config().board;
+    let encoder = base.encoder().clone();
     let session = QuerySession::open(store)
         .await
         .map_err(|e| TrainError::Invalid(e.to_string()))?;
@@ -214,7 +225,7 @@ pub async fn distill_runs(
     if method == Method::Leafe {
         let q = load_query(queries, "counterfactual_pairs")?;
         for p in patterns {
-            pairs += append_rows(&mut samples, &rows(&session, &q, p).await?, board, 1.0)?;
+            pairs += append_rows(&mut samples, &rows(&session, &q, p).await?, encoder.as_ref(), board, 1.0)?;
         }
     }
     let weight = if method == Method::Leafe {
@@ -225,7 +236,13 @@ pub async fn distill_runs(
     let q = load_query(queries, "rehearsal")?;
     let mut rehearsal = 0;
     for p in patterns {
-        rehearsal += append_rows(&mut samples, &rows(&session, &q, p).await?, board, weight)?;
+        rehearsal += append_rows(
+            &mut samples,
+            &rows(&session, &q, p).await?,
+            encoder.as_ref(),
+            board,
+            weight,
+        )?;
     }
     if samples.is_empty() {
         return Err(TrainError::Invalid(format!(
@@ -241,7 +258,7 @@ pub async fn distill_runs(
             progress,
         )
     })?;
-    let policy = NeuralPolicy::new(init, base.config().clone(), net);
+    let policy = NeuralPolicy::new(init, base.config().clone(), net, encoder)?;
     Ok((
         policy,
         DistillReport {

@@ -20,13 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use super::distill::load_query;
 use super::{Result, TrainError};
-use crate::env::sokoban::{CHANNELS, Level, encode_text_planes};
+use crate::env::{self, Env, Observation};
+use crate::explore::rows::{PlainEpisode, push_steps};
 use crate::explore::sample_trajectories;
 use crate::policy::{NeuralPolicy, Policy, default_device};
 use crate::query::QuerySession;
-use crate::store::{
-    EpisodeBatchBuilder, EpisodeRow, RunSpec, StepBatchBuilder, StepRow, Store, Table, now_us,
-};
+use crate::store::{EpisodeBatchBuilder, RunSpec, StepBatchBuilder, Store, Table, now_us};
 
 /// Settings of GRPO.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +49,8 @@ pub struct GrpoConfig {
     pub learning_rate: f64,
     /// Sampling temperature.
     pub temperature: f32,
-    /// Step limit of an episode.
+    /// Step limit of an episode (the caller's environments must end
+    /// episodes there: the budget check assumes it).
     pub max_steps: u16,
     /// Seed.
     pub seed: u64,
@@ -94,11 +94,14 @@ struct Rows {
 
 /// Runs GRPO from `init` on `levels` until `budget` environment steps are spent
 /// (never more: an iteration takes only the tasks the rest can afford).
+/// `make_env` makes the environments, which must end episodes at
+/// `config.max_steps`.
 #[allow(clippy::too_many_arguments)]
-pub async fn grpo(
+pub async fn grpo<E: Env>(
     store: &Store,
     init: &NeuralPolicy,
-    levels: &[Level],
+    levels: &[E::Task],
+    make_env: &(dyn Fn() -> env::Result<E> + Sync),
     run_prefix: &str,
     budget: u64,
     queries: Option<&Path>,
@@ -112,8 +115,10 @@ pub async fn grpo(
         ));
     }
     let query = load_query(queries, "grpo_steps")?;
-    let board = init.config().board;
-    let width = CHANNELS.len() * board * board;
+    let width = init.config().input_size();
+    let probe = make_env().map_err(|e| TrainError::Invalid(e.to_string()))?;
+    let ids: Vec<String> = levels.iter().map(|l| probe.task_id(l)).collect();
+    drop(probe);
     let device = default_device().autodiff();
     let mut net = init
         .config()
@@ -134,18 +139,19 @@ pub async fn grpo(
         if tasks == 0 {
             break;
         }
-        let chosen: Vec<Level> = (0..tasks)
-            .map(|i| levels[(next_task + i) % levels.len()].clone())
+        let picked: Vec<usize> = (0..tasks)
+            .map(|i| (next_task + i) % levels.len())
             .collect();
+        let chosen: Vec<E::Task> = picked.iter().map(|&i| levels[i].clone()).collect();
         next_task += tasks;
         let it_seed = config.seed.wrapping_add(report.iterations as u64 * 7919);
         let trajectories = tokio::task::block_in_place(|| {
             sample_trajectories(
                 &chosen,
+                make_env,
                 &policy,
                 config.group_size,
                 config.temperature,
-                config.max_steps,
                 it_seed,
                 1024,
             )
@@ -169,46 +175,23 @@ pub async fn grpo(
         let mut run = store.begin_run(spec).await?;
         let (mut eb, mut sb) = (EpisodeBatchBuilder::default(), StepBatchBuilder::default());
         let now = now_us();
-        let task_ids: Vec<String> = chosen.iter().map(|l| l.task_id()).collect();
         for (i, t) in trajectories.iter().enumerate() {
             let id = i as i64;
-            for s in &t.steps {
-                sb.push(&StepRow {
-                    episode_id: id,
-                    t: s.t as i32,
-                    observation: &s.observation,
-                    state: Some(&s.state),
-                    action: s.action as i32,
-                    action_text: crate::env::sokoban::board::DIR_NAMES[s.action],
-                    reward: s.reward,
-                    done: s.done,
-                    feedback: &s.feedback,
-                    mistake: s.mistake,
-                    log_prob: s.log_prob,
-                    experience_in_context: false,
-                });
-            }
-            eb.push(&EpisodeRow {
-                episode_id: id,
-                tree_id: id,
-                parent_episode_id: None,
-                reflection_id: None,
-                rollback_step: None,
-                depth: 0,
-                sample_index: t.sample as i32,
+            push_steps(&mut sb, id, &t.steps, false);
+            PlainEpisode {
+                id,
+                sample_index: t.sample,
                 origin: "grpo",
-                task_id: &task_ids[t.level],
+                task_id: &ids[picked[t.level]],
                 task_source: None,
                 split: Some("train"),
                 policy: policy.name(),
-                experience_in_context: false,
                 success: t.success,
-                status: if t.success { "solved" } else { "step_limit" },
+                status: t.status.as_str(),
                 episode_return: t.episode_return,
-                length: t.steps.len() as i32,
-                interaction_cost: t.steps.len() as i64,
-                created_at_us: now,
-            });
+                length: t.steps.len(),
+            }
+            .push(&mut eb, now);
         }
         let (e, s) = (eb.finish(), sb.finish());
         run.write(Table::Steps, &s).await?;
@@ -216,10 +199,10 @@ pub async fn grpo(
         run.commit().await?;
 
         // Store → SQL advantages → tensors.
-        let rows = read_rows(store, &query, &run_id, board, width).await?;
+        let rows = read_rows(store, &query, &run_id, &policy, width).await?;
         // Update: clipped surrogate + KL(init || current) (k3 estimator).
         let n = rows.actions.len();
-        let ref_logp = reference_logp(init, &rows, board)?;
+        let ref_logp = reference_logp(init, &rows)?;
         let mut order: Vec<usize> = (0..n).collect();
         for _ in 0..config.epochs {
             order.shuffle(&mut rng);
@@ -259,7 +242,12 @@ pub async fn grpo(
                 net = optim.step(config.learning_rate, net, grads);
             }
         }
-        policy = NeuralPolicy::new(init.name(), init.config().clone(), net.valid());
+        policy = NeuralPolicy::new(
+            init.name(),
+            init.config().clone(),
+            net.valid(),
+            init.encoder().clone(),
+        )?;
         report.iterations += 1;
         progress(&report);
     }
@@ -270,9 +258,10 @@ async fn read_rows(
     store: &Store,
     query: &crate::query::QueryText,
     run_id: &str,
-    board: usize,
+    policy: &NeuralPolicy,
     width: usize,
 ) -> Result<Rows> {
+    let board = policy.config().board;
     let bound = query
         .bind(&std::collections::BTreeMap::from([(
             "run".to_string(),
@@ -322,7 +311,13 @@ async fn read_rows(
             }
             let start = rows.planes.len();
             rows.planes.resize(start + width, 0.0);
-            encode_text_planes(obs.value(i), board, board, &mut rows.planes[start..])
+            policy
+                .encoder()
+                .encode(
+                    &Observation::text(obs.value(i)),
+                    board,
+                    &mut rows.planes[start..],
+                )
                 .map_err(|e| bad(&e.to_string()))?;
             rows.actions.push(act.value(i));
             rows.old_logp.push(lp.value(i));
@@ -332,14 +327,15 @@ async fn read_rows(
     Ok(rows)
 }
 
-fn reference_logp(init: &NeuralPolicy, rows: &Rows, board: usize) -> Result<Vec<f32>> {
-    let width = CHANNELS.len() * board * board;
+fn reference_logp(init: &NeuralPolicy, rows: &Rows) -> Result<Vec<f32>> {
+    let width = init.config().input_size();
+    let actions = init.config().actions;
     let mut out = Vec::with_capacity(rows.actions.len());
     for (c, chunk) in rows.planes.chunks(4096 * width).enumerate() {
         let n = chunk.len() / width;
         let lp = init.log_probs(chunk, n)?;
         for j in 0..n {
-            out.push(lp[j * 4 + rows.actions[c * 4096 + j] as usize]);
+            out.push(lp[j * actions + rows.actions[c * 4096 + j] as usize]);
         }
     }
     Ok(out)

@@ -64,6 +64,7 @@ pub async fn train_increment(
     store: &Store,
     line: &str,
     init: &str,
+    encoder: std::sync::Arc<dyn crate::policy::Encoder>,
     method: Method,
     runs: &str,
     queries: Option<&std::path::Path>,
@@ -113,7 +114,10 @@ pub async fn train_increment(
     let name = format!("{line}.v{:04}", wm.version + 1);
     let patterns: Vec<String> = new_runs.iter().map(|r| like_exact(r)).collect();
     let (policy, report) =
-        distill_runs(store, &init, method, &patterns, queries, config, progress).await?;
+        distill_runs(
+            store, &init, encoder, method, &patterns, queries, config, progress,
+        )
+        .await?;
     let config_json = serde_json::json!({
         "method": method, "init": init, "line": line, "runs": new_runs,
         "queries": queries.map(|q| q.display().to_string()), "distill": config, "report": report,

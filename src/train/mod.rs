@@ -1,10 +1,12 @@
 //! Training: fitting the policy network with burn, and checkpoints in the store.
 //!
-//! This part: supervised fitting (cross-entropy on state/action pairs,
-//! Adam, shuffled minibatches, seeded) and the base policy — behaviour cloning
-//! from solver demonstrations (`leafe pretrain`). Stage 2 (LEAFE distillation,
-//! RFT, GRPO) builds on [`fit`]. Checkpoints are saved into the store under
-//! `models/<name>/` with their network config and provenance.
+//! Supervised fitting (cross-entropy on observation/action pairs, Adam,
+//! shuffled minibatches, seeded) and the base policy — behaviour cloning from
+//! demonstrations an environment provides (`leafe pretrain`). Stage 2 (LEAFE
+//! distillation, RFT, GRPO) builds on [`fit`]. Observations become network
+//! input through the policy's [`Encoder`]. Checkpoints are saved into the
+//! store under `models/<name>/` with their network config (encoder
+//! included) and provenance.
 //!
 //! Only `policy` and `train` import burn.
 
@@ -20,10 +22,13 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::env::Env;
-use crate::env::sokoban::solve::{SolverConfig, solve};
-use crate::env::sokoban::{Level, Sokoban, SokobanConfig};
-use crate::policy::{NeuralPolicy, PolicyError, PolicyNet, PolicyNetConfig, default_device};
+use std::sync::Arc;
+
+use crate::env::{Env, Observation};
+use crate::explore::World;
+use crate::policy::{
+    Encoder, NeuralPolicy, PolicyError, PolicyNet, PolicyNetConfig, default_device,
+};
 use crate::store::{Store, StoreError};
 
 /// Errors of the training boundary.
@@ -76,6 +81,26 @@ impl Samples {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// Appends (observation, action) pairs, encoded by `encoder` at `board`.
+    ///
+    /// # Errors
+    /// [`TrainError::Policy`] for an observation the encoder cannot read.
+    pub fn extend_encoded(
+        &mut self,
+        pairs: &[(Observation, usize)],
+        encoder: &dyn Encoder,
+        board: usize,
+    ) -> Result<()> {
+        let width = encoder.channels() * board * board;
+        for (o, a) in pairs {
+            let start = self.planes.len();
+            self.planes.resize(start + width, 0.0);
+            encoder.encode(o, board, &mut self.planes[start..])?;
+            self.actions.push(*a as i32);
+        }
+        Ok(())
     }
 }
 
@@ -241,77 +266,66 @@ pub struct PretrainReport {
     pub epoch_losses: Vec<f32>,
 }
 
-/// Replays the solver's solution of each level and records (state, action).
-pub fn demonstrations(
-    levels: &[Level],
-    board: usize,
-    max_steps: u16,
-    solver: &SolverConfig,
-) -> Result<(Samples, usize)> {
-    let mut samples = Samples::default();
-    let width = crate::env::sokoban::CHANNELS.len() * board * board;
-    let mut unsolved = 0;
-    for level in levels {
-        if level.width() > board || level.height() > board {
-            return Err(TrainError::Invalid(format!(
-                "a {}×{} level does not fit the policy's {board}×{board} board",
-                level.width(),
-                level.height()
-            )));
-        }
-        let solution = solve(level, solver);
-        if !solution.solved() {
-            unsolved += 1;
-            continue;
-        }
-        let mut env = Sokoban::new(
-            level.clone(),
-            SokobanConfig {
-                max_steps,
-                end_on_deadlock: false,
-            },
-        );
-        for a in solution.actions() {
-            let start = samples.planes.len();
-            samples.planes.resize(start + width, 0.0);
-            env.encode_planes(board, board, &mut samples.planes[start..])
-                .map_err(|e| TrainError::Invalid(e.to_string()))?;
-            samples.actions.push(a as i32);
-            if env
-                .step(a)
-                .map_err(|e| TrainError::Invalid(e.to_string()))?
-                .status
-                .is_terminal()
-            {
-                break;
-            }
-        }
-    }
-    Ok((samples, unsolved))
+/// Demonstrations to imitate: (observation, action index) pairs and where
+/// they came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Demos<'a> {
+    /// The pairs, in order.
+    pub pairs: &'a [(Observation, usize)],
+    /// Tasks whose demonstrations they are.
+    pub tasks: usize,
+    /// Tasks without a demonstration (skipped).
+    pub unsolved: usize,
 }
 
-/// Pretrains a base policy by behaviour cloning.
+/// Pretrains a base policy by behaviour cloning on `demos`. The network's
+/// encoder fields come from `encoder`; its size from `config.net`.
+///
+/// # Errors
+/// An observation the encoder cannot read; no demonstrations.
 pub fn pretrain(
-    levels: &[Level],
+    demos: Demos<'_>,
+    encoder: Arc<dyn Encoder>,
     config: &PretrainConfig,
     progress: impl FnMut(usize, usize, f32),
 ) -> Result<(NeuralPolicy, PretrainReport)> {
-    let chosen = &levels[..config.demo_levels.min(levels.len())];
-    let solver = SolverConfig {
-        max_nodes: config.solver_max_nodes,
-        ..SolverConfig::default()
-    };
-    let (samples, unsolved) = demonstrations(chosen, config.net.board, config.max_steps, &solver)?;
+    let net_config =
+        PolicyNetConfig::for_encoder(encoder.as_ref(), config.net.board, config.net.hidden);
+    let mut samples = Samples::default();
+    samples.extend_encoded(demos.pairs, encoder.as_ref(), net_config.board)?;
     let device = default_device();
-    let net = config.net.init(&device, config.seed);
-    let (net, epoch_losses) = fit(net, &config.net, &samples, &config.fit, progress)?;
+    let net = net_config.init(&device, config.seed);
+    let (net, epoch_losses) = fit(net, &net_config, &samples, &config.fit, progress)?;
     let report = PretrainReport {
-        levels: chosen.len(),
-        unsolved,
+        levels: demos.tasks,
+        unsolved: demos.unsolved,
         samples: samples.len(),
         epoch_losses,
     };
-    Ok((NeuralPolicy::new("base", config.net.clone(), net), report))
+    Ok((NeuralPolicy::new("base", net_config, net, encoder)?, report))
+}
+
+/// Pretrains a base policy in `world` on the demonstrations of the first
+/// `config.demo_levels` of `tasks`.
+///
+/// # Errors
+/// As [`pretrain`]; the environment's while making demonstrations.
+pub fn pretrain_world<W: World>(
+    world: &W,
+    tasks: &[<W::Env as Env>::Task],
+    config: &PretrainConfig,
+    progress: impl FnMut(usize, usize, f32),
+) -> Result<(NeuralPolicy, PretrainReport)> {
+    let chosen = &tasks[..config.demo_levels.min(tasks.len())];
+    let (pairs, unsolved) = world
+        .demonstrations(chosen, config.max_steps as usize, config.solver_max_nodes)
+        .map_err(|e| TrainError::Invalid(format!("demonstrations: {e}")))?;
+    let demos = Demos {
+        pairs: &pairs,
+        tasks: chosen.len(),
+        unsolved,
+    };
+    pretrain(demos, world.encoder(), config, progress)
 }
 
 /// Saves a policy as `models/<name>/` (weights + manifest with its config and
@@ -366,22 +380,32 @@ pub async fn record_and_save(
     .await
 }
 
-/// Loads a policy saved by [`save_policy`]. The name of a model line
-/// trained with `leafe train --incremental` loads its latest version.
-pub async fn load_policy(store: &Store, name: &str) -> Result<NeuralPolicy> {
-    // A model line trained with --incremental resolves to its latest version.
-    if store.model_manifest(name).await?.is_none()
+/// The network config of a saved model (its encoder's name says which
+/// environment it plays). The name of a model line trained with `leafe
+/// train --incremental` resolves to its latest version.
+///
+/// # Errors
+/// [`TrainError::NoModel`] when it is not there; a bad manifest.
+pub async fn model_config(store: &Store, name: &str) -> Result<PolicyNetConfig> {
+    let (name, manifest) = resolve_model(store, name).await?;
+    serde_json::from_value(manifest["net"].clone())
+        .map_err(|e| TrainError::Invalid(format!("model `{name}`: bad manifest: {e}")))
+}
+
+async fn resolve_model(store: &Store, name: &str) -> Result<(String, serde_json::Value)> {
+    let mut name = name.to_string();
+    if store.model_manifest(&name).await?.is_none()
         && let Some(latest) = store
-            .watermark(name)
+            .watermark(&name)
             .await?
             .and_then(|w| w["latest"].as_str().map(str::to_string))
     {
-        return Box::pin(load_policy(store, &latest)).await;
+        name = latest;
     }
-    let Some(manifest) = store.model_manifest(name).await? else {
+    let Some(manifest) = store.model_manifest(&name).await? else {
         let available = store.models().await?.join(", ");
         return Err(TrainError::NoModel {
-            name: name.into(),
+            name,
             store: store.url().into(),
             available: if available.is_empty() {
                 "none".into()
@@ -390,10 +414,27 @@ pub async fn load_policy(store: &Store, name: &str) -> Result<NeuralPolicy> {
             },
         });
     };
+    Ok((name, manifest))
+}
+
+/// Loads a policy saved by [`save_policy`], reading observations with
+/// `encoder` (which must be the one it was trained with). The name of a
+/// model line trained with `leafe train --incremental` loads its latest
+/// version.
+///
+/// # Errors
+/// [`TrainError::NoModel`]; [`TrainError::Policy`] when the encoder does not
+/// fit the network.
+pub async fn load_policy(
+    store: &Store,
+    name: &str,
+    encoder: Arc<dyn Encoder>,
+) -> Result<NeuralPolicy> {
+    let (name, manifest) = resolve_model(store, name).await?;
     let net: PolicyNetConfig = serde_json::from_value(manifest["net"].clone())
         .map_err(|e| TrainError::Invalid(format!("model `{name}`: bad manifest: {e}")))?;
-    let bytes = store.model_file(name, "model.bpk").await?;
-    Ok(NeuralPolicy::from_bytes(name, net, bytes)?)
+    let bytes = store.model_file(&name, "model.bpk").await?;
+    Ok(NeuralPolicy::from_bytes(&name, net, encoder, bytes)?)
 }
 
 #[cfg(test)]

@@ -14,20 +14,42 @@
 //! [`Sokoban::apply`] (the hot path) allocates nothing. `on_target` always
 //! equals the number of boxes on targets.
 //!
+//! Through the generic [`Env`] boundary actions are the names `up`, `down`,
+//! `left`, `right`; observations are the board as text plus the compact
+//! [`encode_state`] bytes; the mistake flags are `dead_square` and
+//! `frozen_boxes`. [`Sokoban::act`] and [`Sokoban::apply`] are the typed
+//! fast paths (action indices, [`Events`]).
+//!
 //! Submodules: [`levels`] (Boxoban files), [`generate`] (seeded generator),
-//! [`solve`] (exact push search), [`deadlock`] (dead squares, freezes).
+//! [`solve`] (exact push search), [`deadlock`] (dead squares, freezes),
+//! [`events`] (step flags), and what Sokoban brings to the agent side:
+//! [`reflect`] (its rule-based reflector), [`guide`] (experience guidance
+//! for networks), [`SokobanPlanes`] (the board-plane encoding),
+//! [`demos`] (solver demonstrations for pretraining).
 
 pub mod board;
 pub mod deadlock;
+pub mod demos;
+pub mod events;
 pub mod generate;
+pub mod guide;
 pub mod levels;
+pub mod reflect;
 pub mod solve;
 
-pub use board::{Bits, Level, MAX_SIZE};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
-use board::{DIR_NAMES, coords, render_grid, step_pos};
+pub use board::{Bits, DIR_NAMES, Level, MAX_SIZE};
+pub use events::{Events, StepOutcome};
 
-use super::{Env, EnvError, Events, Result, Status, StepOutcome};
+use board::{coords, render_grid, step_pos};
+
+use super::{ActionSpace, Env, EnvError, Observation, Result, Status, Transition};
+use crate::policy::{self, Encoder, PolicyError};
+
+/// The environment's name at the boundary.
+pub const NAME: &str = "sokoban";
 
 /// Reward of every step.
 pub const REWARD_STEP: f32 = -0.1;
@@ -114,6 +136,19 @@ impl Sokoban {
             config,
             state,
         }
+    }
+
+    /// An episode on a one-push placeholder level, for callers that
+    /// [`Env::reset`] to their task before use (a fresh environment for the
+    /// generic jobs).
+    pub fn with_config(config: SokobanConfig) -> Sokoban {
+        static PLACEHOLDER: OnceLock<Level> = OnceLock::new();
+        let level = PLACEHOLDER.get_or_init(|| {
+            levels::parse_levels("#####\n#@$.#\n#####", "placeholder")
+                .expect("the placeholder level parses")
+                .remove(0)
+        });
+        Sokoban::new(level.clone(), config)
     }
 
     /// Switch to another level and reset.
@@ -397,30 +432,66 @@ pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32
     Ok(())
 }
 
-impl Env for Sokoban {
-    type Snapshot = State;
+/// Bytes of [`encode_state`]'s output.
+pub const STATE_BYTES: usize = 35;
 
-    fn task_id(&self) -> String {
-        self.level.task_id()
+/// Compact state: player cell, steps (u16 LE), then the 256-cell box bitset
+/// (4 × u64 LE). With the level it restores the dynamic state
+/// ([`decode_state`]).
+pub fn encode_state(s: &State) -> [u8; STATE_BYTES] {
+    let mut out = [0u8; STATE_BYTES];
+    out[0] = s.player;
+    out[1..3].copy_from_slice(&s.steps.to_le_bytes());
+    for (i, w) in s.boxes.0.iter().enumerate() {
+        out[3 + 8 * i..11 + 8 * i].copy_from_slice(&w.to_le_bytes());
     }
+    out
+}
 
-    fn reset(&mut self) {
-        self.state = initial_state(&self.level);
+/// The running state that [`encode_state`] wrote, on `level` (boxes on
+/// targets recounted; `deadlocked` false). `None` for a buffer of the wrong
+/// length.
+pub fn decode_state(level: &Level, bytes: &[u8]) -> Option<State> {
+    if bytes.len() != STATE_BYTES {
+        return None;
     }
-
-    fn num_actions(&self) -> usize {
-        4
+    let mut boxes = Bits::default();
+    for i in 0..4 {
+        boxes.0[i] = u64::from_le_bytes(bytes[3 + 8 * i..11 + 8 * i].try_into().ok()?);
     }
+    Some(State {
+        boxes,
+        player: bytes[0],
+        on_target: boxes.and(level.targets()).count() as u8,
+        steps: u16::from_le_bytes([bytes[1], bytes[2]]),
+        deadlocked: false,
+        status: Status::Running,
+    })
+}
 
-    fn action_name(&self, action: usize) -> &str {
-        DIR_NAMES.get(action).copied().unwrap_or("invalid")
-    }
+/// The action space: `up`, `down`, `left`, `right` (indices 0..4).
+pub fn action_space() -> &'static ActionSpace {
+    static SPACE: OnceLock<ActionSpace> = OnceLock::new();
+    SPACE.get_or_init(|| ActionSpace::choice(&DIR_NAMES))
+}
 
-    fn step(&mut self, action: usize) -> Result<StepOutcome> {
+/// The index of an action name (`up`, `down`, `left`, `right`).
+pub fn action_index(name: &str) -> Option<usize> {
+    DIR_NAMES.iter().position(|n| *n == name)
+}
+
+impl Sokoban {
+    /// Take action `action` (an index `< 4`), with the feedback text.
+    ///
+    /// # Errors
+    /// [`EnvError::InvalidAction`] for an index out of range,
+    /// [`EnvError::EpisodeOver`] after the episode ended.
+    pub fn act(&mut self, action: usize) -> Result<StepOutcome> {
         if action >= 4 {
             return Err(EnvError::InvalidAction {
-                action,
-                num_actions: 4,
+                env: NAME.into(),
+                action: action.to_string(),
+                message: "this environment has 4 actions (0..4: up, down, left, right)".into(),
             });
         }
         if self.state.status.is_terminal() {
@@ -437,12 +508,83 @@ impl Env for Sokoban {
         })
     }
 
-    fn snapshot(&self) -> State {
-        self.state
+    /// Go back to a saved state.
+    pub fn restore_state(&mut self, state: &State) {
+        self.state = *state;
     }
 
-    fn restore(&mut self, snapshot: &State) {
+    /// The observation: the board as text and the [`encode_state`] bytes.
+    pub fn observation(&self) -> Observation {
+        Observation {
+            text: self.render_text(),
+            state: Some(encode_state(&self.state).to_vec()),
+        }
+    }
+}
+
+/// The generic view of a step's events: every flag by name, the deadlock
+/// flags as mistakes.
+pub fn transition(outcome: StepOutcome) -> Transition {
+    let flags: Vec<Cow<'static, str>> = outcome.events.names().map(Cow::Borrowed).collect();
+    let mistakes = [Events::DEAD_SQUARE, Events::FROZEN_BOXES]
+        .into_iter()
+        .filter(|e| outcome.events.contains(*e))
+        .flat_map(|e| e.names())
+        .map(Cow::Borrowed)
+        .collect();
+    Transition {
+        reward: outcome.reward,
+        status: outcome.status,
+        feedback: outcome.feedback,
+        flags,
+        mistakes,
+    }
+}
+
+impl Env for Sokoban {
+    type Task = Level;
+    type Snapshot = State;
+
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn task_id(&self, task: &Level) -> String {
+        task.task_id()
+    }
+
+    fn action_space(&self) -> &ActionSpace {
+        action_space()
+    }
+
+    /// Sokoban is deterministic: the seed is not used.
+    fn reset(&mut self, task: &Level, _seed: u64) -> Result<Observation> {
+        self.set_level(task.clone());
+        Ok(self.observation())
+    }
+
+    fn observe(&self) -> Observation {
+        self.observation()
+    }
+
+    fn step(&mut self, action: &str) -> Result<Transition> {
+        let Some(a) = action_index(action) else {
+            return Err(EnvError::InvalidAction {
+                env: NAME.into(),
+                action: action.into(),
+                message: "expected one of up, down, left, right".into(),
+            });
+        };
+        Ok(transition(self.act(a)?))
+    }
+
+    fn snapshot(&self) -> Option<State> {
+        Some(self.state)
+    }
+
+    fn restore(&mut self, snapshot: &State) -> Result<()> {
         self.state = *snapshot;
+        Ok(())
     }
 
     fn status(&self) -> Status {
@@ -452,16 +594,38 @@ impl Env for Sokoban {
     fn steps(&self) -> usize {
         self.state.steps as usize
     }
+}
 
-    fn render_text(&self) -> String {
-        Sokoban::render_text(self)
+/// Sokoban's encoding for networks: the one-hot board planes of
+/// [`encode_text_planes`], read from the observation text (so the store's
+/// `observation` column trains the same network that acted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SokobanPlanes;
+
+impl SokobanPlanes {
+    /// The encoder's name, recorded in model manifests.
+    pub const NAME: &'static str = "sokoban-planes";
+}
+
+impl Encoder for SokobanPlanes {
+    fn name(&self) -> &str {
+        Self::NAME
     }
 
-    fn num_channels(&self) -> usize {
+    fn action_space(&self) -> &ActionSpace {
+        action_space()
+    }
+
+    fn channels(&self) -> usize {
         CHANNELS.len()
     }
 
-    fn encode(&self, pad_h: usize, pad_w: usize, out: &mut [f32]) -> Result<()> {
-        self.encode_planes(pad_h, pad_w, out)
+    fn encode(&self, observation: &Observation, board: usize, out: &mut [f32]) -> policy::Result<()> {
+        encode_text_planes(&observation.text, board, board, out).map_err(|e| {
+            PolicyError::Input {
+                message: e.to_string(),
+            }
+        })
     }
 }
+

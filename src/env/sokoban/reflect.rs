@@ -1,12 +1,14 @@
-//! The reflector: reads a trajectory and the environment's feedback, names
-//! the critical mistake step `tau` and writes an [`Experience`] (diagnosis +
-//! fix) that the tree search puts in context when it rolls back to `tau`.
+//! Sokoban's rule-based reflector: reads a trajectory and the environment's
+//! feedback, names the critical mistake step `tau` and writes a typed
+//! [`Verdict`] (diagnosis + fix), which the generic
+//! [`crate::reflect::Reflector`] implementation turns into an
+//! [`Experience`] for Stage 1.
 //!
-//! This module owns the [`Reflector`] trait, the record of one step it reads
-//! ([`StepRecord`]), its verdict ([`Experience`], [`Category`]) and the
-//! Sokoban reflector grounded in feedback ([`SokobanReflector`]). It depends
-//! only on [`crate::env`]; the search that calls it lives in
-//! [`crate::explore`].
+//! This module owns the record of one step it reads ([`StepRecord`]), its
+//! verdict ([`Verdict`], [`Category`]) and [`SokobanReflector`]. Through the
+//! generic boundary it reads the level from the observation text and each
+//! state from the observation's compact state bytes, and the events from
+//! the transition's flags.
 //!
 //! Invariants of every verdict (checked by the tests):
 //! - `min_tau <= tau < steps.len()`: a rollback restarts from
@@ -24,9 +26,13 @@ use std::fmt;
 
 use crate::env::sokoban::board::{Bits, CELLS, DIR_NAMES, coords, step_pos};
 use crate::env::sokoban::deadlock::{self, UNREACHABLE};
+use crate::env::sokoban::levels::parse_levels;
 use crate::env::sokoban::solve::{Solvability, SolverConfig, solve_from};
-use crate::env::sokoban::{Level, Sokoban, State};
-use crate::env::{Env, Events, Status};
+use crate::env::sokoban::{Events, Level, Sokoban, State, decode_state};
+use crate::env::{Observation, Status, Step};
+use crate::reflect::{Experience, Reflector};
+
+pub use crate::reflect::ReflectorConfig;
 
 /// What kind of mistake a reflection found. Stored in the `reflections`
 /// table's `category` column ([`Category::as_str`]).
@@ -125,9 +131,10 @@ impl StepRecord {
     }
 }
 
-/// The verdict of a reflection: where to roll back to and what to do there.
+/// The verdict of a reflection, typed for Sokoban: where to roll back to and
+/// what to do there (actions are indices, the category an enum).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Experience {
+pub struct Verdict {
     /// The number of steps in the trajectory when the reflection ran.
     pub trigger_step: usize,
     /// The rollback step: branches restart from the state *before* step
@@ -148,82 +155,29 @@ pub struct Experience {
     pub suggested_actions: Vec<usize>,
 }
 
-impl Experience {
+impl Verdict {
     /// `"Diagnosis: … Fix: …"`, the text put in an LLM's context or exported.
     pub fn summary(&self) -> String {
         format!("Diagnosis: {} Fix: {}", self.diagnosis, self.fix)
     }
 }
 
-/// Reads a trajectory and decides whether, and where, it went wrong.
-pub trait Reflector: Send + Sync {
-    /// A stable name, stored in the `reflections` table.
-    fn name(&self) -> &str;
-
-    /// Reflect on a trajectory.
-    ///
-    /// `steps` is the FULL trajectory from t = 0 (a branch's inherited
-    /// prefix included); `now` is the state after the last step; `status` is
-    /// [`Status::Running`] (periodic reflection) or terminal (a failed end:
-    /// [`Status::StepLimit`] or [`Status::Unsolvable`]). `tau` is at least
-    /// `min_tau`, the first step this episode owns (earlier steps belong to
-    /// an ancestor that was already reflected on).
-    ///
-    /// Returns `None` when the trajectory is judged on course (only while
-    /// running), when it is solved, and when the episode owns no step yet
-    /// (`min_tau >= steps.len()`: there is no step to roll back to). At a
-    /// failed end with an owned step it always returns `Some`.
-    fn reflect(
-        &self,
-        level: &Level,
-        steps: &[StepRecord],
-        now: &State,
-        status: Status,
-        min_tau: usize,
-    ) -> Option<Experience>;
-}
-
-/// Settings of [`SokobanReflector`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReflectorConfig {
-    /// Nodes each solver call may expand before answering "unknown". The
-    /// reflector calls the solver on the current state, about log2(steps)
-    /// times in the binary search, and once at `tau` for a suggestion; an
-    /// unknown answer never counts as proof.
-    pub solver_max_nodes: u64,
-    /// Heuristic weight of the solver (1 = A*). Larger finds plans with fewer
-    /// nodes; proofs of unsolvability are exhaustive either way.
-    pub solver_weight: u16,
-    /// Periodic reflection: the number of recent steps whose positions are
-    /// checked for repeats.
-    pub loop_window: usize,
-    /// Periodic reflection: a position (player cell and boxes) seen this
-    /// many times within the window is a loop. Values below 2 count as 2.
-    pub loop_repeats: usize,
-    /// Periodic reflection: this many consecutive owned steps without
-    /// progress is a loop too, even without repeats (0 disables the rule).
-    pub idle_limit: usize,
-    /// When the environment flags a mistake at step k, also ask the solver
-    /// whether the state before step k was already unsolvable; if it proves
-    /// so, the earlier step that really lost the level becomes `tau`
-    /// (category [`Category::Unsolvable`]).
-    pub verify_flagged: bool,
-    /// Ask the solver for the first move of a plan from `steps[tau].state`
-    /// (the suggested action).
-    pub suggest_with_solver: bool,
-}
-
-impl Default for ReflectorConfig {
-    fn default() -> Self {
-        ReflectorConfig {
-            solver_max_nodes: 20_000,
-            solver_weight: 1,
-            loop_window: 16,
-            loop_repeats: 3,
-            idle_limit: 40,
-            verify_flagged: true,
-            suggest_with_solver: true,
+impl Verdict {
+    /// The generic experience: actions by name, the category's name.
+    pub fn into_experience(self) -> Experience {
+        Experience {
+            trigger_step: self.trigger_step,
+            tau: self.tau,
+            critical_action: self.critical_action.map(|a| DIR_NAMES[a & 3].to_string()),
+            category: self.category.as_str().to_string(),
+            irreversible: self.category.is_irreversible(),
+            diagnosis: self.diagnosis,
+            fix: self.fix,
+            suggested_actions: self
+                .suggested_actions
+                .iter()
+                .map(|&a| DIR_NAMES[a & 3].to_string())
+                .collect(),
         }
     }
 }
@@ -290,12 +244,59 @@ impl Reflector for SokobanReflector {
 
     fn reflect(
         &self,
+        steps: &[Step],
+        now: &Observation,
+        status: Status,
+        min_tau: usize,
+    ) -> Option<Experience> {
+        if status == Status::Solved || min_tau >= steps.len() {
+            return None;
+        }
+        let level = parse_levels(&now.text, "observation").ok()?.pop()?;
+        let state = |o: &Observation| decode_state(&level, o.state.as_deref()?);
+        let mut records = Vec::with_capacity(steps.len());
+        for s in steps {
+            let mut events = Events::empty();
+            for f in &s.transition.flags {
+                if let Some(e) = Events::from_name(f) {
+                    events |= e;
+                }
+            }
+            records.push(StepRecord {
+                t: s.t,
+                state: state(&s.observation)?,
+                action: s.action_index?,
+                events,
+                reward: s.transition.reward,
+            });
+        }
+        let now = state(now)?;
+        self.reflect_level(&level, &records, &now, status, min_tau)
+            .map(Verdict::into_experience)
+    }
+}
+
+impl SokobanReflector {
+    /// Reflect on a typed trajectory of `level`.
+    ///
+    /// `steps` is the FULL trajectory from t = 0 (a branch's inherited
+    /// prefix included); `now` is the state after the last step; `status` is
+    /// [`Status::Running`] (periodic reflection) or terminal (a failed end:
+    /// [`Status::StepLimit`] or [`Status::Unsolvable`]). `tau` is at least
+    /// `min_tau`, the first step this episode owns.
+    ///
+    /// Returns `None` when the trajectory is judged on course (only while
+    /// running), when it is solved, and when the episode owns no step yet
+    /// (`min_tau >= steps.len()`: there is no step to roll back to). At a
+    /// failed end with an owned step it always returns `Some`.
+    pub fn reflect_level(
+        &self,
         level: &Level,
         steps: &[StepRecord],
         now: &State,
         status: Status,
         min_tau: usize,
-    ) -> Option<Experience> {
+    ) -> Option<Verdict> {
         let n = steps.len();
         if status == Status::Solved || min_tau >= n {
             return None;
@@ -387,7 +388,7 @@ impl Ctx<'_> {
         self.probe(i).solvability == Solvability::Unsolvable
     }
 
-    fn run(&mut self, running: bool) -> Option<Experience> {
+    fn run(&mut self, running: bool) -> Option<Verdict> {
         let (n, min_tau) = (self.n(), self.min_tau);
         // Rule 1: the environment's sound deadlock flags.
         if let Some(k) = (min_tau..n).find(|&i| self.steps[i].events.is_mistake()) {
@@ -447,7 +448,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn flagged(&mut self, k: usize) -> Experience {
+    fn flagged(&mut self, k: usize) -> Verdict {
         let step = self.steps[k];
         let dir = DIR_NAMES[step.action & 3];
         let (from, to) = self.push_cells(k);
@@ -504,7 +505,7 @@ impl Ctx<'_> {
             at(from),
             suggestion_text(&suggested, from_solver)
         );
-        Experience {
+        Verdict {
             trigger_step: self.n(),
             tau: k,
             critical_action: Some(step.action),
@@ -517,7 +518,7 @@ impl Ctx<'_> {
 
     /// The experience for state `j`, the first proven unsolvable one;
     /// `flagged` is the later step the environment flagged, if any.
-    fn unsolvable(&mut self, j: usize, flagged: Option<usize>) -> Experience {
+    fn unsolvable(&mut self, j: usize, flagged: Option<usize>) -> Verdict {
         let min_tau = self.min_tau;
         if j == min_tau {
             // Nothing this episode did lost the level: it was lost when the
@@ -527,7 +528,7 @@ impl Ctx<'_> {
                 .find(|&i| self.steps[i].events.is_mistake())
                 .map(|i| format!(" (the environment flagged a mistake at step {i})"))
                 .unwrap_or_default();
-            return Experience {
+            return Verdict {
                 trigger_step: self.n(),
                 tau: min_tau,
                 critical_action: None,
@@ -598,7 +599,7 @@ impl Ctx<'_> {
              every box can still reach a target.",
             suggestion_text(&suggested, from_solver)
         );
-        Experience {
+        Verdict {
             trigger_step: self.n(),
             tau,
             critical_action: Some(step.action),
@@ -609,7 +610,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn wandering(&mut self, running: bool) -> Option<Experience> {
+    fn wandering(&mut self, running: bool) -> Option<Verdict> {
         let (n, min_tau) = (self.n(), self.min_tau);
         let progress = self.progress_steps();
         let tail_start = progress
@@ -702,7 +703,7 @@ impl Ctx<'_> {
                  without walking into walls ({blocked} blocked moves were wasted)."
             )
         };
-        Some(Experience {
+        Some(Verdict {
             trigger_step: n,
             tau,
             critical_action: critical,
@@ -789,7 +790,7 @@ impl Ctx<'_> {
         };
         let safe = (0..4)
             .filter(|&a| {
-                env.restore(&start);
+                env.restore_state(&start);
                 let ev = env.apply(a);
                 Some(a) != critical && !ev.is_blocked() && !ev.is_mistake()
             })

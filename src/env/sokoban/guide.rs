@@ -1,48 +1,33 @@
-//! Experience in context for a neural policy: turns an [`Experience`] into an
-//! adjustment of the policy's action logits while a branch is sampled.
+//! Experience in context for a network playing Sokoban: turns an
+//! experience into an adjustment of the policy's action logits while a
+//! branch is sampled ([`SokobanGuide`], a [`crate::policy::Guide`]).
 //!
-//! An LLM policy reads the experience as text ([`Experience::summary`]); a
-//! network policy cannot, so the experience acts on its output instead. The
-//! adjustment lives OUTSIDE the network input on purpose: counterfactual
-//! distillation trains the network on the corrected branch without the
-//! experience, and the network never saw it.
+//! An LLM policy reads the experience as text; a network policy cannot, so
+//! the experience acts on its output instead. The adjustment lives OUTSIDE
+//! the network input on purpose: counterfactual distillation trains the
+//! network on the corrected branch without the experience, and the network
+//! never saw it. After `tau` the penalties judge each move by a one-step
+//! lookahead on a copy of the board rebuilt from the observation.
 //!
-//! This module owns [`GuidanceConfig`], [`Guidance`] and the per-branch set of
-//! visited positions ([`Visited`]). Invariants: [`Guidance::adjust`] never
-//! leaves every action at `-inf` (it leaves the logits unchanged instead),
-//! allocates nothing, and is a pure function of its arguments.
+//! This module owns the typed [`Guidance`], the per-branch set of visited
+//! positions ([`Visited`]) and [`SokobanGuide`]. Invariants:
+//! [`Guidance::adjust`] never leaves every action at `-inf` (it leaves the
+//! logits unchanged instead), allocates nothing, and is a pure function of
+//! its arguments.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
-use super::reflect::{Category, Experience};
+use super::reflect::{Category, Verdict};
 use crate::env::sokoban::board::Bits;
+use crate::env::sokoban::levels::parse_levels;
 use crate::env::sokoban::solve::FxBuild;
-use crate::env::sokoban::{Sokoban, State};
-use crate::env::{Env, Status};
+use crate::env::sokoban::{Level, Sokoban, SokobanConfig, State, action_index, decode_state};
+use crate::env::{ActionSpace, Env, Status};
+use crate::policy::{Guide, Turn};
+use crate::reflect::Experience;
 
-/// Settings of [`Guidance`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GuidanceConfig {
-    /// At `t == tau`, set the critical action's logit to `-inf`.
-    pub exclude_critical: bool,
-    /// Subtracted (in nats) from the logit of a move the experience warns
-    /// against at `t > tau`. 0 disables the penalties.
-    pub penalty: f32,
-    /// Added (in nats) to the logits of the suggested actions at `t == tau`.
-    pub suggested_bonus: f32,
-}
-
-impl Default for GuidanceConfig {
-    fn default() -> Self {
-        GuidanceConfig {
-            exclude_critical: true,
-            penalty: 4.0,
-            suggested_bonus: 1.0,
-        }
-    }
-}
+pub use crate::policy::GuidanceConfig;
 
 /// A position: boxes and player cell (the step count and status do not
 /// matter for "been here before").
@@ -123,7 +108,7 @@ pub struct Guidance {
 impl Guidance {
     /// Guidance for a branch that restarts at `experience.tau`. Suggested
     /// actions outside `0..4` are ignored.
-    pub fn new(experience: &Experience, config: &GuidanceConfig) -> Guidance {
+    pub fn new(experience: &Verdict, config: &GuidanceConfig) -> Guidance {
         let mut suggested = [false; 4];
         for &a in &experience.suggested_actions {
             if a < 4 {
@@ -137,6 +122,29 @@ impl Guidance {
             suggested,
             config: config.clone(),
         }
+    }
+
+    /// Guidance from a generic experience (actions by name, the category
+    /// by [`Category::as_str`] name). `None` for a category this guide does
+    /// not know.
+    pub fn from_experience(experience: &Experience, config: &GuidanceConfig) -> Option<Guidance> {
+        let category = Category::ALL
+            .into_iter()
+            .find(|c| c.as_str() == experience.category)?;
+        let mut suggested = [false; 4];
+        for a in experience.suggested_actions.iter().filter_map(|a| action_index(a)) {
+            suggested[a] = true;
+        }
+        Some(Guidance {
+            tau: experience.tau,
+            category,
+            critical: experience
+                .critical_action
+                .as_deref()
+                .and_then(action_index),
+            suggested,
+            config: config.clone(),
+        })
     }
 
     /// The step the branch restarts at.
@@ -200,7 +208,7 @@ impl Guidance {
             let mut sim = env.clone();
             let start = *env.state();
             for (a, v) in out[..n].iter_mut().enumerate() {
-                sim.restore(&start);
+                sim.restore_state(&start);
                 let ev = sim.apply(a);
                 let warned = match self.category {
                     Category::DeadSquare | Category::FrozenBoxes | Category::Unsolvable => {
@@ -221,17 +229,70 @@ impl Guidance {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Sokoban's [`Guide`]: the typed [`Guidance`] of the turn's experience,
+/// with the board rebuilt from the observation (once per branch, kept in the
+/// turn's memory with the branch's visited positions).
+#[derive(Debug, Clone, Default)]
+pub struct SokobanGuide {
+    /// The settings.
+    pub config: GuidanceConfig,
+}
 
-    #[test]
-    fn config_rejects_unknown_fields_and_fills_defaults() {
-        let c: GuidanceConfig = serde_json::from_str(r#"{"penalty": 2.5}"#).unwrap();
-        assert_eq!(c.penalty, 2.5);
-        assert!(c.exclude_critical);
-        assert_eq!(c.suggested_bonus, 1.0);
-        let err = serde_json::from_str::<GuidanceConfig>(r#"{"penalti": 2.5}"#).unwrap_err();
-        assert!(err.to_string().contains("penalti"), "{err}");
+impl SokobanGuide {
+    /// A guide with these settings.
+    pub fn new(config: GuidanceConfig) -> SokobanGuide {
+        SokobanGuide { config }
+    }
+}
+
+/// What a guided branch keeps between its turns.
+struct BranchMemory {
+    level: Level,
+    guidance: Option<Guidance>,
+    visited: Visited,
+}
+
+impl Guide for SokobanGuide {
+    fn adjust(
+        &self,
+        turn: &mut Turn<'_>,
+        experience: &Experience,
+        _actions: &ActionSpace,
+        logits: &mut [f32],
+    ) {
+        if turn.memory.as_ref().is_none_or(|m| !m.is::<BranchMemory>()) {
+            let Some(level) = parse_levels(&turn.observation.text, "observation")
+                .ok()
+                .and_then(|mut l| l.pop())
+            else {
+                return;
+            };
+            *turn.memory = Some(Box::new(BranchMemory {
+                level,
+                guidance: Guidance::from_experience(experience, &self.config),
+                visited: Visited::new(),
+            }));
+        }
+        let t = turn.t();
+        let Some(m) = turn
+            .memory
+            .as_mut()
+            .and_then(|m| m.downcast_mut::<BranchMemory>())
+        else {
+            return;
+        };
+        let Some(state) = turn
+            .observation
+            .state
+            .as_deref()
+            .and_then(|b| decode_state(&m.level, b))
+        else {
+            return;
+        };
+        m.visited.insert(&state);
+        let Some(g) = &m.guidance else { return };
+        let mut env = Sokoban::new(m.level.clone(), SokobanConfig::default());
+        env.restore_state(&state);
+        g.adjust(&env, t, &m.visited, logits);
     }
 }

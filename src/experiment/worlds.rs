@@ -1,0 +1,159 @@
+//! The built-in worlds: Sokoban and the gridworld, each with its encoder,
+//! guide and rule-based reflector, for the jobs that are generic over
+//! [`World`]. This is where a user's choice of environment (`--env`) becomes
+//! a type; [`with_world!`](crate::with_world) dispatches on the name.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::env::gridworld::{self, GridPlanes, GridReflector, Grid, Gridworld, GridworldConfig};
+use crate::env::sokoban::demos::demonstrations;
+use crate::env::sokoban::levels::read_level_file;
+use crate::env::sokoban::solve::SolverConfig;
+use crate::env::sokoban::Level;
+use crate::env::Observation;
+use crate::env::sokoban::guide::SokobanGuide;
+use crate::env::sokoban::reflect::SokobanReflector;
+use crate::env::sokoban::{Sokoban, SokobanConfig, SokobanPlanes};
+use crate::env::{self};
+use crate::explore::World;
+use crate::policy::{Encoder, ExperienceGuide, Guide, GuidanceConfig};
+use crate::reflect::{Reflector, ReflectorConfig};
+
+/// The names `--env` accepts.
+pub const WORLDS: [&str; 2] = ["sokoban", "gridworld"];
+
+/// Sokoban, where deadlocks do not end episodes (as in gym-sokoban).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SokobanWorld;
+
+impl World for SokobanWorld {
+    type Env = Sokoban;
+
+    fn name(&self) -> &str {
+        crate::env::sokoban::NAME
+    }
+
+    fn make_env(&self, max_steps: usize) -> env::Result<Sokoban> {
+        Ok(Sokoban::with_config(SokobanConfig {
+            max_steps: max_steps.min(u16::MAX as usize) as u16,
+            end_on_deadlock: false,
+        }))
+    }
+
+    fn encoder(&self) -> Arc<dyn Encoder> {
+        Arc::new(SokobanPlanes)
+    }
+
+    fn guide(&self, config: &GuidanceConfig) -> Arc<dyn Guide> {
+        Arc::new(SokobanGuide::new(config.clone()))
+    }
+
+    fn reflector(&self, config: &ReflectorConfig) -> Box<dyn Reflector> {
+        Box::new(SokobanReflector::new(config.clone()))
+    }
+
+    fn read_tasks(&self, path: &Path) -> env::Result<Vec<Level>> {
+        read_level_file(path)
+    }
+
+    /// The solver's solutions, `effort` nodes per level at most.
+    fn demonstrations(
+        &self,
+        tasks: &[Level],
+        max_steps: usize,
+        effort: u64,
+    ) -> env::Result<(Vec<(Observation, usize)>, usize)> {
+        let solver = SolverConfig {
+            max_nodes: effort,
+            ..SolverConfig::default()
+        };
+        let d = demonstrations(tasks, max_steps.min(u16::MAX as usize) as u16, &solver)?;
+        Ok((d.pairs, d.unsolved))
+    }
+}
+
+/// The gridworld with traps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GridWorld;
+
+impl World for GridWorld {
+    type Env = Gridworld;
+
+    fn name(&self) -> &str {
+        "gridworld"
+    }
+
+    fn make_env(&self, max_steps: usize) -> env::Result<Gridworld> {
+        Ok(Gridworld::with_config(GridworldConfig {
+            max_steps: max_steps.min(u16::MAX as usize) as u16,
+        }))
+    }
+
+    fn encoder(&self) -> Arc<dyn Encoder> {
+        Arc::new(GridPlanes)
+    }
+
+    /// The gridworld's guide is the generic one: exclude the critical move
+    /// at tau, favour the suggested ones.
+    fn guide(&self, config: &GuidanceConfig) -> Arc<dyn Guide> {
+        Arc::new(ExperienceGuide {
+            config: config.clone(),
+        })
+    }
+
+    fn reflector(&self, _config: &ReflectorConfig) -> Box<dyn Reflector> {
+        Box::new(GridReflector)
+    }
+
+    fn read_tasks(&self, path: &Path) -> env::Result<Vec<Grid>> {
+        gridworld::read_grid_file(path)
+    }
+
+    /// Shortest paths avoiding traps (`effort` is not used).
+    fn demonstrations(
+        &self,
+        tasks: &[Grid],
+        max_steps: usize,
+        _effort: u64,
+    ) -> env::Result<(Vec<(Observation, usize)>, usize)> {
+        let pairs = gridworld::demonstrations(tasks, max_steps.min(u16::MAX as usize) as u16);
+        let unsolved = tasks
+            .iter()
+            .filter(|g| gridworld::shortest_path(g).is_none())
+            .count();
+        Ok((pairs, unsolved))
+    }
+}
+
+/// The built-in world whose encoder is `encoder` (a model's manifest
+/// names its encoder).
+pub fn world_of_encoder(encoder: &str) -> Option<&'static str> {
+    match encoder {
+        SokobanPlanes::NAME => Some("sokoban"),
+        GridPlanes::NAME => Some("gridworld"),
+        _ => None,
+    }
+}
+
+/// Runs `$body` with `$world` bound to the built-in world named `$name`;
+/// evaluates to `Err` naming the choices for an unknown name.
+#[macro_export]
+macro_rules! with_world {
+    ($name:expr, |$world:ident| $body:expr) => {
+        match $name {
+            "sokoban" => {
+                let $world = $crate::experiment::worlds::SokobanWorld;
+                Ok($body)
+            }
+            "gridworld" => {
+                let $world = $crate::experiment::worlds::GridWorld;
+                Ok($body)
+            }
+            other => Err(format!(
+                "unknown environment `{other}` (choose one of: {})",
+                $crate::experiment::worlds::WORLDS.join(", ")
+            )),
+        }
+    };
+}

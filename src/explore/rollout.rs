@@ -1,0 +1,233 @@
+//! Plain rollouts without reflection: `samples` episodes per task from the
+//! task's start, many environments stepped together (one batched policy
+//! call per step). Evaluation keeps outcomes ([`sample_rollouts`]), GRPO
+//! keeps every step ([`sample_trajectories`]).
+//!
+//! Seeded per (task, sample), so the output does not depend on the batch
+//! size; output in (task, sample) order.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::tree::reset_seed;
+use super::{Result, episode_seed};
+use crate::env::{self, Env, Observation, Status, Step};
+use crate::policy::{Memory, Policy, Turn};
+
+/// Outcome of one plain rollout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RolloutOutcome {
+    /// Index of the task.
+    pub level: usize,
+    /// Sample number for that task.
+    pub sample: usize,
+    /// Whether it solved the task.
+    pub success: bool,
+    /// How it ended.
+    pub status: Status,
+    /// Steps taken.
+    pub length: usize,
+    /// Sum of rewards.
+    pub episode_return: f64,
+}
+
+/// A sampled trajectory with what a policy-gradient update needs.
+#[derive(Debug, Clone)]
+pub struct Trajectory {
+    /// Index of the task.
+    pub level: usize,
+    /// Sample number for that task.
+    pub sample: usize,
+    /// Whether it solved the task.
+    pub success: bool,
+    /// How it ended.
+    pub status: Status,
+    /// Sum of rewards.
+    pub episode_return: f64,
+    /// Its steps (observation before the action, action, transition,
+    /// log-probability).
+    pub steps: Vec<Step>,
+}
+
+impl From<&Trajectory> for RolloutOutcome {
+    fn from(t: &Trajectory) -> RolloutOutcome {
+        RolloutOutcome {
+            level: t.level,
+            sample: t.sample,
+            success: t.success,
+            status: t.status,
+            length: t.steps.len(),
+            episode_return: t.episode_return,
+        }
+    }
+}
+
+/// An episode being rolled out.
+struct Running<E> {
+    env: E,
+    rng: ChaCha8Rng,
+    memory: Memory,
+    observation: Observation,
+    legal: Vec<String>,
+    trajectory: Trajectory,
+}
+
+/// Rolls out `samples` episodes per task, `batch` environments at a time,
+/// keeping every step. See the module docs for order and seeding.
+///
+/// # Errors
+/// The policy's and the environment's.
+pub fn sample_trajectories<E, P>(
+    tasks: &[E::Task],
+    make_env: &dyn Fn() -> env::Result<E>,
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<Trajectory>>
+where
+    E: Env,
+    P: Policy + ?Sized,
+{
+    rollouts(tasks, make_env, policy, samples, temperature, seed, batch, |t| t)
+}
+
+/// Like [`sample_trajectories`], keeping outcomes only (evaluation).
+///
+/// # Errors
+/// The policy's and the environment's.
+pub fn sample_rollouts<E, P>(
+    tasks: &[E::Task],
+    make_env: &dyn Fn() -> env::Result<E>,
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<RolloutOutcome>>
+where
+    E: Env,
+    P: Policy + ?Sized,
+{
+    rollouts(tasks, make_env, policy, samples, temperature, seed, batch, |t| {
+        RolloutOutcome::from(&t)
+    })
+}
+
+/// Successes per task of [`sample_rollouts`].
+///
+/// # Errors
+/// The policy's and the environment's.
+pub fn count_successes<E, P>(
+    tasks: &[E::Task],
+    make_env: &dyn Fn() -> env::Result<E>,
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    seed: u64,
+    batch: usize,
+) -> Result<Vec<u32>>
+where
+    E: Env,
+    P: Policy + ?Sized,
+{
+    let mut successes = vec![0u32; tasks.len()];
+    for o in sample_rollouts(tasks, make_env, policy, samples, temperature, seed, batch)? {
+        successes[o.level] += u32::from(o.success);
+    }
+    Ok(successes)
+}
+
+/// The batched driver: finished trajectories go through `keep` (which may
+/// drop the steps) as soon as they end, so memory holds only what is kept.
+#[allow(clippy::too_many_arguments)]
+fn rollouts<E, P, T>(
+    tasks: &[E::Task],
+    make_env: &dyn Fn() -> env::Result<E>,
+    policy: &P,
+    samples: usize,
+    temperature: f32,
+    seed: u64,
+    batch: usize,
+    keep: impl Fn(Trajectory) -> T,
+) -> Result<Vec<T>>
+where
+    E: Env,
+    P: Policy + ?Sized,
+{
+    let mut out: Vec<((usize, usize), T)> = Vec::with_capacity(tasks.len() * samples);
+    let mut queue = (0..tasks.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
+    let mut running: Vec<Running<E>> = Vec::new();
+    let mut spare: Vec<E> = Vec::new();
+    loop {
+        while running.len() < batch.max(1) {
+            let Some((l, s)) = queue.next() else { break };
+            let mut env = match spare.pop() {
+                Some(e) => e,
+                None => make_env()?,
+            };
+            let observation = env.reset(&tasks[l], reset_seed(seed, l as u64))?;
+            running.push(Running {
+                rng: ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s)),
+                memory: None,
+                observation,
+                legal: env.legal_actions(),
+                env,
+                trajectory: Trajectory {
+                    level: l,
+                    sample: s,
+                    success: false,
+                    status: Status::Running,
+                    episode_return: 0.0,
+                    steps: Vec::new(),
+                },
+            });
+        }
+        if running.is_empty() {
+            out.sort_by_key(|(k, _)| *k);
+            return Ok(out.into_iter().map(|(_, t)| t).collect());
+        }
+        let decisions = {
+            let mut turns: Vec<Turn<'_>> = running
+                .iter_mut()
+                .map(|r| Turn {
+                    history: &r.trajectory.steps,
+                    observation: &r.observation,
+                    legal: &r.legal,
+                    experience: None,
+                    rng: &mut r.rng,
+                    memory: &mut r.memory,
+                })
+                .collect();
+            policy.act(&mut turns, temperature)?
+        };
+        let mut next = Vec::with_capacity(running.len());
+        for (mut r, d) in running.drain(..).zip(decisions) {
+            let transition = r.env.step(&d.action)?;
+            let observation = std::mem::replace(&mut r.observation, r.env.observe());
+            let status = transition.status;
+            let tr = &mut r.trajectory;
+            tr.episode_return += transition.reward as f64;
+            tr.steps.push(Step {
+                t: tr.steps.len(),
+                observation,
+                action: d.action,
+                action_index: d.index,
+                log_prob: d.log_prob,
+                transition,
+            });
+            if status == Status::Running {
+                r.legal = r.env.legal_actions();
+                next.push(r);
+                continue;
+            }
+            tr.status = status;
+            tr.success = status == Status::Solved;
+            let key = (tr.level, tr.sample);
+            out.push((key, keep(r.trajectory)));
+            spare.push(r.env);
+        }
+        running = next;
+    }
+}
