@@ -7,8 +7,10 @@
 //!   hot path, `Sokoban::apply`; random actions, reset when an episode ends).
 //! - `step/apply+snapshot+restore`: the same with a snapshot before every
 //!   step and a restore every 16 steps (the rollback pattern of LEAFE).
-//! - `step/env_step`: the `Env::step` trait path, which also builds the
-//!   feedback string.
+//! - `step/env_step`: Sokoban's typed step (`Sokoban::act`), which also
+//!   builds the feedback string.
+//! - `step/env_step_by_name`: the generic boundary, `Env::step("up")`:
+//!   action by name, feedback and flags as a `Transition`.
 //! - `solve/*`: solver time per level (throughput in levels) on generated
 //!   6×6 1-box and 8×8 2-box levels and on the first 60 Boxoban
 //!   unfiltered-test levels (fixtures).
@@ -59,7 +61,7 @@ fn bench_step(c: &mut Criterion) {
             for &a in &acts {
                 let ev = env.apply(a);
                 if env.state().status.is_terminal() {
-                    env.reset();
+                    env.restart();
                 }
                 black_box(ev);
             }
@@ -68,15 +70,15 @@ fn bench_step(c: &mut Criterion) {
     g.bench_function("apply+snapshot+restore", |b| {
         let mut env = Sokoban::new(level.clone(), SokobanConfig::default());
         b.iter(|| {
-            let mut saved = env.snapshot();
+            let mut saved = *env.state();
             for (i, &a) in acts.iter().enumerate() {
                 if i % 16 == 15 {
-                    env.restore(&saved);
+                    env.restore_state(&saved);
                 }
-                saved = black_box(env.snapshot());
+                saved = black_box(*env.state());
                 black_box(env.apply(a));
                 if env.state().status.is_terminal() {
-                    env.reset();
+                    env.restart();
                 }
             }
         })
@@ -86,9 +88,22 @@ fn bench_step(c: &mut Criterion) {
         b.iter(|| {
             for &a in &acts {
                 if env.status().is_terminal() {
-                    env.reset();
+                    env.restart();
                 }
-                black_box(env.step(a).ok());
+                black_box(env.act(a).ok());
+            }
+        })
+    });
+    g.bench_function("env_step_by_name", |b| {
+        use leafe::env::Env;
+        let mut env = Sokoban::new(level.clone(), SokobanConfig::default());
+        let names = leafe::env::sokoban::DIR_NAMES;
+        b.iter(|| {
+            for &a in &acts {
+                if env.status().is_terminal() {
+                    env.restart();
+                }
+                black_box(Env::step(&mut env, names[a]).ok());
             }
         })
     });

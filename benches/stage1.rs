@@ -13,13 +13,14 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use leafe::env::sokoban::Sokoban;
 use leafe::env::sokoban::generate::{GeneratorConfig, generate};
+use leafe::env::sokoban::{Sokoban, SokobanPlanes};
+use leafe::experiment::worlds::SokobanWorld;
 use leafe::explore::ExploreConfig;
 use leafe::pipeline::{ExploreJob, Shard};
-use leafe::policy::{NeuralPolicy, Policy, PolicyNetConfig, default_device, encode_batch};
+use leafe::policy::{NeuralPolicy, PolicyNetConfig, default_device};
 use leafe::store::Store;
-use leafe::train::{FitConfig, PretrainConfig, Samples, fit, pretrain, save_policy};
+use leafe::train::{FitConfig, PretrainConfig, Samples, fit, pretrain_world, save_policy};
 
 fn levels(count: usize, seed: u64) -> Vec<leafe::env::sokoban::Level> {
     generate(&GeneratorConfig {
@@ -35,21 +36,28 @@ fn levels(count: usize, seed: u64) -> Vec<leafe::env::sokoban::Level> {
 }
 
 fn policy_inference(c: &mut Criterion) {
-    let policy = NeuralPolicy::untrained("bench", PolicyNetConfig::new(), 0);
+    let policy = NeuralPolicy::untrained(
+        "bench",
+        PolicyNetConfig::new(),
+        std::sync::Arc::new(SokobanPlanes),
+        0,
+    )
+    .unwrap();
     let lv = levels(512, 1);
     let envs: Vec<Sokoban> = lv
         .into_iter()
         .map(|l| Sokoban::new(l, Default::default()))
         .collect();
+    let observations: Vec<_> = envs.iter().map(|e| e.observation()).collect();
     let mut planes = Vec::new();
-    encode_batch(envs.iter(), policy.board(), &mut planes).unwrap();
+    policy.encode_batch(observations.iter(), &mut planes).unwrap();
     let mut g = c.benchmark_group("policy_inference");
     g.throughput(Throughput::Elements(envs.len() as u64));
     g.bench_function("batch_512", |b| {
         b.iter(|| policy.log_probs(&planes, envs.len()).unwrap())
     });
     g.bench_function("encode_512", |b| {
-        b.iter(|| encode_batch(envs.iter(), 10, &mut planes).unwrap())
+        b.iter(|| policy.encode_batch(observations.iter(), &mut planes).unwrap())
     });
     g.finish();
 }
@@ -67,7 +75,7 @@ fn explore_job(c: &mut Criterion) {
         },
         ..PretrainConfig::default()
     };
-    let (base, _) = pretrain(&levels(300, 2), &cfg, |_, _, _| {}).unwrap();
+    let (base, _) = pretrain_world(&SokobanWorld, &levels(300, 2), &cfg, |_, _, _| {}).unwrap();
     let tasks = levels(64, 3);
     let job = |run_id: String| ExploreJob {
         run_id,
@@ -85,7 +93,7 @@ fn explore_job(c: &mut Criterion) {
     rt.block_on(save_policy(&store, "base", &base, serde_json::Value::Null))
         .unwrap();
     let t = Instant::now();
-    let s = rt.block_on(job("warm".into()).run(&store, &())).unwrap();
+    let s = rt.block_on(job("warm".into()).run(&SokobanWorld, &store, &())).unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
         "explore job: {} tasks, {} episodes, {} reflections, {} env steps in {secs:.2}s: {:.0} tasks/min, {:.0} env steps/s (policy steps, store writing included)",
@@ -103,7 +111,7 @@ fn explore_job(c: &mut Criterion) {
     g.bench_function("64_tasks_6x6_2box", |b| {
         b.iter(|| {
             n += 1;
-            rt.block_on(job(format!("r{n}")).run(&store, &())).unwrap()
+            rt.block_on(job(format!("r{n}")).run(&SokobanWorld, &store, &())).unwrap()
         })
     });
     g.finish();

@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::explore::{ExploreConfig, sample_rollouts};
+use leafe::experiment::worlds::SokobanWorld;
+use leafe::explore::{ExploreConfig, World, sample_rollouts};
 use leafe::pipeline::{ExploreJob, Shard};
 use leafe::store::Store;
 use leafe::train::distill::{DistillConfig, Method, distill};
 use leafe::train::grpo::{GrpoConfig, grpo};
-use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain, save_policy};
+use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain_world, save_policy};
 
 fn levels(count: usize, seed: u64) -> Vec<leafe::env::sokoban::Level> {
     generate(&GeneratorConfig {
@@ -44,7 +45,13 @@ fn stage2(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).unwrap();
-    let (base, _) = pretrain(&levels(300, 2), &PretrainConfig::default(), |_, _, _| {}).unwrap();
+    let (base, _) = pretrain_world(
+        &SokobanWorld,
+        &levels(300, 2),
+        &PretrainConfig::default(),
+        |_, _, _| {},
+    )
+    .unwrap();
     rt.block_on(save_policy(&store, "base", &base, serde_json::Value::Null))
         .unwrap();
     let tasks = levels(64, 3);
@@ -59,7 +66,7 @@ fn stage2(c: &mut Criterion) {
         config: ExploreConfig::default(),
         command_line: "bench".into(),
     };
-    rt.block_on(job.run(&store, &())).unwrap();
+    rt.block_on(job.run(&SokobanWorld, &store, &())).unwrap();
 
     let cfg = DistillConfig {
         fit: FitConfig {
@@ -75,6 +82,7 @@ fn stage2(c: &mut Criterion) {
             .block_on(distill(
                 &store,
                 "base",
+                SokobanWorld.encoder(),
                 method,
                 "x.%",
                 None,
@@ -94,6 +102,7 @@ fn stage2(c: &mut Criterion) {
                 rt.block_on(distill(
                     &store,
                     "base",
+                    SokobanWorld.encoder(),
                     method,
                     "x.%",
                     None,
@@ -106,7 +115,10 @@ fn stage2(c: &mut Criterion) {
     }
     g.finish();
 
-    let init = rt.block_on(load_policy(&store, "base")).unwrap();
+    let init = rt
+        .block_on(load_policy(&store, "base", SokobanWorld.encoder()))
+        .unwrap();
+    let make_env = || SokobanWorld.make_env(60);
     let gcfg = GrpoConfig::default();
     let budget = 2 * gcfg.tasks_per_iteration as u64 * gcfg.group_size as u64 * 60;
     let mut n = 0;
@@ -117,6 +129,7 @@ fn stage2(c: &mut Criterion) {
             &store,
             &init,
             &tasks,
+            &make_env,
             "g0",
             budget,
             None,
@@ -137,6 +150,7 @@ fn stage2(c: &mut Criterion) {
                 &store,
                 &init,
                 &tasks,
+                &make_env,
                 &format!("g{n}"),
                 budget,
                 None,
@@ -154,7 +168,7 @@ fn stage2(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(15));
     g.throughput(Throughput::Elements(64 * 32));
     g.bench_function("rollouts", |b| {
-        b.iter(|| sample_rollouts(&held, &init, 32, 1.0, 60, 0, 1024).unwrap())
+        b.iter(|| sample_rollouts(&held, &make_env, &init, 32, 1.0, 0, 1024).unwrap())
     });
     g.finish();
 }

@@ -13,8 +13,10 @@ use leafe::env::sokoban::levels::{
     parse_levels, read_level_file, to_boxoban_text, write_level_file,
 };
 use leafe::env::sokoban::solve::{Solvability, SolverConfig, is_solvable, solve, solve_state};
-use leafe::env::sokoban::{CHANNELS, DOWN, LEFT, Level, RIGHT, Sokoban, SokobanConfig, UP};
-use leafe::env::{Env, EnvError, Events, Status};
+use leafe::env::sokoban::{
+    CHANNELS, DOWN, Events, LEFT, Level, RIGHT, Sokoban, SokobanConfig, UP, encode_state,
+};
+use leafe::env::{Env, EnvError, Rollback, Status, roll_back};
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
@@ -67,7 +69,7 @@ fn replay(level: &Level, moves: &str) -> (Sokoban, u32) {
             'r' => RIGHT,
             other => panic!("unexpected move {other:?}"),
         };
-        let out = e.step(a).expect("plan stays within the episode");
+        let out = e.act(a).expect("plan stays within the episode");
         assert!(
             !out.events.is_blocked(),
             "a plan never bumps: {moves} at {c}"
@@ -83,7 +85,7 @@ fn replay(level: &Level, moves: &str) -> (Sokoban, u32) {
 fn walking_into_a_wall_costs_a_step_and_changes_nothing() {
     let mut e = env("#####\n#@$.#\n#####");
     let before = e.render_text();
-    let out = e.step(UP).unwrap();
+    let out = e.act(UP).unwrap();
     assert_eq!(out.events, Events::BLOCKED_BY_WALL);
     assert!((out.reward - -0.1).abs() < 1e-6);
     assert_eq!(out.status, Status::Running);
@@ -99,7 +101,7 @@ fn walking_into_a_wall_costs_a_step_and_changes_nothing() {
 #[test]
 fn pushing_a_box_into_a_wall_is_blocked() {
     let mut e = env("#####\n#.@$#\n#####");
-    let out = e.step(RIGHT).unwrap();
+    let out = e.act(RIGHT).unwrap();
     assert_eq!(out.events, Events::BLOCKED_BY_BOX);
     assert_eq!(e.render_text(), "#####\n#.@$#\n#####");
     assert!((out.reward - -0.1).abs() < 1e-6);
@@ -109,7 +111,7 @@ fn pushing_a_box_into_a_wall_is_blocked() {
 #[test]
 fn pushing_a_box_into_a_box_is_blocked() {
     let mut e = env("########\n#@$$..##\n########");
-    let out = e.step(RIGHT).unwrap();
+    let out = e.act(RIGHT).unwrap();
     assert_eq!(out.events, Events::BLOCKED_BY_BOX);
     assert!(out.feedback.contains("cannot move"), "{}", out.feedback);
     assert_eq!(e.render_text(), "########\n#@$$..##\n########");
@@ -122,7 +124,7 @@ fn reward_sequence_onto_then_along_then_off_a_target() {
     let mut e = env("#######\n#@$.. #\n#  $  #\n#######");
     let rewards: Vec<(f32, Events)> = (0..3)
         .map(|_| {
-            let o = e.step(RIGHT).unwrap();
+            let o = e.act(RIGHT).unwrap();
             (o.reward, o.events)
         })
         .collect();
@@ -156,21 +158,22 @@ fn reward_sequence_onto_then_along_then_off_a_target() {
 #[test]
 fn solving_pays_ten_and_ends_the_episode() {
     let mut e = env("#####\n#@$.#\n#####");
-    let out = e.step(RIGHT).unwrap();
+    let out = e.act(RIGHT).unwrap();
     assert!((out.reward - 10.9).abs() < 1e-5, "{}", out.reward);
     assert_eq!(out.status, Status::Solved);
     assert!(out.events.contains(Events::SOLVED));
     assert!(out.feedback.contains("solved"));
     assert!(e.legal_actions().is_empty());
     assert!(matches!(
-        e.step(LEFT),
+        e.act(LEFT),
         Err(EnvError::EpisodeOver {
             status: Status::Solved
         })
     ));
-    e.reset();
+    let start = e.level().clone();
+    Env::reset(&mut e, &start, 0).unwrap();
     assert_eq!(e.status(), Status::Running);
-    assert_eq!(e.legal_actions(), vec![0, 1, 2, 3]);
+    assert_eq!(e.legal_actions(), vec!["up", "down", "left", "right"]);
 }
 
 #[test]
@@ -180,26 +183,27 @@ fn step_limit_ends_the_episode() {
         end_on_deadlock: false,
     };
     let mut e = Sokoban::new(level("######\n#@ $.#\n######"), cfg);
-    assert_eq!(e.step(LEFT).unwrap().status, Status::Running);
-    assert_eq!(e.step(UP).unwrap().status, Status::Running);
-    let out = e.step(DOWN).unwrap();
+    assert_eq!(e.act(LEFT).unwrap().status, Status::Running);
+    assert_eq!(e.act(UP).unwrap().status, Status::Running);
+    let out = e.act(DOWN).unwrap();
     assert_eq!(out.status, Status::StepLimit);
     assert!(out.events.contains(Events::STEP_LIMIT));
     assert!(out.feedback.contains("step limit of 3"), "{}", out.feedback);
-    assert!(e.step(RIGHT).is_err());
+    assert!(e.act(RIGHT).is_err());
 }
 
 #[test]
 fn invalid_action_is_an_error() {
     let mut e = env("#####\n#@$.#\n#####");
-    let err = e.step(4).unwrap_err();
-    assert!(matches!(
-        err,
-        EnvError::InvalidAction {
-            action: 4,
-            num_actions: 4
-        }
-    ));
+    let err = e.act(4).unwrap_err();
+    assert!(
+        matches!(&err, EnvError::InvalidAction { action, .. } if action == "4"),
+        "{err}"
+    );
+    assert_eq!(e.steps(), 0);
+    // Through the generic boundary, actions are names.
+    let err = Env::step(&mut e, "north").unwrap_err();
+    assert!(err.to_string().contains("north"), "{err}");
     assert_eq!(e.steps(), 0);
 }
 
@@ -208,19 +212,19 @@ const FREEZE: &str = "#######\n#.   .#\n#  $$ #\n#  @  #\n#######";
 #[test]
 fn two_boxes_against_a_wall_freeze() {
     let mut e = env(FREEZE);
-    let first = e.step(UP).unwrap();
+    let first = e.act(UP).unwrap();
     // Along the top wall there are targets, so that square is not dead and
     // the lone box can still slide: no mistake yet.
     assert!(first.events.contains(Events::PUSHED_BOX));
     assert!(!first.events.is_mistake(), "{:?}", first.events);
-    let mid = e.snapshot();
+    let mid = *e.state();
     assert_eq!(
         is_solvable(&e, &SolverConfig::default()),
         Solvability::Solvable
     );
-    e.step(DOWN).unwrap();
-    e.step(RIGHT).unwrap();
-    let out = e.step(UP).unwrap();
+    e.act(DOWN).unwrap();
+    e.act(RIGHT).unwrap();
+    let out = e.act(UP).unwrap();
     assert!(
         out.events.contains(Events::FROZEN_BOXES),
         "{:?}",
@@ -233,7 +237,7 @@ fn two_boxes_against_a_wall_freeze() {
         is_solvable(&e, &SolverConfig::default()),
         Solvability::Unsolvable
     );
-    e.restore(&mid);
+    e.restore_state(&mid);
     assert!(!e.is_deadlocked());
 }
 
@@ -245,12 +249,12 @@ fn end_on_deadlock_reports_unsolvable() {
     };
     let mut e = Sokoban::new(level(FREEZE), cfg);
     for a in [UP, DOWN, RIGHT] {
-        assert_eq!(e.step(a).unwrap().status, Status::Running);
+        assert_eq!(e.act(a).unwrap().status, Status::Running);
     }
-    let out = e.step(UP).unwrap();
+    let out = e.act(UP).unwrap();
     assert_eq!(out.status, Status::Unsolvable);
     assert_eq!(Status::Unsolvable.as_str(), "unsolvable");
-    assert!(e.step(UP).is_err());
+    assert!(e.act(UP).is_err());
 }
 
 #[test]
@@ -279,9 +283,9 @@ fn render_text_round_trips_and_tracks_the_player() {
     let mut e = Sokoban::new(l.clone(), SokobanConfig::default());
     assert_eq!(e.render_text(), l.to_boxoban_string());
     assert_eq!(level(&e.render_text()), l);
-    e.step(RIGHT).unwrap();
+    e.act(RIGHT).unwrap();
     assert_eq!(e.render_text(), "#####\n#.@$#\n# * #\n#####");
-    assert_eq!(e.state_key(), e.render_text());
+    assert_eq!(e.observe().text, e.render_text());
 }
 
 #[test]
@@ -289,9 +293,9 @@ fn planes_are_one_hot_and_padded_with_walls() {
     let e = env("#####\n#@$.#\n#####");
     let (h, w) = (4, 6);
     let c = CHANNELS.len();
-    assert_eq!(e.num_channels(), c);
+    assert_eq!(c, 7);
     let mut out = vec![9.0f32; c * h * w];
-    e.encode(h, w, &mut out).unwrap();
+    e.encode_planes(h, w, &mut out).unwrap();
     let at = |ch: usize, y: usize, x: usize| out[ch * h * w + y * w + x];
     for y in 0..h {
         for x in 0..w {
@@ -305,10 +309,10 @@ fn planes_are_one_hot_and_padded_with_walls() {
     assert_eq!(at(0, 3, 5), 1.0, "padding is wall");
     assert_eq!(at(0, 0, 0), 1.0, "wall");
     assert!(matches!(
-        e.encode(2, 6, &mut vec![0.0; c * 12]),
+        e.encode_planes(2, 6, &mut vec![0.0; c * 12]),
         Err(EnvError::Encoding { .. })
     ));
-    assert!(e.encode(4, 6, &mut [0.0; 3]).is_err());
+    assert!(e.encode_planes(4, 6, &mut [0.0; 3]).is_err());
 }
 
 #[test]
@@ -336,18 +340,18 @@ proptest! {
         let levels = fixture_levels(UNFILTERED, 20);
         let mut e = Sokoban::new(levels[idx].clone(), SokobanConfig::default());
         for &a in &prefix {
-            let _ = e.step(a);
+            let _ = e.act(a);
         }
-        let snap = e.snapshot();
+        let snap = *e.state();
         let text = e.render_text();
         let (status, steps) = (e.status(), e.steps());
-        let first: Vec<_> = suffix.iter().map(|&a| e.step(a).ok()).collect();
-        e.restore(&snap);
-        prop_assert_eq!(e.snapshot(), snap);
+        let first: Vec<_> = suffix.iter().map(|&a| e.act(a).ok()).collect();
+        e.restore_state(&snap);
+        prop_assert_eq!(*e.state(), snap);
         prop_assert_eq!(e.render_text(), text);
         prop_assert_eq!(e.status(), status);
         prop_assert_eq!(e.steps(), steps);
-        let again: Vec<_> = suffix.iter().map(|&a| e.step(a).ok()).collect();
+        let again: Vec<_> = suffix.iter().map(|&a| e.act(a).ok()).collect();
         prop_assert_eq!(first, again);
     }
 }
@@ -454,7 +458,7 @@ fn task_ids_are_stable_content_hashes() {
     let alone = parse_levels(&format!("; 7\n{}\n", levels[5]), "other.txt").unwrap();
     assert_eq!(alone[0].task_id(), levels[5].task_id());
     assert_eq!(
-        Sokoban::new(levels[5].clone(), SokobanConfig::default()).task_id(),
+        Sokoban::new(levels[5].clone(), SokobanConfig::default()).task_id(&levels[5]),
         levels[5].task_id()
     );
 }
@@ -563,7 +567,7 @@ fn deadlock_detection_never_flags_solvable_states() {
         assert!(s.solved(), "level {i}");
         let mut e = Sokoban::new(l.clone(), long_config());
         for a in s.actions() {
-            let out = e.step(a).unwrap();
+            let out = e.act(a).unwrap();
             assert!(!out.events.is_mistake(), "level {i}: {}", out.feedback);
             assert!(
                 deadlock::find_deadlock(l, &e.state().boxes).is_none(),
@@ -580,7 +584,7 @@ fn deadlock_detection_never_flags_solvable_states() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let out = e.step((x % 4) as usize).unwrap();
+            let out = e.act((x % 4) as usize).unwrap();
             if out.events.is_mistake() {
                 flagged += 1;
                 assert_ne!(
@@ -744,4 +748,85 @@ mod cli {
             Top::try_parse_from(["levels", "generate", "--size", "6by6", "--out", "x"]).is_err()
         );
     }
+}
+
+/// Plays `actions` (indices) through the generic boundary, recording each
+/// step and the native snapshot before it, until the episode ends.
+fn record(e: &mut Sokoban, actions: &[usize]) -> (Vec<leafe::env::Step>, Vec<leafe::env::sokoban::State>) {
+    let (mut steps, mut snaps) = (Vec::new(), Vec::new());
+    for &a in actions {
+        if e.status().is_terminal() {
+            break;
+        }
+        snaps.push(Env::snapshot(e).expect("Sokoban has snapshots"));
+        let observation = e.observe();
+        let name = leafe::env::sokoban::DIR_NAMES[a];
+        let transition = Env::step(e, name).unwrap();
+        steps.push(leafe::env::Step {
+            t: steps.len(),
+            observation,
+            action: name.to_string(),
+            action_index: Some(a),
+            log_prob: 0.0,
+            transition,
+        });
+    }
+    (steps, snaps)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Rollback by native snapshot and by reset + replay of the action
+    /// prefix reach the same state (observation, compact state, status,
+    /// step count) and the same future; replay costs tau transitions,
+    /// the snapshot none.
+    #[test]
+    fn rollback_by_replay_and_by_snapshot_reach_the_same_state(
+        idx in 0usize..20,
+        actions in proptest::collection::vec(0usize..4, 1..60),
+        cut in 0usize..1000,
+        suffix in proptest::collection::vec(0usize..4, 1..20),
+    ) {
+        let levels = fixture_levels(UNFILTERED, 20);
+        let level = &levels[idx];
+        let mut played = Sokoban::new(level.clone(), SokobanConfig::default());
+        let (steps, snaps) = record(&mut played, &actions);
+        let tau = cut % steps.len();
+        let mut by_snapshot = Sokoban::with_config(SokobanConfig::default());
+        Env::reset(&mut by_snapshot, level, 7).unwrap();
+        let (kind, cost) =
+            roll_back(&mut by_snapshot, level, &steps, tau, &Rollback::Snapshot(snaps[tau])).unwrap();
+        prop_assert_eq!((kind.as_str(), cost), ("snapshot", 0));
+        let mut by_replay = Sokoban::with_config(SokobanConfig::default());
+        let (kind, cost) =
+            roll_back(&mut by_replay, level, &steps, tau, &Rollback::Replay { seed: 7 }).unwrap();
+        prop_assert_eq!((kind.as_str(), cost), ("replay", tau));
+        prop_assert_eq!(by_snapshot.observe(), by_replay.observe());
+        prop_assert_eq!(&by_snapshot.observe(), &steps[tau].observation);
+        prop_assert_eq!(by_snapshot.state(), by_replay.state());
+        prop_assert_eq!(
+            by_replay.observe().state.unwrap(),
+            encode_state(by_replay.state()).to_vec()
+        );
+        let a: Vec<_> = suffix.iter().map(|&x| by_snapshot.act(x).ok()).collect();
+        let b: Vec<_> = suffix.iter().map(|&x| by_replay.act(x).ok()).collect();
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn replay_that_diverges_is_reported() {
+    let levels = fixture_levels(UNFILTERED, 1);
+    let mut e = Sokoban::new(levels[0].clone(), SokobanConfig::default());
+    let (mut steps, _) = record(&mut e, &[0, 1, 2, 3, 0, 1]);
+    steps[2].observation.text.push('#');
+    let mut fresh = Sokoban::with_config(SokobanConfig::default());
+    let err = roll_back(&mut fresh, &levels[0], &steps, 4, &Rollback::Replay { seed: 0 })
+        .unwrap_err();
+    assert!(
+        matches!(err, EnvError::NonDeterministic { t: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("not deterministic"), "{err}");
 }

@@ -12,11 +12,11 @@ use std::path::PathBuf;
 use leafe::env::sokoban::levels::{parse_levels, read_level_file};
 use leafe::env::sokoban::solve::{Solvability, SolverConfig, solve_from};
 use leafe::env::sokoban::{DOWN, LEFT, Level, RIGHT, Sokoban, SokobanConfig, State, UP};
-use leafe::env::{Env, Status};
-use leafe::explore::guidance::{Guidance, GuidanceConfig, Visited};
-use leafe::explore::reflect::{
-    Category, Experience, Reflector, ReflectorConfig, SokobanReflector, StepRecord,
+use leafe::env::sokoban::guide::{Guidance, GuidanceConfig, Visited};
+use leafe::env::sokoban::reflect::{
+    Category, ReflectorConfig, SokobanReflector, StepRecord, Verdict as Experience,
 };
+use leafe::env::{Env, Status};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -64,7 +64,7 @@ fn reflect(
     steps: &[StepRecord],
     min_tau: usize,
 ) -> Option<Experience> {
-    SokobanReflector::default().reflect(level, steps, env.state(), env.status(), min_tau)
+    SokobanReflector::default().reflect_level(level, steps, env.state(), env.status(), min_tau)
 }
 
 fn exact() -> SolverConfig {
@@ -100,7 +100,7 @@ fn a_push_into_a_corner_is_the_critical_step() {
     let (env, steps) = play(&l, 120, &[UP, LEFT, UP, RIGHT, DOWN, DOWN]);
     for status in [Status::Running, Status::StepLimit] {
         let e = SokobanReflector::default()
-            .reflect(&l, &steps, env.state(), status, 0)
+            .reflect_level(&l, &steps, env.state(), status, 0)
             .expect("a flagged mistake is always reported");
         assert_eq!(e.category, Category::DeadSquare);
         assert_eq!(e.tau, 3);
@@ -218,7 +218,7 @@ fn a_long_walk_without_repeats_is_a_step_limit_failure() {
         ..ReflectorConfig::default()
     });
     let e = strict
-        .reflect(&l, &steps, env.state(), Status::Running, 0)
+        .reflect_level(&l, &steps, env.state(), Status::Running, 0)
         .unwrap();
     assert_eq!((e.category, e.tau), (Category::Loop, 1));
 }
@@ -242,7 +242,7 @@ fn mistakes_before_min_tau_are_never_chosen() {
         ..ReflectorConfig::default()
     });
     let e = flags_only
-        .reflect(&l, &steps, env.state(), Status::Running, 6)
+        .reflect_level(&l, &steps, env.state(), Status::Running, 6)
         .unwrap();
     assert_eq!((e.category, e.tau), (Category::DeadSquare, 8));
     // Verifying: the level was lost before step 6, so no owned step is to
@@ -270,11 +270,11 @@ fn solved_clean_and_unowned_trajectories_get_no_experience() {
     let r = SokobanReflector::default();
     let start = *env.state();
     for status in [Status::Running, Status::StepLimit, Status::Unsolvable] {
-        assert_eq!(r.reflect(&l, &[], &start, status, 0), None);
-        assert_eq!(r.reflect(&l, &steps, &start, status, 2), None);
-        assert_eq!(r.reflect(&l, &steps, &start, status, 9), None);
+        assert_eq!(r.reflect_level(&l, &[], &start, status, 0), None);
+        assert_eq!(r.reflect_level(&l, &steps, &start, status, 2), None);
+        assert_eq!(r.reflect_level(&l, &steps, &start, status, 9), None);
     }
-    assert_eq!(r.name(), "sokoban-feedback");
+    assert_eq!(leafe::reflect::Reflector::name(&r), "sokoban-feedback");
 }
 
 #[test]
@@ -327,7 +327,7 @@ fn on_boxoban_rollouts_tau_is_the_step_that_made_the_level_hopeless() {
             }
             assert_eq!(env.status(), Status::StepLimit);
             let e = reflector
-                .reflect(l, &steps, env.state(), env.status(), 0)
+                .reflect_level(l, &steps, env.state(), env.status(), 0)
                 .expect("a failed end always gets an experience");
             assert!(e.tau < steps.len());
             let s = states(&steps, env.state());
@@ -400,7 +400,7 @@ proptest! {
         let (env, steps) = play(&l, 120, &actions);
         let min_tau = (min_tau_frac * steps.len() as f64) as usize;
         let status = if running || env.status() == Status::Solved { env.status() } else { Status::StepLimit };
-        let got = SokobanReflector::default().reflect(&l, &steps, env.state(), status, min_tau);
+        let got = SokobanReflector::default().reflect_level(&l, &steps, env.state(), status, min_tau);
         let Some(e) = got else {
             prop_assert!(status != Status::StepLimit);
             return Ok(());
@@ -558,7 +558,7 @@ fn loop_and_step_limit_guidance_penalise_returns_and_no_ops() {
         [-4.0, 0.0, -4.0, 0.0]
     );
     // A finished episode is left alone.
-    corner.restore(&State {
+    corner.restore_state(&State {
         status: Status::StepLimit,
         ..*corner.state()
     });

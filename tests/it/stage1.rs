@@ -5,14 +5,15 @@ use std::collections::{BTreeMap, HashMap};
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::env::sokoban::{Level, Sokoban};
-use leafe::explore::reflect::SokobanReflector;
-use leafe::explore::{ExploreConfig, Origin, Task, TaskTree, explore};
+use leafe::env::sokoban::reflect::SokobanReflector;
+use leafe::env::sokoban::{Level, Sokoban, SokobanPlanes};
+use leafe::experiment::worlds::SokobanWorld;
+use leafe::explore::{ExploreConfig, Origin, Task, TaskTree, World, explore};
 use leafe::pipeline::{ExploreJob, Shard};
-use leafe::policy::{NeuralPolicy, Policy, PolicyNetConfig, encode_batch};
+use leafe::policy::{NeuralPolicy, PolicyNetConfig};
 use leafe::query::{QuerySession, QueryText};
 use leafe::store::Store;
-use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain, save_policy};
+use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain_world, save_policy};
 
 use crate::common::{local_store, rt};
 
@@ -40,7 +41,8 @@ fn tiny_base() -> NeuralPolicy {
         },
         ..PretrainConfig::default()
     };
-    let (policy, report) = pretrain(&levels(60, 100), &cfg, |_, _, _| {}).unwrap();
+    let (policy, report) =
+        pretrain_world(&SokobanWorld, &levels(60, 100), &cfg, |_, _, _| {}).unwrap();
     assert!(
         report.epoch_losses.last().unwrap() < report.epoch_losses.first().unwrap(),
         "{:?}",
@@ -61,22 +63,34 @@ fn config() -> ExploreConfig {
     }
 }
 
-fn tasks(levels: &[Level]) -> Vec<Task> {
+fn tasks(levels: &[Level]) -> Vec<Task<Level>> {
     levels
         .iter()
         .enumerate()
         .map(|(i, l)| Task {
             index: i as u64,
-            level: l.clone(),
+            task: l.clone(),
             source: format!("t#{i}"),
         })
         .collect()
 }
 
+/// The `done` column the store gets for an episode's steps.
+fn stored_done(e: &leafe::explore::EpisodeOut) -> Vec<bool> {
+    let mut b = leafe::store::StepBatchBuilder::default();
+    leafe::explore::rows::push_steps(&mut b, e.id, &e.steps, e.experience_in_context);
+    let batch = b.finish();
+    let done = batch.column_by_name("done").unwrap().as_boolean().clone();
+    (0..done.len()).map(|i| done.value(i)).collect()
+}
+
 fn run_explore(policy: &NeuralPolicy, levels: &[Level], cfg: &ExploreConfig) -> Vec<TaskTree> {
     let mut trees = Vec::new();
     let reflector = SokobanReflector::new(cfg.reflector.clone());
-    explore(tasks(levels), policy, &reflector, cfg, |t| {
+    let policy = policy.clone().with_guide(SokobanWorld.guide(&cfg.guidance));
+    let max_steps = cfg.max_steps as usize;
+    let make_env = || SokobanWorld.make_env(max_steps);
+    explore(tasks(levels), &make_env, &policy, &reflector, cfg, |t| {
         trees.push(t);
         Ok(())
     })
@@ -96,13 +110,17 @@ fn a_checkpoint_round_trips_through_the_store_with_identical_probabilities() {
         .map(|l| leafe::env::sokoban::Sokoban::new(l.clone(), Default::default()))
         .collect();
     let mut planes = Vec::new();
-    encode_batch(envs.iter(), policy.board(), &mut planes).unwrap();
+    policy
+        .encode_batch(envs.iter().map(|e| e.observation()).collect::<Vec<_>>().iter(), &mut planes)
+        .unwrap();
     let before = policy.log_probs(&planes, envs.len()).unwrap();
     rt().block_on(async {
         save_policy(&store, "base", &policy, serde_json::json!({"test": true}))
             .await
             .unwrap();
-        let loaded = load_policy(&store, "base").await.unwrap();
+        let loaded = load_policy(&store, "base", std::sync::Arc::new(SokobanPlanes))
+            .await
+            .unwrap();
         assert_eq!(loaded.config(), policy.config());
         assert_eq!(loaded.log_probs(&planes, envs.len()).unwrap(), before);
         // Names are never overwritten; unknown names say what exists.
@@ -111,7 +129,10 @@ fn a_checkpoint_round_trips_through_the_store_with_identical_probabilities() {
                 .await
                 .is_err()
         );
-        let err = load_policy(&store, "nope").await.unwrap_err().to_string();
+        let err = load_policy(&store, "nope", std::sync::Arc::new(SokobanPlanes))
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope") && err.contains("base"), "{err}");
     });
     // The distribution is a distribution.
@@ -152,7 +173,7 @@ fn explored_trees_keep_their_invariants_and_the_same_seed_gives_the_same_trees()
             for (i, s) in e.steps.iter().enumerate() {
                 assert_eq!(s.t, start + i, "steps are contiguous from tau");
             }
-            assert_eq!(e.steps.last().map(|s| s.done), Some(true));
+            assert_eq!(stored_done(e).last().copied(), Some(true));
             if e.origin == Origin::Branch {
                 branches += 1;
                 successful_branches += usize::from(e.success);
@@ -195,7 +216,7 @@ fn explored_trees_keep_their_invariants_and_the_same_seed_gives_the_same_trees()
             .flat_map(|t| {
                 t.episodes
                     .iter()
-                    .map(|e| (e.id, e.parent, e.steps.iter().map(|s| s.action).collect()))
+                    .map(|e| (e.id, e.parent, e.steps.iter().map(|s| s.action_index.unwrap()).collect()))
             })
             .collect()
     };
@@ -312,7 +333,7 @@ fn an_exploration_job_lands_in_the_store_resumes_without_duplicates_and_shards()
     };
     rt().block_on(async {
         save_policy(&store, "base", &policy, serde_json::Value::Null).await.unwrap();
-        let s = job("j", Shard::ALL).run(&store, &()).await.unwrap();
+        let s = job("j", Shard::ALL).run(&SokobanWorld, &store, &()).await.unwrap();
         assert_eq!((s.tasks, s.chunks, s.skipped), (20, 4, 0));
         let episodes = count(&store, "SELECT COUNT(*) FROM episodes WHERE run_id LIKE 'j.%'").await;
         assert_eq!(episodes as usize, s.episodes);
@@ -340,20 +361,20 @@ fn an_exploration_job_lands_in_the_store_resumes_without_duplicates_and_shards()
         let last = store.commits().await.unwrap().into_iter().filter(|m| m.run_id.starts_with("j.c")).max_by_key(|m| m.run_id.clone()).unwrap();
         std::fs::remove_file(std::path::Path::new(&url).join(format!("_leafe/commits/{}.json", last.run_id))).unwrap();
         assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes").await, 18);
-        let s2 = job("j", Shard::ALL).run(&store, &()).await.unwrap();
+        let s2 = job("j", Shard::ALL).run(&SokobanWorld, &store, &()).await.unwrap();
         assert_eq!((s2.tasks, s2.skipped), (2, 18));
         assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes").await, 20);
         assert_eq!(count(&store, "SELECT COUNT(*) FROM episodes").await, episodes, "same trees, no duplicates");
-        let s3 = job("j", Shard::ALL).run(&store, &()).await.unwrap();
+        let s3 = job("j", Shard::ALL).run(&SokobanWorld, &store, &()).await.unwrap();
         assert_eq!((s3.tasks, s3.skipped), (0, 20));
         // Other settings under the same id are refused.
         let mut other = job("j", Shard::ALL);
         other.config.seed = 99;
-        assert!(other.run(&store, &()).await.unwrap_err().to_string().contains("other settings"));
+        assert!(other.run(&SokobanWorld, &store, &()).await.unwrap_err().to_string().contains("other settings"));
 
         // Two shards split the tasks between them.
-        let a = job("k", Shard { index: 0, count: 2 }).run(&store, &()).await.unwrap();
-        let b = job("k", Shard { index: 1, count: 2 }).run(&store, &()).await.unwrap();
+        let a = job("k", Shard { index: 0, count: 2 }).run(&SokobanWorld, &store, &()).await.unwrap();
+        let b = job("k", Shard { index: 1, count: 2 }).run(&SokobanWorld, &store, &()).await.unwrap();
         assert_eq!((a.tasks, b.tasks), (10, 10));
         assert_eq!(count(&store, "SELECT COUNT(DISTINCT task_id) FROM episodes WHERE run_id LIKE 'k.%'").await, 20);
     });
@@ -361,7 +382,6 @@ fn an_exploration_job_lands_in_the_store_resumes_without_duplicates_and_shards()
 
 #[test]
 fn observations_in_the_store_encode_to_the_same_planes_as_the_live_state() {
-    use leafe::env::Env;
     use leafe::env::sokoban::{CHANNELS, encode_text_planes};
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
@@ -376,7 +396,7 @@ fn observations_in_the_store_encode_to_the_same_planes_as_the_live_state() {
             encode_text_planes(&env.render_text(), 10, 10, &mut b).unwrap();
             assert_eq!(a, b, "{}", env.render_text());
             if env
-                .step(rng.random_range(0..4))
+                .act(rng.random_range(0..4))
                 .unwrap()
                 .status
                 .is_terminal()
@@ -409,6 +429,7 @@ fn grpo_samples_through_the_store_within_budget_and_sql_advantages_match_rust() 
             &store,
             &policy,
             &lv,
+            &|| SokobanWorld.make_env(cfg.max_steps as usize),
             "g",
             budget,
             None,

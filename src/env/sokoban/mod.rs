@@ -508,6 +508,11 @@ impl Sokoban {
         })
     }
 
+    /// Back to the level's initial state.
+    pub fn restart(&mut self) {
+        self.state = initial_state(&self.level);
+    }
+
     /// Go back to a saved state.
     pub fn restore_state(&mut self, state: &State) {
         self.state = *state;
