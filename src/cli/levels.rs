@@ -1,4 +1,5 @@
-//! `leafe levels …`: generate Sokoban levels and solve level files.
+//! `leafe levels …`: generate Sokoban levels and solve level files;
+//! generate gridworld task files.
 //!
 //! Thin: parse flags, build the library configs, call
 //! [`crate::env::sokoban`], print rows to stdout (`--format table|json`).
@@ -24,6 +25,33 @@ pub enum LevelsCmd {
     /// whether it was solved, the moves (u d l r), moves and pushes, search
     /// nodes and time, then a summary.
     Solve(SolveArgs),
+    /// Generate gridworld tasks (walls, traps `^`, a goal `G`, the agent
+    /// `@`; every grid solvable, with a trap next to its shortest path) and
+    /// write them as a grid file for `--env gridworld`.
+    Gridworld(GridArgs),
+}
+
+/// Flags of `leafe levels gridworld`.
+#[derive(Debug, clap::Args)]
+pub struct GridArgs {
+    /// Grid size WIDTHxHEIGHT including the outer walls (3x3 to 10x10).
+    #[arg(long, default_value = "6x6", value_parser = parse_size)]
+    pub size: (usize, usize),
+    /// Traps per grid.
+    #[arg(long, default_value_t = 3)]
+    pub traps: usize,
+    /// Probability that an inner cell is a wall.
+    #[arg(long, default_value_t = 0.15)]
+    pub wall_density: f64,
+    /// Number of grids to write.
+    #[arg(long, default_value_t = 100)]
+    pub count: usize,
+    /// Seed: the same flags and seed give the same file, byte for byte.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output file ("; N" header, grid, blank line).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Output format of row-printing commands.
@@ -112,7 +140,24 @@ pub fn run(cmd: LevelsCmd) -> anyhow::Result<u8> {
     match cmd {
         LevelsCmd::Generate(a) => run_generate(a),
         LevelsCmd::Solve(a) => run_solve(a),
+        LevelsCmd::Gridworld(a) => run_gridworld(a),
     }
+}
+
+fn run_gridworld(a: GridArgs) -> anyhow::Result<u8> {
+    use crate::env::gridworld::{GridworldGenConfig, generate, write_grid_file};
+    let config = GridworldGenConfig {
+        width: a.size.0,
+        height: a.size.1,
+        traps: a.traps,
+        wall_density: a.wall_density,
+        seed: a.seed,
+        count: a.count,
+    };
+    let grids = generate(&config).context("generating grids")?;
+    write_grid_file(&a.out, &grids).with_context(|| format!("writing {}", a.out.display()))?;
+    tracing::info!(count = grids.len(), out = %a.out.display(), "wrote grids");
+    Ok(0)
 }
 
 fn run_generate(a: GenerateArgs) -> anyhow::Result<u8> {

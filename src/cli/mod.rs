@@ -238,11 +238,18 @@ pub(crate) async fn env_for(
     flag: Option<&str>,
     model: &str,
 ) -> anyhow::Result<String> {
+    let net = crate::train::model_config(store, model).await?;
+    let of_model = crate::experiment::worlds::world_of_encoder(&net.encoder);
     if let Some(env) = flag {
+        if let Some(plays) = of_model.filter(|w| *w != env) {
+            anyhow::bail!(
+                "model `{model}` plays {plays} (it reads `{}` observations), not {env}: drop --env or pick a {env} model",
+                net.encoder
+            );
+        }
         return Ok(env.to_string());
     }
-    let net = crate::train::model_config(store, model).await?;
-    crate::experiment::worlds::world_of_encoder(&net.encoder)
+    of_model
         .map(str::to_string)
         .ok_or_else(|| {
             anyhow::anyhow!(
