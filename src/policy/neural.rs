@@ -34,29 +34,91 @@ pub fn default_device() -> Device {
     }
 }
 
-/// Hyper-parameters of the policy network. The defaults are Sokoban's
-/// (checkpoints written before the encoder was recorded load as Sokoban's).
-#[derive(Config, Debug, PartialEq)]
+/// Hyper-parameters and shape of the policy network.
+///
+/// `board` and `hidden` are the hyper-parameters a config file sets; the
+/// input and output shape (`encoder`, `channels`, `actions`) come from the
+/// environment's [`Encoder`] when a network is made
+/// ([`PolicyNetConfig::for_encoder`]) and are recorded with its checkpoint.
+/// Their defaults are Sokoban's, and they are left out of the serialized form
+/// while they have them, so configs and checkpoints written before they
+/// existed read as Sokoban's and Sokoban's read as before.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyNetConfig {
     /// Side of the square the encoder's planes are padded to (the largest
     /// board the policy can play; 1 for a flat encoding).
-    #[config(default = 10)]
+    #[serde(default = "default_board")]
     pub board: usize,
     /// Width of the two hidden layers.
-    #[config(default = 256)]
+    #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// The encoder's name ([`Encoder::name`]).
-    #[config(default = "String::from(\"sokoban-planes\")")]
+    #[serde(default = "default_encoder", skip_serializing_if = "is_default_encoder")]
     pub encoder: String,
     /// Channels of the encoding ([`Encoder::channels`]).
-    #[config(default = 7)]
+    #[serde(default = "default_channels", skip_serializing_if = "is_default_channels")]
     pub channels: usize,
     /// Actions of the output head (the environment's choice space).
-    #[config(default = 4)]
+    #[serde(default = "default_actions", skip_serializing_if = "is_default_actions")]
     pub actions: usize,
 }
 
+fn default_board() -> usize {
+    10
+}
+fn default_hidden() -> usize {
+    256
+}
+fn default_encoder() -> String {
+    "sokoban-planes".into()
+}
+fn default_channels() -> usize {
+    7
+}
+fn default_actions() -> usize {
+    4
+}
+fn is_default_encoder(v: &str) -> bool {
+    v == default_encoder()
+}
+fn is_default_channels(v: &usize) -> bool {
+    *v == default_channels()
+}
+fn is_default_actions(v: &usize) -> bool {
+    *v == default_actions()
+}
+
+impl Default for PolicyNetConfig {
+    fn default() -> Self {
+        PolicyNetConfig::new()
+    }
+}
+
 impl PolicyNetConfig {
+    /// The default network (board 10, hidden 256, Sokoban's shape).
+    pub fn new() -> PolicyNetConfig {
+        PolicyNetConfig {
+            board: default_board(),
+            hidden: default_hidden(),
+            encoder: default_encoder(),
+            channels: default_channels(),
+            actions: default_actions(),
+        }
+    }
+
+    /// With this board size.
+    pub fn with_board(mut self, board: usize) -> PolicyNetConfig {
+        self.board = board;
+        self
+    }
+
+    /// With this hidden width.
+    pub fn with_hidden(mut self, hidden: usize) -> PolicyNetConfig {
+        self.hidden = hidden;
+        self
+    }
+
     /// A config for `encoder` at this board size and width.
     pub fn for_encoder(encoder: &dyn Encoder, board: usize, hidden: usize) -> PolicyNetConfig {
         PolicyNetConfig {
