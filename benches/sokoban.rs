@@ -23,10 +23,10 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use leafe::env::Env;
-use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::env::sokoban::levels::read_level_file;
-use leafe::env::sokoban::solve::{SolverConfig, solve};
-use leafe::env::sokoban::{Level, Sokoban, SokobanConfig};
+use leafe::worlds::sokoban::generate::{GeneratorConfig, generate};
+use leafe::worlds::sokoban::levels::read_level_file;
+use leafe::worlds::sokoban::solve::{SolverConfig, solve};
+use leafe::worlds::sokoban::{Level, Sokoban, SokobanConfig};
 
 fn boxoban() -> Vec<Level> {
     let mut p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -97,7 +97,7 @@ fn bench_step(c: &mut Criterion) {
     g.bench_function("env_step_by_name", |b| {
         use leafe::env::Env;
         let mut env = Sokoban::new(level.clone(), SokobanConfig::default());
-        let names = leafe::env::sokoban::DIR_NAMES;
+        let names = leafe::worlds::sokoban::DIR_NAMES;
         b.iter(|| {
             for &a in &acts {
                 if env.status().is_terminal() {

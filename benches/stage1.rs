@@ -13,16 +13,16 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::env::sokoban::{Sokoban, SokobanPlanes};
-use leafe::experiment::worlds::SokobanWorld;
 use leafe::explore::ExploreConfig;
 use leafe::pipeline::{ExploreJob, Shard};
 use leafe::policy::{NeuralPolicy, PolicyNetConfig, default_device};
 use leafe::store::Store;
 use leafe::train::{FitConfig, PretrainConfig, Samples, fit, pretrain_world, save_policy};
+use leafe::worlds::SokobanWorld;
+use leafe::worlds::sokoban::generate::{GeneratorConfig, generate};
+use leafe::worlds::sokoban::{Sokoban, SokobanPlanes};
 
-fn levels(count: usize, seed: u64) -> Vec<leafe::env::sokoban::Level> {
+fn levels(count: usize, seed: u64) -> Vec<leafe::worlds::sokoban::Level> {
     generate(&GeneratorConfig {
         width: 6,
         height: 6,
@@ -50,14 +50,20 @@ fn policy_inference(c: &mut Criterion) {
         .collect();
     let observations: Vec<_> = envs.iter().map(|e| e.observation()).collect();
     let mut planes = Vec::new();
-    policy.encode_batch(observations.iter(), &mut planes).unwrap();
+    policy
+        .encode_batch(observations.iter(), &mut planes)
+        .unwrap();
     let mut g = c.benchmark_group("policy_inference");
     g.throughput(Throughput::Elements(envs.len() as u64));
     g.bench_function("batch_512", |b| {
         b.iter(|| policy.log_probs(&planes, envs.len()).unwrap())
     });
     g.bench_function("encode_512", |b| {
-        b.iter(|| policy.encode_batch(observations.iter(), &mut planes).unwrap())
+        b.iter(|| {
+            policy
+                .encode_batch(observations.iter(), &mut planes)
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -93,7 +99,9 @@ fn explore_job(c: &mut Criterion) {
     rt.block_on(save_policy(&store, "base", &base, serde_json::Value::Null))
         .unwrap();
     let t = Instant::now();
-    let s = rt.block_on(job("warm".into()).run(&SokobanWorld, &store, &())).unwrap();
+    let s = rt
+        .block_on(job("warm".into()).run(&SokobanWorld, &store, &()))
+        .unwrap();
     let secs = t.elapsed().as_secs_f64();
     println!(
         "explore job: {} tasks, {} episodes, {} reflections, {} env steps in {secs:.2}s: {:.0} tasks/min, {:.0} env steps/s (policy steps, store writing included)",
@@ -111,7 +119,8 @@ fn explore_job(c: &mut Criterion) {
     g.bench_function("64_tasks_6x6_2box", |b| {
         b.iter(|| {
             n += 1;
-            rt.block_on(job(format!("r{n}")).run(&SokobanWorld, &store, &())).unwrap()
+            rt.block_on(job(format!("r{n}")).run(&SokobanWorld, &store, &()))
+                .unwrap()
         })
     });
     g.finish();

@@ -16,16 +16,16 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::experiment::worlds::SokobanWorld;
 use leafe::explore::{ExploreConfig, World, sample_rollouts};
 use leafe::pipeline::{ExploreJob, Shard};
 use leafe::store::Store;
 use leafe::train::distill::{DistillConfig, Method, distill};
 use leafe::train::grpo::{GrpoConfig, grpo};
 use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain_world, save_policy};
+use leafe::worlds::SokobanWorld;
+use leafe::worlds::sokoban::generate::{GeneratorConfig, generate};
 
-fn levels(count: usize, seed: u64) -> Vec<leafe::env::sokoban::Level> {
+fn levels(count: usize, seed: u64) -> Vec<leafe::worlds::sokoban::Level> {
     generate(&GeneratorConfig {
         width: 6,
         height: 6,

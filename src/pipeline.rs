@@ -228,20 +228,28 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
             // mid-exploration leaves no lock behind.
             let mut trees: Vec<TaskTree> = Vec::with_capacity(chunk.len());
             tokio::task::block_in_place(|| {
-                explore(chunk.to_vec(), &make_env, &policy, reflector.as_ref(), &self.config, |tree| {
-                    summary.tasks += 1;
-                    summary.episodes += tree.episodes.len();
-                    summary.reflections += tree.reflections.len();
-                    summary.env_steps += tree.interaction_cost;
-                    let (snapshot, replay) = tree.rollbacks();
-                    summary.rollbacks_snapshot += snapshot;
-                    summary.rollbacks_replay += replay;
-                    summary.root_solved += usize::from(tree.episodes[0].success);
-                    summary.solved_tasks += usize::from(tree.episodes.iter().any(|e| e.success));
-                    trees.push(tree);
-                    progress.update(&summary, total);
-                    Ok(())
-                })
+                explore(
+                    chunk.to_vec(),
+                    &make_env,
+                    &policy,
+                    reflector.as_ref(),
+                    &self.config,
+                    |tree| {
+                        summary.tasks += 1;
+                        summary.episodes += tree.episodes.len();
+                        summary.reflections += tree.reflections.len();
+                        summary.env_steps += tree.interaction_cost;
+                        let (snapshot, replay) = tree.rollbacks();
+                        summary.rollbacks_snapshot += snapshot;
+                        summary.rollbacks_replay += replay;
+                        summary.root_solved += usize::from(tree.episodes[0].success);
+                        summary.solved_tasks +=
+                            usize::from(tree.episodes.iter().any(|e| e.success));
+                        trees.push(tree);
+                        progress.update(&summary, total);
+                        Ok(())
+                    },
+                )
             })?;
             trees.sort_by_key(|t| t.task_index);
             let mut run = loop {

@@ -8,7 +8,7 @@
 //! and one reflector that works for every environment,
 //! [`FeedbackReflector`]: the first owned step the environment flagged as a
 //! mistake. Environment-specific reflectors live with their environment
-//! (`env::sokoban::reflect`); an LLM reflector implements the same trait.
+//! (`worlds::sokoban::reflect`); an LLM reflector implements the same trait.
 //!
 //! Invariants of every verdict: `min_tau <= tau < steps.len()` (a rollback
 //! restarts from the state before step `tau`, inside the part of the
@@ -186,7 +186,9 @@ impl Reflector for FeedbackReflector {
             Some(i) => (
                 i,
                 "loop",
-                format!("from step {i} the trajectory went in circles: it came back to the same observation"),
+                format!(
+                    "from step {i} the trajectory went in circles: it came back to the same observation"
+                ),
             ),
             None => (
                 min_tau,
@@ -254,8 +256,16 @@ mod tests {
             .reflect(&steps, &now, Status::Running, 1)
             .unwrap();
         assert_eq!((e.tau, e.category.as_str()), (2, "pit"));
-        assert!(FeedbackReflector.reflect(&steps, &now, Status::Solved, 0).is_none());
-        assert!(FeedbackReflector.reflect(&steps, &now, Status::Unsolvable, 3).is_none());
+        assert!(
+            FeedbackReflector
+                .reflect(&steps, &now, Status::Solved, 0)
+                .is_none()
+        );
+        assert!(
+            FeedbackReflector
+                .reflect(&steps, &now, Status::Unsolvable, 3)
+                .is_none()
+        );
     }
 
     #[test]
@@ -267,7 +277,11 @@ mod tests {
             step(3, "b", "y", None),
         ];
         let now = Observation::text("e");
-        assert!(FeedbackReflector.reflect(&steps, &now, Status::Running, 0).is_none());
+        assert!(
+            FeedbackReflector
+                .reflect(&steps, &now, Status::Running, 0)
+                .is_none()
+        );
         let e = FeedbackReflector
             .reflect(&steps, &now, Status::StepLimit, 0)
             .unwrap();

@@ -2,7 +2,7 @@
 //! generate gridworld task files.
 //!
 //! Thin: parse flags, build the library configs, call
-//! [`crate::env::sokoban`], print rows to stdout (`--format table|json`).
+//! [`crate::worlds::sokoban`], print rows to stdout (`--format table|json`).
 //! Logs and progress go through `tracing` (stderr). Exit codes: 0 ok, 1 the
 //! run worked but `--require-all` found an unsolved level; errors bubble up
 //! as `anyhow` (mapped to exit 2 by `main`).
@@ -11,9 +11,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use crate::env::sokoban::generate::{GeneratorConfig, generate};
-use crate::env::sokoban::levels::{read_level_file, write_level_file};
-use crate::env::sokoban::solve::{SolverConfig, solve};
+use crate::worlds::sokoban::generate::{GeneratorConfig, generate};
+use crate::worlds::sokoban::levels::{read_level_file, write_level_file};
+use crate::worlds::sokoban::solve::{SolverConfig, solve};
 
 /// Work with Sokoban level files (Boxoban format).
 #[derive(Debug, clap::Subcommand)]
@@ -145,7 +145,7 @@ pub fn run(cmd: LevelsCmd) -> anyhow::Result<u8> {
 }
 
 fn run_gridworld(a: GridArgs) -> anyhow::Result<u8> {
-    use crate::env::gridworld::{GridworldGenConfig, generate, write_grid_file};
+    use crate::worlds::gridworld::{GridworldGenConfig, generate, write_grid_file};
     let config = GridworldGenConfig {
         width: a.size.0,
         height: a.size.1,

@@ -239,7 +239,7 @@ pub(crate) async fn env_for(
     model: &str,
 ) -> anyhow::Result<String> {
     let net = crate::train::model_config(store, model).await?;
-    let of_model = crate::experiment::worlds::world_of_encoder(&net.encoder);
+    let of_model = crate::worlds::world_of_encoder(&net.encoder);
     if let Some(env) = flag {
         if let Some(plays) = of_model.filter(|w| *w != env) {
             anyhow::bail!(
@@ -404,11 +404,11 @@ fn runs_batch(runs: &[crate::store::RunInfo]) -> arrow::record_batch::RecordBatc
 }
 
 async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
-    use crate::env::sokoban::generate::{GeneratorConfig, generate};
     use crate::explore::ExploreConfig;
     use crate::pipeline::{ExploreJob, Shard};
-    use crate::experiment::worlds::SokobanWorld;
     use crate::train::{PretrainConfig, pretrain_world, save_policy};
+    use crate::worlds::SokobanWorld;
+    use crate::worlds::sokoban::generate::{GeneratorConfig, generate};
 
     let store = a.store.open()?;
     let tag = default_run_id("demo", a.seed);

@@ -1,8 +1,8 @@
 //! Environments: the [`Env`] boundary and its implementations.
 //!
 //! An environment is anything an agent can act in step by step: a built-in
-//! world ([`sokoban`], [`gridworld`]) or, through the same trait, a process
-//! that speaks a protocol. What crosses the boundary is deliberately plain,
+//! world (`worlds::sokoban`, `worlds::gridworld`) or, through the same
+//! trait, a process that speaks a protocol. What crosses the boundary is deliberately plain,
 //! so an LLM agent and a small network can both act, and a reflector can read
 //! any trajectory:
 //!
@@ -30,12 +30,10 @@
 //! - Once [`Env::status`] is terminal, [`Env::step`] refuses to step
 //!   ([`EnvError::EpisodeOver`]) until `reset` or `restore`.
 //!
-//! This module sits at the bottom of the crate: its boundary depends on no
-//! other leafe module. Each environment is a module of its own that carries
-//! what is its own (rules, encoding for networks, rule-based reflector).
-
-pub mod gridworld;
-pub mod sokoban;
+//! This module sits at the bottom of the crate and depends on no other
+//! leafe module. The environments themselves are rooms of their own above
+//! the boundaries (`crate::worlds`), each carrying what is its own (rules,
+//! tasks, encoding for networks, rule-based reflector).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -89,7 +87,9 @@ pub enum EnvError {
     Generate { message: String },
     /// Rollback by replay reached a different observation than the one
     /// recorded: the environment is not deterministic under reset + replay.
-    #[error("{env}: task {task_id}: replay diverged at step {t}: the environment is not deterministic")]
+    #[error(
+        "{env}: task {task_id}: replay diverged at step {t}: the environment is not deterministic"
+    )]
     NonDeterministic {
         env: String,
         task_id: String,

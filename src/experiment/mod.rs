@@ -18,7 +18,6 @@
 //! same name is refused.
 
 pub mod report;
-pub mod worlds;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -28,19 +27,19 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use serde::{Deserialize, Serialize};
 
-use crate::env::sokoban::Level;
-use crate::env::sokoban::generate::{GeneratorConfig, generate};
-use crate::env::sokoban::levels::to_boxoban_text;
-use crate::explore::World;
 use crate::eval::{EvalSpec, default_ks, evaluate};
 use crate::explore::ExploreConfig;
+use crate::explore::World;
 use crate::pipeline::{ExploreJob, Shard};
 use crate::query::{QuerySession, QueryText};
 use crate::store::{RunSpec, Store};
 use crate::train::distill::{DistillConfig, Method, distill};
 use crate::train::grpo::{GrpoConfig, grpo};
 use crate::train::{PretrainConfig, load_policy, pretrain_world, record_and_save};
-use worlds::SokobanWorld;
+use crate::worlds::SokobanWorld;
+use crate::worlds::sokoban::Level;
+use crate::worlds::sokoban::generate::{GeneratorConfig, generate};
+use crate::worlds::sokoban::levels::to_boxoban_text;
 
 /// The methods compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -40,7 +40,9 @@ use crate::env::{EnvError, RollbackKind, Step};
 use crate::policy::{GuidanceConfig, PolicyError};
 use crate::reflect::{Experience, ReflectorConfig};
 
-pub use rollout::{RolloutOutcome, Trajectory, count_successes, sample_rollouts, sample_trajectories};
+pub use rollout::{
+    RolloutOutcome, Trajectory, count_successes, sample_rollouts, sample_trajectories,
+};
 pub use tree::explore;
 pub use world::World;
 
@@ -233,7 +235,12 @@ impl TaskTree {
 
     /// Rollbacks of each kind: (snapshot, replay).
     pub fn rollbacks(&self) -> (usize, usize) {
-        let count = |k| self.episodes.iter().filter(|e| e.rollback == Some(k)).count();
+        let count = |k| {
+            self.episodes
+                .iter()
+                .filter(|e| e.rollback == Some(k))
+                .count()
+        };
         (count(RollbackKind::Snapshot), count(RollbackKind::Replay))
     }
 }

@@ -90,7 +90,16 @@ where
     E: Env,
     P: Policy + ?Sized,
 {
-    rollouts(tasks, make_env, policy, samples, temperature, seed, batch, |t| t)
+    rollouts(
+        tasks,
+        make_env,
+        policy,
+        samples,
+        temperature,
+        seed,
+        batch,
+        |t| t,
+    )
 }
 
 /// Like [`sample_trajectories`], keeping outcomes only (evaluation).
@@ -110,9 +119,16 @@ where
     E: Env,
     P: Policy + ?Sized,
 {
-    rollouts(tasks, make_env, policy, samples, temperature, seed, batch, |t| {
-        RolloutOutcome::from(&t)
-    })
+    rollouts(
+        tasks,
+        make_env,
+        policy,
+        samples,
+        temperature,
+        seed,
+        batch,
+        |t| RolloutOutcome::from(&t),
+    )
 }
 
 /// Successes per task of [`sample_rollouts`].

@@ -251,7 +251,8 @@ where
             if run.active > 0 {
                 continue;
             }
-            let count = |f: &dyn Fn(&EpisodeOut) -> bool| run.eps.iter().flatten().filter(|e| f(e)).count();
+            let count =
+                |f: &dyn Fn(&EpisodeOut) -> bool| run.eps.iter().flatten().filter(|e| f(e)).count();
             let successes = count(&|e| e.origin == Origin::Branch && e.success);
             let roots = count(&|e| e.origin == Origin::Root);
             let solved_roots = count(&|e| e.origin == Origin::Root && e.success);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::env::{self, Env, Observation};
-use crate::policy::{Encoder, Guide, GuidanceConfig};
+use crate::policy::{Encoder, GuidanceConfig, Guide};
 use crate::reflect::{Reflector, ReflectorConfig};
 
 /// An environment family and what it brings.

@@ -54,13 +54,22 @@ pub struct PolicyNetConfig {
     #[serde(default = "default_hidden")]
     pub hidden: usize,
     /// The encoder's name ([`Encoder::name`]).
-    #[serde(default = "default_encoder", skip_serializing_if = "is_default_encoder")]
+    #[serde(
+        default = "default_encoder",
+        skip_serializing_if = "is_default_encoder"
+    )]
     pub encoder: String,
     /// Channels of the encoding ([`Encoder::channels`]).
-    #[serde(default = "default_channels", skip_serializing_if = "is_default_channels")]
+    #[serde(
+        default = "default_channels",
+        skip_serializing_if = "is_default_channels"
+    )]
     pub channels: usize,
     /// Actions of the output head (the environment's choice space).
-    #[serde(default = "default_actions", skip_serializing_if = "is_default_actions")]
+    #[serde(
+        default = "default_actions",
+        skip_serializing_if = "is_default_actions"
+    )]
     pub actions: usize,
 }
 

@@ -225,7 +225,13 @@ pub async fn distill_runs(
     if method == Method::Leafe {
         let q = load_query(queries, "counterfactual_pairs")?;
         for p in patterns {
-            pairs += append_rows(&mut samples, &rows(&session, &q, p).await?, encoder.as_ref(), board, 1.0)?;
+            pairs += append_rows(
+                &mut samples,
+                &rows(&session, &q, p).await?,
+                encoder.as_ref(),
+                board,
+                1.0,
+            )?;
         }
     }
     let weight = if method == Method::Leafe {

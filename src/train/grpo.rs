@@ -139,9 +139,7 @@ pub async fn grpo<E: Env>(
         if tasks == 0 {
             break;
         }
-        let picked: Vec<usize> = (0..tasks)
-            .map(|i| (next_task + i) % levels.len())
-            .collect();
+        let picked: Vec<usize> = (0..tasks).map(|i| (next_task + i) % levels.len()).collect();
         let chosen: Vec<E::Task> = picked.iter().map(|&i| levels[i].clone()).collect();
         next_task += tasks;
         let it_seed = config.seed.wrapping_add(report.iterations as u64 * 7919);

@@ -113,11 +113,10 @@ pub async fn train_increment(
     let init = wm.latest.clone().unwrap_or_else(|| init.to_string());
     let name = format!("{line}.v{:04}", wm.version + 1);
     let patterns: Vec<String> = new_runs.iter().map(|r| like_exact(r)).collect();
-    let (policy, report) =
-        distill_runs(
-            store, &init, encoder, method, &patterns, queries, config, progress,
-        )
-        .await?;
+    let (policy, report) = distill_runs(
+        store, &init, encoder, method, &patterns, queries, config, progress,
+    )
+    .await?;
     let config_json = serde_json::json!({
         "method": method, "init": init, "line": line, "runs": new_runs,
         "queries": queries.map(|q| q.display().to_string()), "distill": config, "report": report,

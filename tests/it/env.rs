@@ -7,16 +7,16 @@
 
 use std::path::PathBuf;
 
-use leafe::env::sokoban::deadlock::{self, DeadlockKind};
-use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::env::sokoban::levels::{
+use leafe::env::{Env, EnvError, Rollback, Status, roll_back};
+use leafe::worlds::sokoban::deadlock::{self, DeadlockKind};
+use leafe::worlds::sokoban::generate::{GeneratorConfig, generate};
+use leafe::worlds::sokoban::levels::{
     parse_levels, read_level_file, to_boxoban_text, write_level_file,
 };
-use leafe::env::sokoban::solve::{Solvability, SolverConfig, is_solvable, solve, solve_state};
-use leafe::env::sokoban::{
+use leafe::worlds::sokoban::solve::{Solvability, SolverConfig, is_solvable, solve, solve_state};
+use leafe::worlds::sokoban::{
     CHANNELS, DOWN, Events, LEFT, Level, RIGHT, Sokoban, SokobanConfig, UP, encode_state,
 };
-use leafe::env::{Env, EnvError, Rollback, Status, roll_back};
 use proptest::prelude::*;
 
 fn fixture(name: &str) -> PathBuf {
@@ -265,7 +265,7 @@ fn dead_squares_are_corners_and_wall_runs_without_targets() {
     let dead = l.dead_squares();
     let cells: Vec<(usize, usize)> = dead
         .iter()
-        .map(leafe::env::sokoban::board::coords)
+        .map(leafe::worlds::sokoban::board::coords)
         .collect();
     for x in 1..5 {
         assert!(cells.contains(&(x, 1)), "{cells:?}");
@@ -752,7 +752,10 @@ mod cli {
 
 /// Plays `actions` (indices) through the generic boundary, recording each
 /// step and the native snapshot before it, until the episode ends.
-fn record(e: &mut Sokoban, actions: &[usize]) -> (Vec<leafe::env::Step>, Vec<leafe::env::sokoban::State>) {
+fn record(
+    e: &mut Sokoban,
+    actions: &[usize],
+) -> (Vec<leafe::env::Step>, Vec<leafe::worlds::sokoban::State>) {
     let (mut steps, mut snaps) = (Vec::new(), Vec::new());
     for &a in actions {
         if e.status().is_terminal() {
@@ -760,7 +763,7 @@ fn record(e: &mut Sokoban, actions: &[usize]) -> (Vec<leafe::env::Step>, Vec<lea
         }
         snaps.push(Env::snapshot(e).expect("Sokoban has snapshots"));
         let observation = e.observe();
-        let name = leafe::env::sokoban::DIR_NAMES[a];
+        let name = leafe::worlds::sokoban::DIR_NAMES[a];
         let transition = Env::step(e, name).unwrap();
         steps.push(leafe::env::Step {
             t: steps.len(),
@@ -822,8 +825,14 @@ fn replay_that_diverges_is_reported() {
     let (mut steps, _) = record(&mut e, &[0, 1, 2, 3, 0, 1]);
     steps[2].observation.text.push('#');
     let mut fresh = Sokoban::with_config(SokobanConfig::default());
-    let err = roll_back(&mut fresh, &levels[0], &steps, 4, &Rollback::Replay { seed: 0 })
-        .unwrap_err();
+    let err = roll_back(
+        &mut fresh,
+        &levels[0],
+        &steps,
+        4,
+        &Rollback::Replay { seed: 0 },
+    )
+    .unwrap_err();
     assert!(
         matches!(err, EnvError::NonDeterministic { t: 2, .. }),
         "{err}"

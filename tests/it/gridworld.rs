@@ -28,20 +28,67 @@ fn the_gridworld_runs_through_every_command() {
     let train = dir.path().join("grids.txt");
     let test = dir.path().join("held.txt");
     let (t, h) = (train.to_str().unwrap(), test.to_str().unwrap());
-    ok(&["levels", "gridworld", "--count", "80", "--seed", "1", "--out", t]);
-    ok(&["levels", "gridworld", "--count", "16", "--seed", "2", "--out", h]);
+    ok(&[
+        "levels",
+        "gridworld",
+        "--count",
+        "80",
+        "--seed",
+        "1",
+        "--out",
+        t,
+    ]);
+    ok(&[
+        "levels",
+        "gridworld",
+        "--count",
+        "16",
+        "--seed",
+        "2",
+        "--out",
+        h,
+    ]);
     assert!(std::fs::read_to_string(t).unwrap().contains('^'));
 
     let out = ok(&[
-        "pretrain", "--store", &url, "--env", "gridworld", "--levels", t, "--out-model", "gbase",
-        "--demo-levels", "20", "--epochs", "2", "--eval-levels", h, "--eval-samples", "8",
+        "pretrain",
+        "--store",
+        &url,
+        "--env",
+        "gridworld",
+        "--levels",
+        t,
+        "--out-model",
+        "gbase",
+        "--demo-levels",
+        "20",
+        "--epochs",
+        "2",
+        "--eval-levels",
+        h,
+        "--eval-samples",
+        "8",
     ]);
-    assert!(out.contains("saved model gbase") && out.contains("pass@8"), "{out}");
+    assert!(
+        out.contains("saved model gbase") && out.contains("pass@8"),
+        "{out}"
+    );
 
     // No --env: the model says it plays the gridworld.
     let out = ok(&[
-        "explore", "--store", &url, "--model", "gbase", "--levels", t, "--run-id", "g",
-        "--budget", "200", "--chunk-tasks", "40",
+        "explore",
+        "--store",
+        &url,
+        "--model",
+        "gbase",
+        "--levels",
+        t,
+        "--run-id",
+        "g",
+        "--budget",
+        "200",
+        "--chunk-tasks",
+        "40",
     ]);
     assert!(out.contains("80 tasks in 2 chunk(s)"), "{out}");
     assert!(out.contains("by replay"), "{out}");
@@ -49,7 +96,11 @@ fn the_gridworld_runs_through_every_command() {
     // Branches exist, every rollback was a replay, and its cost is in the
     // episodes' interaction cost: more than the stored steps.
     let out = ok(&[
-        "sql", "--store", &url, "--format", "csv",
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
         "SELECT COUNT(*) AS branches, \
                 CAST(SUM(e.interaction_cost) AS BIGINT) AS cost, \
                 CAST(SUM(s.n) AS BIGINT) AS stored \
@@ -58,20 +109,31 @@ fn the_gridworld_runs_through_every_command() {
          WHERE e.run_id LIKE 'g.%' AND e.origin = 'branch' AND e.rollback_step > 0",
     ]);
     let v = csv_value(&out);
-    let (branches, cost, stored): (i64, i64, i64) =
-        (v[0].parse().unwrap(), v[1].parse().unwrap(), v[2].parse().unwrap());
+    let (branches, cost, stored): (i64, i64, i64) = (
+        v[0].parse().unwrap(),
+        v[1].parse().unwrap(),
+        v[2].parse().unwrap(),
+    );
     assert!(branches > 0, "{out}");
     assert!(cost > stored, "replayed prefixes are charged: {out}");
     // No task spent more than its budget, replays included.
     let out = ok(&[
-        "sql", "--store", &url, "--format", "csv",
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
         "SELECT MAX(c) AS worst FROM (SELECT task_id, SUM(interaction_cost) AS c FROM episodes \
          WHERE run_id LIKE 'g.%' GROUP BY task_id)",
     ]);
     assert!(csv_value(&out)[0].parse::<i64>().unwrap() <= 200, "{out}");
     // The gridworld's reflector named traps, with actions by name.
     let out = ok(&[
-        "sql", "--store", &url, "--format", "csv",
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
         "SELECT COUNT(*) AS n FROM reflections WHERE run_id LIKE 'g.%' AND category = 'trap' \
          AND reflector = 'gridworld-rules' AND critical_action_text IN ('up', 'down', 'left', 'right') \
          AND critical_action BETWEEN 0 AND 3",
@@ -79,21 +141,50 @@ fn the_gridworld_runs_through_every_command() {
     assert!(csv_value(&out)[0].parse::<i64>().unwrap() > 0, "{out}");
 
     let out = ok(&[
-        "train", "--store", &url, "--method", "leafe", "--init", "gbase", "--runs", "g.%",
-        "--out-model", "gleafe", "--epochs", "2",
+        "train",
+        "--store",
+        &url,
+        "--method",
+        "leafe",
+        "--init",
+        "gbase",
+        "--runs",
+        "g.%",
+        "--out-model",
+        "gleafe",
+        "--epochs",
+        "2",
     ]);
     assert!(out.contains("saved model gleafe"), "{out}");
     let out = ok(&[
-        "eval", "--store", &url, "--model", "gleafe", "--levels", h, "--samples", "8",
-        "--format", "csv",
+        "eval",
+        "--store",
+        &url,
+        "--model",
+        "gleafe",
+        "--levels",
+        h,
+        "--samples",
+        "8",
+        "--format",
+        "csv",
     ]);
     assert!(out.starts_with("model,split,tasks,samples,pass@1"), "{out}");
     assert!(out.contains("gleafe,test,16,8,"), "{out}");
 
     let jsonl = dir.path().join("cf.jsonl");
     ok(&[
-        "export", "--store", &url, "--runs", "g.%", "--dataset", "counterfactual", "--format",
-        "trl-messages", "--out", jsonl.to_str().unwrap(),
+        "export",
+        "--store",
+        &url,
+        "--runs",
+        "g.%",
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--out",
+        jsonl.to_str().unwrap(),
     ]);
     let text = std::fs::read_to_string(&jsonl).unwrap();
     let first = text.lines().next().expect("some counterfactual examples");
@@ -110,5 +201,8 @@ fn the_gridworld_runs_through_every_command() {
         "explore", "--store", &url, "--model", "gbase", "--env", "sokoban", "--levels", h,
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("gridworld-planes") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("gridworld-planes") && err.lines().count() == 1,
+        "{err}"
+    );
 }

@@ -9,14 +9,14 @@
 
 use std::path::PathBuf;
 
-use leafe::env::sokoban::levels::{parse_levels, read_level_file};
-use leafe::env::sokoban::solve::{Solvability, SolverConfig, solve_from};
-use leafe::env::sokoban::{DOWN, LEFT, Level, RIGHT, Sokoban, SokobanConfig, State, UP};
-use leafe::env::sokoban::guide::{Guidance, GuidanceConfig, Visited};
-use leafe::env::sokoban::reflect::{
+use leafe::env::{Env, Status};
+use leafe::worlds::sokoban::guide::{Guidance, GuidanceConfig, Visited};
+use leafe::worlds::sokoban::levels::{parse_levels, read_level_file};
+use leafe::worlds::sokoban::reflect::{
     Category, ReflectorConfig, SokobanReflector, StepRecord, Verdict as Experience,
 };
-use leafe::env::{Env, Status};
+use leafe::worlds::sokoban::solve::{Solvability, SolverConfig, solve_from};
+use leafe::worlds::sokoban::{DOWN, LEFT, Level, RIGHT, Sokoban, SokobanConfig, State, UP};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -4,16 +4,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
-use leafe::env::sokoban::generate::{GeneratorConfig, generate};
-use leafe::env::sokoban::reflect::SokobanReflector;
-use leafe::env::sokoban::{Level, Sokoban, SokobanPlanes};
-use leafe::experiment::worlds::SokobanWorld;
 use leafe::explore::{ExploreConfig, Origin, Task, TaskTree, World, explore};
 use leafe::pipeline::{ExploreJob, Shard};
 use leafe::policy::{NeuralPolicy, PolicyNetConfig};
 use leafe::query::{QuerySession, QueryText};
 use leafe::store::Store;
 use leafe::train::{FitConfig, PretrainConfig, load_policy, pretrain_world, save_policy};
+use leafe::worlds::SokobanWorld;
+use leafe::worlds::sokoban::generate::{GeneratorConfig, generate};
+use leafe::worlds::sokoban::reflect::SokobanReflector;
+use leafe::worlds::sokoban::{Level, Sokoban, SokobanPlanes};
 
 use crate::common::{local_store, rt};
 
@@ -107,11 +107,17 @@ fn a_checkpoint_round_trips_through_the_store_with_identical_probabilities() {
     let lv = levels(5, 3);
     let envs: Vec<_> = lv
         .iter()
-        .map(|l| leafe::env::sokoban::Sokoban::new(l.clone(), Default::default()))
+        .map(|l| leafe::worlds::sokoban::Sokoban::new(l.clone(), Default::default()))
         .collect();
     let mut planes = Vec::new();
     policy
-        .encode_batch(envs.iter().map(|e| e.observation()).collect::<Vec<_>>().iter(), &mut planes)
+        .encode_batch(
+            envs.iter()
+                .map(|e| e.observation())
+                .collect::<Vec<_>>()
+                .iter(),
+            &mut planes,
+        )
         .unwrap();
     let before = policy.log_probs(&planes, envs.len()).unwrap();
     rt().block_on(async {
@@ -214,9 +220,13 @@ fn explored_trees_keep_their_invariants_and_the_same_seed_gives_the_same_trees()
     let key = |ts: &[TaskTree]| -> Vec<(i64, Option<i64>, Vec<usize>)> {
         ts.iter()
             .flat_map(|t| {
-                t.episodes
-                    .iter()
-                    .map(|e| (e.id, e.parent, e.steps.iter().map(|s| s.action_index.unwrap()).collect()))
+                t.episodes.iter().map(|e| {
+                    (
+                        e.id,
+                        e.parent,
+                        e.steps.iter().map(|s| s.action_index.unwrap()).collect(),
+                    )
+                })
             })
             .collect()
     };
@@ -382,7 +392,7 @@ fn an_exploration_job_lands_in_the_store_resumes_without_duplicates_and_shards()
 
 #[test]
 fn observations_in_the_store_encode_to_the_same_planes_as_the_live_state() {
-    use leafe::env::sokoban::{CHANNELS, encode_text_planes};
+    use leafe::worlds::sokoban::{CHANNELS, encode_text_planes};
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     for level in levels(20, 9) {

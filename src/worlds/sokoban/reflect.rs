@@ -24,13 +24,13 @@
 
 use std::fmt;
 
-use crate::env::sokoban::board::{Bits, CELLS, DIR_NAMES, coords, step_pos};
-use crate::env::sokoban::deadlock::{self, UNREACHABLE};
-use crate::env::sokoban::levels::parse_levels;
-use crate::env::sokoban::solve::{Solvability, SolverConfig, solve_from};
-use crate::env::sokoban::{Events, Level, Sokoban, State, decode_state};
 use crate::env::{Observation, Status, Step};
 use crate::reflect::{Experience, Reflector};
+use crate::worlds::sokoban::board::{Bits, CELLS, DIR_NAMES, coords, step_pos};
+use crate::worlds::sokoban::deadlock::{self, UNREACHABLE};
+use crate::worlds::sokoban::levels::parse_levels;
+use crate::worlds::sokoban::solve::{Solvability, SolverConfig, solve_from};
+use crate::worlds::sokoban::{Events, Level, Sokoban, State, decode_state};
 
 pub use crate::reflect::ReflectorConfig;
 

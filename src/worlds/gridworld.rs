@@ -35,7 +35,7 @@ use std::sync::OnceLock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{ActionSpace, Env, EnvError, Observation, Result, Status, Step, Transition};
+use crate::env::{ActionSpace, Env, EnvError, Observation, Result, Status, Step, Transition};
 use crate::policy::{self, Encoder, PolicyError};
 use crate::reflect::{Experience, FeedbackReflector, Reflector};
 

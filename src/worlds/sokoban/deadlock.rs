@@ -175,7 +175,7 @@ pub fn find_deadlock(level: &Level, boxes: &Bits) -> Option<Deadlock> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::sokoban::levels::parse_levels;
+    use crate::worlds::sokoban::levels::parse_levels;
 
     fn level(s: &str) -> Level {
         parse_levels(s, "t").unwrap().remove(0)
@@ -184,7 +184,7 @@ mod tests {
     #[test]
     fn a_two_by_two_block_is_frozen_in_open_space() {
         let l = level("########\n#      #\n# $$ . #\n# $$ . #\n#   ..@#\n########");
-        let p = crate::env::sokoban::board::cell(3, 3);
+        let p = crate::worlds::sokoban::board::cell(3, 3);
         assert!(is_freeze_deadlock(&l, l.boxes(), p));
         let g = freeze_group(&l, l.boxes(), p).unwrap();
         assert_eq!(g.count(), 4);
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn a_frozen_group_on_targets_is_not_a_deadlock() {
         let l = level("#####\n#**@#\n#   #\n#####");
-        let p = crate::env::sokoban::board::cell(2, 1);
+        let p = crate::worlds::sokoban::board::cell(2, 1);
         assert!(freeze_group(&l, l.boxes(), p).is_some());
         assert!(!is_freeze_deadlock(&l, l.boxes(), p));
         assert!(find_deadlock(&l, l.boxes()).is_none());
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn push_distances_count_pushes_not_walks() {
         let l = level("#######\n#@$  .#\n#     #\n#######");
-        use crate::env::sokoban::board::cell;
+        use crate::worlds::sokoban::board::cell;
         let d = push_distances(l.walls(), cell(5, 1));
         assert_eq!(d[cell(2, 1) as usize], 3);
         // A corner, and the bottom row (a box there can never be pushed up).

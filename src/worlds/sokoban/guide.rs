@@ -19,13 +19,13 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
 use super::reflect::{Category, Verdict};
-use crate::env::sokoban::board::Bits;
-use crate::env::sokoban::levels::parse_levels;
-use crate::env::sokoban::solve::FxBuild;
-use crate::env::sokoban::{Level, Sokoban, SokobanConfig, State, action_index, decode_state};
 use crate::env::{ActionSpace, Env, Status};
 use crate::policy::{Guide, Turn};
 use crate::reflect::Experience;
+use crate::worlds::sokoban::board::Bits;
+use crate::worlds::sokoban::levels::parse_levels;
+use crate::worlds::sokoban::solve::FxBuild;
+use crate::worlds::sokoban::{Level, Sokoban, SokobanConfig, State, action_index, decode_state};
 
 pub use crate::policy::GuidanceConfig;
 
@@ -132,16 +132,17 @@ impl Guidance {
             .into_iter()
             .find(|c| c.as_str() == experience.category)?;
         let mut suggested = [false; 4];
-        for a in experience.suggested_actions.iter().filter_map(|a| action_index(a)) {
+        for a in experience
+            .suggested_actions
+            .iter()
+            .filter_map(|a| action_index(a))
+        {
             suggested[a] = true;
         }
         Some(Guidance {
             tau: experience.tau,
             category,
-            critical: experience
-                .critical_action
-                .as_deref()
-                .and_then(action_index),
+            critical: experience.critical_action.as_deref().and_then(action_index),
             suggested,
             config: config.clone(),
         })

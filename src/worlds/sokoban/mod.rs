@@ -45,7 +45,7 @@ pub use events::{Events, StepOutcome};
 
 use board::{coords, render_grid, step_pos};
 
-use super::{ActionSpace, Env, EnvError, Observation, Result, Status, Transition};
+use crate::env::{ActionSpace, Env, EnvError, Observation, Result, Status, Transition};
 use crate::policy::{self, Encoder, PolicyError};
 
 /// The environment's name at the boundary.
@@ -625,12 +625,14 @@ impl Encoder for SokobanPlanes {
         CHANNELS.len()
     }
 
-    fn encode(&self, observation: &Observation, board: usize, out: &mut [f32]) -> policy::Result<()> {
-        encode_text_planes(&observation.text, board, board, out).map_err(|e| {
-            PolicyError::Input {
-                message: e.to_string(),
-            }
+    fn encode(
+        &self,
+        observation: &Observation,
+        board: usize,
+        out: &mut [f32],
+    ) -> policy::Result<()> {
+        encode_text_planes(&observation.text, board, board, out).map_err(|e| PolicyError::Input {
+            message: e.to_string(),
         })
     }
 }
-

@@ -1,24 +1,32 @@
-//! The built-in worlds: Sokoban and the gridworld, each with its encoder,
-//! guide and rule-based reflector, for the jobs that are generic over
-//! [`World`]. This is where a user's choice of environment (`--env`) becomes
-//! a type; [`with_world!`](crate::with_world) dispatches on the name.
+//! The built-in environments, each a module of its own that carries what
+//! it brings — rules and tasks, an [`Encoder`] for networks, a [`Guide`],
+//! a rule-based [`Reflector`], demonstrations: [`sokoban`] and
+//! [`gridworld`] (the smallest example of bringing your own environment;
+//! `docs/environments.md`).
+//!
+//! This module is also the registry that turns a user's choice (`--env`)
+//! into a type: [`SokobanWorld`] and [`GridWorld`] implement [`World`] for
+//! the jobs, and [`with_world!`](crate::with_world) dispatches on the name.
+//! The environments sit above the boundaries they implement (`env`,
+//! `reflect`, `policy`) and `explore`'s `World`; nothing below names them.
+
+pub mod gridworld;
+pub mod sokoban;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::env::gridworld::{self, GridPlanes, GridReflector, Grid, Gridworld, GridworldConfig};
-use crate::env::sokoban::demos::demonstrations;
-use crate::env::sokoban::levels::read_level_file;
-use crate::env::sokoban::solve::SolverConfig;
-use crate::env::sokoban::Level;
-use crate::env::Observation;
-use crate::env::sokoban::guide::SokobanGuide;
-use crate::env::sokoban::reflect::SokobanReflector;
-use crate::env::sokoban::{Sokoban, SokobanConfig, SokobanPlanes};
-use crate::env::{self};
+use crate::env::{self, Observation};
 use crate::explore::World;
-use crate::policy::{Encoder, ExperienceGuide, Guide, GuidanceConfig};
+use crate::policy::{Encoder, ExperienceGuide, GuidanceConfig, Guide};
 use crate::reflect::{Reflector, ReflectorConfig};
+use gridworld::{Grid, GridPlanes, GridReflector, Gridworld, GridworldConfig};
+use sokoban::demos::demonstrations;
+use sokoban::guide::SokobanGuide;
+use sokoban::levels::read_level_file;
+use sokoban::reflect::SokobanReflector;
+use sokoban::solve::SolverConfig;
+use sokoban::{Level, Sokoban, SokobanConfig, SokobanPlanes};
 
 /// The names `--env` accepts.
 pub const WORLDS: [&str; 2] = ["sokoban", "gridworld"];
@@ -31,7 +39,7 @@ impl World for SokobanWorld {
     type Env = Sokoban;
 
     fn name(&self) -> &str {
-        crate::env::sokoban::NAME
+        crate::worlds::sokoban::NAME
     }
 
     fn make_env(&self, max_steps: usize) -> env::Result<Sokoban> {
@@ -143,16 +151,16 @@ macro_rules! with_world {
     ($name:expr, |$world:ident| $body:expr) => {
         match $name {
             "sokoban" => {
-                let $world = $crate::experiment::worlds::SokobanWorld;
+                let $world = $crate::worlds::SokobanWorld;
                 Ok($body)
             }
             "gridworld" => {
-                let $world = $crate::experiment::worlds::GridWorld;
+                let $world = $crate::worlds::GridWorld;
                 Ok($body)
             }
             other => Err(format!(
                 "unknown environment `{other}` (choose one of: {})",
-                $crate::experiment::worlds::WORLDS.join(", ")
+                $crate::worlds::WORLDS.join(", ")
             )),
         }
     };
