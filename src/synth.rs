@@ -14,10 +14,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{
-    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, Result, RunSpec,
-    StepBatchBuilder, StepRow, Store, Table, now_us,
-};
+use std::borrow::Cow;
+
+use crate::env::{ActionSpace, Observation, Step, Transition};
+use crate::explore::rows::TreeBatcher;
+use crate::explore::{EpisodeOut, Origin, ReflectionOut, TaskTree};
+use crate::reflect::Experience;
+use crate::store::{Result, RunSpec, Store};
 
 /// Settings of `leafe synth`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,20 +95,26 @@ const CATEGORIES: [(&str, &str, &str); 4] = [
 
 struct Pending {
     id: i64,
-    depth: i32,
-    length: i32,
-    tau: i32,
+    depth: usize,
+    length: usize,
+    tau: usize,
     category: usize,
+}
+
+/// What an episode is, before its steps are drawn.
+struct Shape {
+    id: i64,
+    parent: Option<(i64, i64, usize)>,
+    depth: usize,
+    sample_index: usize,
+    success: bool,
+    length: usize,
 }
 
 struct Writer<'a> {
     rng: ChaCha8Rng,
     cfg: &'a SynthConfig,
-    episodes: EpisodeBatchBuilder,
-    steps: StepBatchBuilder,
-    reflections: ReflectionBatchBuilder,
     summary: SynthSummary,
-    obs: String,
 }
 
 impl Writer<'_> {
@@ -130,29 +139,28 @@ impl Writer<'_> {
         b
     }
 
-    /// Emits one episode's own steps [start, length) and its row.
-    #[allow(clippy::too_many_arguments)]
+    /// Draws one episode's own steps [start, length) as explore's records.
     fn episode(
         &mut self,
         board: &[u8],
-        row: EpisodeRow<'_>,
-        start: i32,
-        mistake_at: Option<(i32, usize)>,
-    ) {
+        shape: Shape,
+        mistake_at: Option<(usize, usize)>,
+    ) -> EpisodeOut {
+        let start = shape.parent.map_or(0, |p| p.2);
         let mut ret = 0.0f64;
-        for t in start..row.length {
-            self.obs.clear();
+        let mut steps = Vec::with_capacity(shape.length - start);
+        for t in start..shape.length {
             let mut b = board.to_vec();
-            let cell = [8usize, 9, 10, 11, 15, 18, 22, 25, 29, 30, 31, 32]
-                [(t as usize + row.episode_id as usize) % 12];
+            let cell =
+                [8usize, 9, 10, 11, 15, 18, 22, 25, 29, 30, 31, 32][(t + shape.id as usize) % 12];
             b[cell] = b'@';
-            self.obs.push_str(std::str::from_utf8(&b).expect("ascii"));
+            let observation = String::from_utf8(b).expect("ascii");
             let action = self.rng.random_range(0..4usize);
-            let last = t + 1 == row.length;
+            let last = t + 1 == shape.length;
             let mistake = mistake_at
                 .filter(|&(at, c)| at == t && c < 2)
                 .map(|(_, c)| CATEGORIES[c].0);
-            let (feedback, reward) = if last && row.success {
+            let (feedback, reward) = if last && shape.success {
                 ("pushed the last box onto a target: solved", 10.9f32)
             } else if let Some(m) = mistake {
                 if m == "dead_square" {
@@ -171,34 +179,57 @@ impl Writer<'_> {
                 }
             };
             ret += reward as f64;
-            self.steps.push(&StepRow {
-                episode_id: row.episode_id,
+            let mistakes: Vec<Cow<'static, str>> = mistake.map(Cow::Borrowed).into_iter().collect();
+            steps.push(Step {
                 t,
-                observation: &self.obs,
-                state: None,
-                action: action as i32,
-                action_text: ACTIONS[action],
-                reward,
-                done: last,
-                feedback,
-                mistake,
+                observation: Observation::text(observation),
+                action: ACTIONS[action].to_string(),
+                action_index: Some(action),
                 log_prob: -self.rng.random_range(0.02f32..2.0),
-                experience_in_context: row.experience_in_context,
+                transition: Transition {
+                    reward,
+                    status: crate::env::Status::Running,
+                    feedback: feedback.to_string(),
+                    flags: mistakes.clone(),
+                    mistakes,
+                },
             });
             self.summary.steps += 1;
         }
-        // The return covers the full trajectory: a branch inherits its prefix's
-        // per-step cost.
-        let row = EpisodeRow {
-            episode_return: ret - 0.1 * start as f64,
-            ..row
-        };
-        self.episodes.push(&row);
         self.summary.episodes += 1;
+        EpisodeOut {
+            id: shape.id,
+            parent: shape.parent.map(|p| p.0),
+            reflection: shape.parent.map(|p| p.1),
+            rollback_step: shape.parent.map(|p| p.2),
+            rollback: None,
+            replayed: 0,
+            depth: shape.depth,
+            sample_index: shape.sample_index,
+            origin: if shape.parent.is_some() {
+                Origin::Branch
+            } else {
+                Origin::Root
+            },
+            experience_in_context: shape.parent.is_some(),
+            success: shape.success,
+            status: if shape.success {
+                "solved"
+            } else {
+                "step_limit"
+            },
+            // The return covers the full trajectory: a branch inherits its
+            // prefix's per-step cost.
+            episode_return: ret - 0.1 * start as f64,
+            length: shape.length,
+            steps,
+        }
     }
 }
 
-/// Writes a synthetic run into `store` under `run_id` and commits it.
+/// Writes a synthetic run into `store` under `run_id` and commits it. The
+/// trees go through the same mapping to rows as explored ones
+/// ([`TreeBatcher`]).
 pub async fn synthesize(
     store: &Store,
     run_id: &str,
@@ -217,13 +248,11 @@ pub async fn synthesize(
     let mut w = Writer {
         rng: ChaCha8Rng::seed_from_u64(cfg.seed),
         cfg,
-        episodes: EpisodeBatchBuilder::default(),
-        steps: StepBatchBuilder::default(),
-        reflections: ReflectionBatchBuilder::default(),
         summary: SynthSummary::default(),
-        obs: String::with_capacity(64),
     };
-    let now = now_us();
+    let mut batcher = TreeBatcher::new(cfg.batch_rows, ActionSpace::choice(&ACTIONS));
+    let max_steps = cfg.max_steps.max(1) as usize;
+    let max_depth = cfg.max_depth.max(0) as usize;
     let mut next_id = 0i64;
     let mut next_reflection = 0i64;
     let mut task = 0u64;
@@ -236,44 +265,34 @@ pub async fn synthesize(
                 .wrapping_add(task)
                 .wrapping_mul(0x2545_F491_4F6C_DD1D)
         );
-        let source = format!("synth#{task}");
         let split = if task % 10 == 9 { "test" } else { "train" };
+        let mut tree = TaskTree {
+            task_index: task,
+            task_id,
+            task_source: format!("synth#{task}"),
+            episodes: Vec::new(),
+            reflections: Vec::new(),
+            interaction_cost: 0,
+        };
         task += 1;
         w.summary.trees += 1;
 
         let root_id = next_id;
         next_id += 1;
-        let length = w.rng.random_range(8..=cfg.max_steps);
+        let length = w.rng.random_range(8..=max_steps.max(8));
         let success = w.rng.random_bool(cfg.root_success);
         let tau = w.rng.random_range(0..length);
         let category = w.rng.random_range(0..CATEGORIES.len());
-        let base = EpisodeRow {
-            episode_id: root_id,
-            tree_id: root_id,
-            parent_episode_id: None,
-            reflection_id: None,
-            rollback_step: None,
+        let root = Shape {
+            id: root_id,
+            parent: None,
             depth: 0,
             sample_index: 0,
-            origin: "root",
-            task_id: &task_id,
-            task_source: Some(&source),
-            split: Some(split),
-            policy: "synth-policy",
-            experience_in_context: false,
             success,
-            status: if success { "solved" } else { "step_limit" },
-            episode_return: 0.0,
             length,
-            interaction_cost: length as i64,
-            created_at_us: now,
         };
-        w.episode(
-            &board,
-            base.clone(),
-            0,
-            (!success).then_some((tau, category)),
-        );
+        let e = w.episode(&board, root, (!success).then_some((tau, category)));
+        tree.episodes.push(e);
         let mut failed = Vec::new();
         if !success {
             failed.push(Pending {
@@ -285,28 +304,27 @@ pub async fn synthesize(
             });
         }
         while let Some(parent) = failed.pop() {
-            if parent.depth >= cfg.max_depth || w.summary.episodes >= cfg.episodes {
+            if parent.depth >= max_depth || w.summary.episodes >= cfg.episodes {
                 continue;
             }
             let reflection_id = next_reflection;
             next_reflection += 1;
             let (category, diagnosis, fix) = CATEGORIES[parent.category];
             let critical = w.rng.random_range(0..4usize);
-            let diagnosis = format!("step {}: {diagnosis}", parent.tau);
-            w.reflections.push(&ReflectionRow {
-                reflection_id,
-                episode_id: parent.id,
-                tree_id: root_id,
-                trigger_step: parent.length - 1,
-                rollback_step: parent.tau,
-                critical_action: Some(critical as i32),
-                critical_action_text: Some(ACTIONS[critical]),
-                category,
-                diagnosis: &diagnosis,
-                fix,
-                suggested_actions: Some(ACTIONS[(critical + 1) % 4]),
-                reflector: "synth-reflector",
-                created_at_us: now,
+            tree.reflections.push(ReflectionOut {
+                id: reflection_id,
+                episode: parent.id,
+                experience: Experience {
+                    trigger_step: parent.length - 1,
+                    tau: parent.tau,
+                    critical_action: Some(ACTIONS[critical].to_string()),
+                    category: category.to_string(),
+                    irreversible: parent.category < 2,
+                    diagnosis: format!("step {}: {diagnosis}", parent.tau),
+                    fix: fix.to_string(),
+                    suggested_actions: vec![ACTIONS[(critical + 1) % 4].to_string()],
+                },
+                reflector: "synth-reflector".into(),
             });
             w.summary.reflections += 1;
             let branches = w.rng.random_range(2..=3);
@@ -317,33 +335,22 @@ pub async fn synthesize(
                 let id = next_id;
                 next_id += 1;
                 let depth = parent.depth + 1;
-                let length = (parent.tau + w.rng.random_range(4..=40))
-                    .min(cfg.max_steps.max(parent.tau + 1));
+                let length =
+                    (parent.tau + w.rng.random_range(4..=40)).min(max_steps.max(parent.tau + 1));
                 let p = (cfg.branch_success + 0.1 * (depth - 1) as f64).clamp(0.0, 1.0);
                 let success = w.rng.random_bool(p);
                 let tau = w.rng.random_range(parent.tau..length);
                 let category = w.rng.random_range(0..CATEGORIES.len());
-                let row = EpisodeRow {
-                    episode_id: id,
-                    parent_episode_id: Some(parent.id),
-                    reflection_id: Some(reflection_id),
-                    rollback_step: Some(parent.tau),
+                let shape = Shape {
+                    id,
+                    parent: Some((parent.id, reflection_id, parent.tau)),
                     depth,
                     sample_index: b,
-                    origin: "branch",
-                    experience_in_context: true,
                     success,
-                    status: if success { "solved" } else { "step_limit" },
                     length,
-                    interaction_cost: (length - parent.tau) as i64,
-                    ..base.clone()
                 };
-                w.episode(
-                    &board,
-                    row,
-                    parent.tau,
-                    (!success).then_some((tau, category)),
-                );
+                let e = w.episode(&board, shape, (!success).then_some((tau, category)));
+                tree.episodes.push(e);
                 if !success {
                     failed.push(Pending {
                         id,
@@ -355,25 +362,12 @@ pub async fn synthesize(
                 }
             }
         }
-        if w.steps.len() >= cfg.batch_rows {
-            let b = w.steps.finish();
-            run.write(Table::Steps, &b).await?;
-        }
-        if w.episodes.len() >= cfg.batch_rows {
-            let b = w.episodes.finish();
-            run.write(Table::Episodes, &b).await?;
-            let b = w.reflections.finish();
-            run.write(Table::Reflections, &b).await?;
-        }
+        tree.interaction_cost = tree.episodes.iter().map(|e| e.interaction_cost()).sum();
+        batcher
+            .push(&mut run, &tree, "synth-policy", Some(split))
+            .await?;
     }
-    let (s, e, r) = (
-        w.steps.finish(),
-        w.episodes.finish(),
-        w.reflections.finish(),
-    );
-    run.write(Table::Steps, &s).await?;
-    run.write(Table::Episodes, &e).await?;
-    run.write(Table::Reflections, &r).await?;
+    batcher.flush(&mut run).await?;
     run.commit().await?;
     Ok(w.summary)
 }
