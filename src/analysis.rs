@@ -21,9 +21,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use tokio::io::AsyncWriteExt;
 
-use crate::query::{QuerySession, QueryText};
+use crate::query::{QuerySession, QueryText, load_query};
 use crate::store::Store;
-use crate::train::distill::load_query;
 
 /// One table of the report.
 pub struct Section {

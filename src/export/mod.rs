@@ -30,9 +30,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use crate::query::{QuerySession, QueryText};
+use crate::query::{QuerySession, QueryText, load_query};
 use crate::store::Store;
-use crate::train::distill::{like_exact, load_query};
+use crate::train::distill::like_exact;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

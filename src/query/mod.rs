@@ -12,8 +12,12 @@
 //! of int, float, string, bool. The body refers to a parameter as `${NAME}`;
 //! values are substituted as SQL literals of the declared type (strings are
 //! quoted and escaped), so a value can never change the query's structure.
+//! Every file of `queries/` is compiled in; [`load_query`] finds one by name.
 
+mod catalog;
 pub mod view;
+
+pub use catalog::{embedded_query, load_query};
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -78,6 +82,12 @@ pub enum QueryError {
     /// Writing the output failed.
     #[error("writing query output: {0}")]
     Output(String),
+    /// A query name that is neither in the given directory nor embedded.
+    #[error("no query named `{name}` (queries/{name}.sql)")]
+    UnknownQuery {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 /// Result type of the query boundary.

@@ -18,12 +18,11 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::distill::load_query;
 use super::{Result, TrainError};
 use crate::env::sokoban::{CHANNELS, Level, encode_text_planes};
 use crate::explore::sample_trajectories;
 use crate::policy::{NeuralPolicy, Policy, default_device};
-use crate::query::QuerySession;
+use crate::query::{QuerySession, load_query};
 use crate::store::{
     EpisodeBatchBuilder, EpisodeRow, RunSpec, StepBatchBuilder, StepRow, Store, Table, now_us,
 };
@@ -111,7 +110,8 @@ pub async fn grpo(
             "GRPO needs levels, group_size >= 2 and tasks_per_iteration >= 1".into(),
         ));
     }
-    let query = load_query(queries, "grpo_steps")?;
+    let query =
+        load_query(queries, "grpo_steps").map_err(|e| TrainError::Invalid(e.to_string()))?;
     let board = init.config().board;
     let width = CHANNELS.len() * board * board;
     let device = default_device().autodiff();
