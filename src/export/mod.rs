@@ -250,13 +250,10 @@ pub async fn export(
         .map_err(anyhow::Error::from)?;
     let query = base_query(opts)?;
     // The runs to read, one at a time (bounded memory).
-    let runs_q = QueryText::parse(
-        "runs",
-        "-- @param run string\nSELECT DISTINCT run_id FROM episodes WHERE run_id LIKE ${run} ORDER BY run_id",
-    )
-    .map_err(anyhow::Error::from)?
-    .bind(&BTreeMap::from([("run".to_string(), opts.runs.clone())]))
-    .map_err(anyhow::Error::from)?;
+    let runs_q = load_query(opts.queries_dir.as_deref(), "export_runs")
+        .map_err(anyhow::Error::from)?
+        .bind(&BTreeMap::from([("run".to_string(), opts.runs.clone())]))
+        .map_err(anyhow::Error::from)?;
     let mut runs = Vec::new();
     for b in session
         .collect(&runs_q)
@@ -287,7 +284,15 @@ pub async fn export(
     let mut work = Vec::new();
     for run in &runs {
         if windowed {
-            for (from, to) in windows(&session, opts.dataset, run, opts.window).await? {
+            for (from, to) in windows(
+                &session,
+                opts.queries_dir.as_deref(),
+                opts.dataset,
+                run,
+                opts.window,
+            )
+            .await?
+            {
                 let mut p = params(opts, &like_exact(run));
                 p.insert("from_example".into(), from.to_string());
                 p.insert("to_example".into(), to.to_string());
@@ -299,6 +304,9 @@ pub async fn export(
     }
     for p in &work {
         let bound = query.bind(p).map_err(anyhow::Error::from)?;
+        // The filter is a condition the user writes on the query's columns,
+        // not a query: it wraps whichever query runs, so it stays here
+        // rather than in a file of `queries/`.
         let sql = match &opts.filter {
             None => bound.sql.clone(),
             Some(cond) => format!(
@@ -397,20 +405,16 @@ pub const WINDOW_EXAMPLES: usize = 8192;
 /// hold similar counts.
 async fn windows(
     session: &QuerySession,
+    queries: Option<&std::path::Path>,
     dataset: Dataset,
     run: &str,
     window: usize,
 ) -> Result<Vec<(i64, i64)>, ExportError> {
-    let sql = match dataset {
-        Dataset::Counterfactual | Dataset::Rehearsal => {
-            "-- @param run string\nSELECT MIN(episode_id), MAX(episode_id), COUNT(*) FROM episodes \
-             WHERE run_id = ${run} AND success AND origin IN ('root', 'branch')"
-        }
-        Dataset::Critical | Dataset::Preference => {
-            "-- @param run string\nSELECT MIN(reflection_id), MAX(reflection_id), COUNT(*) FROM reflections WHERE run_id = ${run}"
-        }
+    let name = match dataset {
+        Dataset::Counterfactual | Dataset::Rehearsal => "export_episode_ids",
+        Dataset::Critical | Dataset::Preference => "export_reflection_ids",
     };
-    let q = QueryText::parse("export windows", sql)
+    let q = load_query(queries, name)
         .map_err(anyhow::Error::from)?
         .bind(&BTreeMap::from([("run".to_string(), run.to_string())]))
         .map_err(anyhow::Error::from)?;

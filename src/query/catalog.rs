@@ -1,16 +1,24 @@
 //! The query catalog: every file of `queries/`, compiled in, by name.
 //!
-//! A query is a file of `queries/` (one query per file, with the header
-//! described in the parent module), loaded by name through [`load_query`]. A
-//! caller that is given a directory (`--queries`) reads `NAME.sql` from there
-//! when the file exists, so a user who edits a query changes what the library
-//! does; otherwise the copy embedded here at build time serves. The unit test below keeps the
-//! catalog and the directory equal: a file added to `queries/` without an
-//! entry here, or an entry without its file, fails the build's tests.
+//! Library code keeps no SQL text of its own: each query it needs is a file
+//! of `queries/` (one query per file, with the header described in the
+//! parent module), loaded by name through [`load_query`]. (The exception is
+//! `leafe export --filter`, a condition the user writes around the export
+//! query.) A caller that is given a directory (`--queries`) reads `NAME.sql`
+//! from there when the file exists, so a user who edits a query changes what
+//! the library does; otherwise the copy embedded here at build time serves.
+//! The unit test below keeps the catalog and the directory equal: a file
+//! added to `queries/` without an entry here, or an entry without its file,
+//! fails the tests.
+//!
+//! A query may read the rows of another one as a table: it names it in a
+//! `-- @input NAME  description` header line, and the caller registers the
+//! input first ([`register_inputs`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{QueryError, QueryText, Result};
+use super::{QueryError, QuerySession, QueryText, Result};
 
 /// (name, text) of every query file, sorted by name.
 const CATALOG: &[(&str, &str)] = &[
@@ -23,16 +31,37 @@ const CATALOG: &[(&str, &str)] = &[
         include_str!("../../queries/counterfactual_pairs.sql"),
     ),
     (
+        "critical_positions",
+        include_str!("../../queries/critical_positions.sql"),
+    ),
+    (
         "critical_steps",
         include_str!("../../queries/critical_steps.sql"),
+    ),
+    (
+        "explored_runs",
+        include_str!("../../queries/explored_runs.sql"),
+    ),
+    (
+        "export_episode_ids",
+        include_str!("../../queries/export_episode_ids.sql"),
     ),
     (
         "export_preferences",
         include_str!("../../queries/export_preferences.sql"),
     ),
     (
+        "export_reflection_ids",
+        include_str!("../../queries/export_reflection_ids.sql"),
+    ),
+    ("export_runs", include_str!("../../queries/export_runs.sql")),
+    (
         "export_trajectories",
         include_str!("../../queries/export_trajectories.sql"),
+    ),
+    (
+        "failure_categories",
+        include_str!("../../queries/failure_categories.sql"),
     ),
     (
         "failure_patterns",
@@ -40,6 +69,14 @@ const CATALOG: &[(&str, &str)] = &[
     ),
     ("grpo_groups", include_str!("../../queries/grpo_groups.sql")),
     ("grpo_steps", include_str!("../../queries/grpo_steps.sql")),
+    (
+        "interaction_cost",
+        include_str!("../../queries/interaction_cost.sql"),
+    ),
+    (
+        "pairs_by_depth",
+        include_str!("../../queries/pairs_by_depth.sql"),
+    ),
     (
         "pass_at_k_inputs",
         include_str!("../../queries/pass_at_k_inputs.sql"),
@@ -74,6 +111,27 @@ pub fn load_query(dir: Option<&Path>, name: &str) -> Result<QueryText> {
     QueryText::parse(&format!("queries/{name}.sql (embedded)"), sql)
 }
 
+/// Registers the `-- @input` queries of `query` in `session`, each loaded
+/// like [`load_query`] and bound with those of `values` it declares, so that
+/// `query` can read their rows by name.
+pub async fn register_inputs(
+    session: &QuerySession,
+    query: &QueryText,
+    dir: Option<&Path>,
+    values: &BTreeMap<String, String>,
+) -> Result<()> {
+    for name in query.inputs() {
+        let input = load_query(dir, name)?;
+        let declared: BTreeMap<String, String> = values
+            .iter()
+            .filter(|(k, _)| input.params.iter().any(|p| &p.name == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        session.register_view(name, &input.bind(&declared)?).await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -102,7 +160,13 @@ mod tests {
             ))
             .unwrap();
             assert_eq!(*sql, on_disk, "{name}: the embedded copy is stale");
-            QueryText::parse(name, sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let q = QueryText::parse(name, sql).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for input in q.inputs() {
+                assert!(
+                    embedded_query(input).is_some(),
+                    "{name}: input `{input}` is not a query"
+                );
+            }
         }
     }
 
