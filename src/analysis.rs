@@ -3,10 +3,12 @@
 //! Four tables, each from the query files in `queries/` (a user who edits
 //! them changes the report):
 //! - mistakes by category, with the share of reflections whose rollback led
-//!   to a successful branch (`failure_patterns.sql`, aggregated);
+//!   to a successful branch (`failure_categories.sql`, which aggregates
+//!   `failure_patterns.sql`);
 //! - critical actions per category (`failure_patterns.sql` as is);
 //! - where in the trajectory the critical step lies, in buckets of 10 steps,
-//!   and how often it was fixed (`critical_steps.sql`, aggregated);
+//!   and how often it was fixed (`critical_positions.sql`, which aggregates
+//!   `critical_steps.sql`);
 //! - success by tree depth (`success_by_depth.sql`).
 //!
 //! The report is `report.md` plus one SVG bar chart per table but the
@@ -21,9 +23,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use tokio::io::AsyncWriteExt;
 
-use crate::query::{QuerySession, QueryText};
+use crate::query::{QuerySession, load_query, register_inputs};
 use crate::store::Store;
-use crate::train::distill::load_query;
 
 /// One table of the report.
 pub struct Section {
@@ -37,13 +38,41 @@ pub struct Section {
     pub chart: Option<(&'static str, &'static str)>,
 }
 
-/// (name, title, SQL, chart columns) of a section to compute.
+/// (name, title, query file, chart columns) of a section.
 type Spec = (
     &'static str,
     &'static str,
-    String,
+    &'static str,
     Option<(&'static str, &'static str)>,
 );
+
+/// The report's sections, in order.
+const SECTIONS: [Spec; 4] = [
+    (
+        "categories",
+        "Mistakes by category (share fixed: a branch from tau succeeded)",
+        "failure_categories",
+        Some(("category", "reflections")),
+    ),
+    (
+        "actions",
+        "Critical actions per category",
+        "failure_patterns",
+        None,
+    ),
+    (
+        "positions",
+        "Where the critical step lies (tau, buckets of 10 steps)",
+        "critical_positions",
+        Some(("tau_from", "reflections")),
+    ),
+    (
+        "depth",
+        "Success by tree depth",
+        "success_by_depth",
+        Some(("depth", "success_rate")),
+    ),
+];
 
 /// Runs the report's queries over the runs matching `runs`.
 pub async fn analyse(
@@ -53,48 +82,19 @@ pub async fn analyse(
 ) -> anyhow::Result<Vec<Section>> {
     let session = QuerySession::open(store).await?;
     let params = BTreeMap::from([("run".to_string(), runs.to_string())]);
-    let sql_of = |name: &str| -> anyhow::Result<String> {
-        Ok(load_query(queries, name)?.bind(&params)?.sql)
-    };
-    let fp = sql_of("failure_patterns")?;
-    let cs = sql_of("critical_steps")?;
-    let depth = sql_of("success_by_depth")?;
-    let specs: [Spec; 4] = [
-        (
-            "categories",
-            "Mistakes by category (share fixed: a branch from tau succeeded)",
-            format!(
-                "SELECT category, CAST(SUM(reflections) AS BIGINT) AS reflections, \
-                 ROUND(SUM(fixed_rate * reflections) / SUM(reflections), 3) AS fixed_rate, \
-                 ROUND(SUM(mean_tau * reflections) / SUM(reflections), 1) AS mean_tau \
-                 FROM ({fp}) AS fp GROUP BY category ORDER BY reflections DESC, category"
-            ),
-            Some(("category", "reflections")),
-        ),
-        ("actions", "Critical actions per category", fp.clone(), None),
-        (
-            "positions",
-            "Where the critical step lies (tau, buckets of 10 steps)",
-            format!(
-                "SELECT CAST(FLOOR(CAST(tau AS DOUBLE) / 10.0) * 10 AS BIGINT) AS tau_from, \
-                 COUNT(*) AS reflections, \
-                 SUM(CASE WHEN corrected_action IS NOT NULL THEN 1 ELSE 0 END) AS fixed \
-                 FROM ({cs}) AS cs GROUP BY 1 ORDER BY 1"
-            ),
-            Some(("tau_from", "reflections")),
-        ),
-        (
-            "depth",
-            "Success by tree depth",
-            depth,
-            Some(("depth", "success_rate")),
-        ),
-    ];
     let mut out = Vec::new();
-    for (name, title, sql, chart) in specs {
-        let q = QueryText::inline(&sql).bind(&BTreeMap::new())?;
+    for (name, title, file, chart) in SECTIONS {
+        let q = load_query(queries, file)?;
+        // The aggregates read failure_patterns or critical_steps over the
+        // runs (`-- @input`) and take no parameter of their own.
+        register_inputs(&session, &q, queries, &params).await?;
+        let own = if q.params.is_empty() {
+            BTreeMap::new()
+        } else {
+            params.clone()
+        };
         let batches = session
-            .collect(&q)
+            .collect(&q.bind(&own)?)
             .await
             .with_context(|| format!("report table {name}"))?;
         out.push(Section {

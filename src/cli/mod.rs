@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::query::{OutputFormat, QuerySession, QueryText, write_batches};
+use crate::query::{OutputFormat, QuerySession, QueryText, load_query, write_batches};
 use crate::store::{DEFAULT_STORE, Store};
 use crate::synth::{SynthConfig, synthesize};
 
@@ -476,18 +476,16 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     let queries: [(&str, &str); 2] = [
         (
             "Failure patterns (queries/failure_patterns.sql):",
-            include_str!("../../queries/failure_patterns.sql"),
+            "failure_patterns",
         ),
         (
             "Counterfactual training pairs per tree depth (what Stage 2 distils):",
-            "-- @param run string\nSELECT e.depth, COUNT(*) AS pairs, COUNT(DISTINCT e.tree_id) AS trees \
-             FROM episodes e JOIN steps s ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
-             WHERE e.origin = 'branch' AND e.success AND e.run_id LIKE ${run} GROUP BY e.depth ORDER BY e.depth",
+            "pairs_by_depth",
         ),
     ];
     let run = BTreeMap::from([("run".to_string(), format!("{tag}.%"))]);
-    for (title, sql) in queries {
-        let bound = QueryText::parse(title, sql)?.bind(&run)?;
+    for (title, name) in queries {
+        let bound = load_query(None, name)?.bind(&run)?;
         let batches = session.collect(&bound).await?;
         println!("{title}");
         write_batches(&mut std::io::stdout().lock(), &batches, OutputFormat::Table)?;

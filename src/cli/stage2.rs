@@ -331,11 +331,13 @@ async fn grpo_cmd<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
         Some(b) => b,
         None => {
             let session = crate::query::QuerySession::open(&store).await?;
-            let q = crate::query::QueryText::parse("budget", "-- @param run string\nSELECT CAST(COALESCE(SUM(interaction_cost), 0) AS BIGINT) AS steps FROM episodes WHERE run_id LIKE ${run}")?
-                .bind(&std::collections::BTreeMap::from([("run".to_string(), a.runs.clone())]))?;
+            let q = crate::query::load_query(Some(&a.queries), "interaction_cost")?.bind(
+                &std::collections::BTreeMap::from([("run".to_string(), a.runs.clone())]),
+            )?;
             let b = session.collect(&q).await?;
             use arrow::array::AsArray;
-            b[0].column(0)
+            b[0].column_by_name("steps")
+                .context("interaction_cost.sql returns no `steps` column")?
                 .as_primitive::<arrow::datatypes::Int64Type>()
                 .value(0)
                 .max(0) as u64

@@ -31,7 +31,7 @@ use crate::eval::{EvalSpec, default_ks, evaluate};
 use crate::explore::ExploreConfig;
 use crate::explore::World;
 use crate::pipeline::{ExploreJob, Shard};
-use crate::query::{QuerySession, QueryText};
+use crate::query::{QuerySession, load_query};
 use crate::store::{RunSpec, Store};
 use crate::train::distill::{DistillConfig, Method, distill};
 use crate::train::grpo::{GrpoConfig, grpo};
@@ -816,15 +816,8 @@ async fn recorded_training(
 /// matching `pattern`.
 async fn run_stats(store: &Store, pattern: &str) -> anyhow::Result<(i64, i64, u64)> {
     let session = QuerySession::open(store).await?;
-    let q = QueryText::parse(
-        "run stats",
-        "-- @param run string\n\
-         SELECT COUNT(DISTINCT task_id) AS tasks, \
-                COUNT(DISTINCT CASE WHEN success THEN task_id END) AS solved, \
-                CAST(COALESCE(SUM(interaction_cost), 0) AS BIGINT) AS steps \
-         FROM episodes WHERE run_id LIKE ${run}",
-    )?
-    .bind(&BTreeMap::from([("run".to_string(), pattern.to_string())]))?;
+    let q = load_query(None, "interaction_cost")?
+        .bind(&BTreeMap::from([("run".to_string(), pattern.to_string())]))?;
     let b = session.collect(&q).await?;
     let Some(b) = b.first() else {
         return Ok((0, 0, 0));

@@ -12,8 +12,14 @@
 //! of int, float, string, bool. The body refers to a parameter as `${NAME}`;
 //! values are substituted as SQL literals of the declared type (strings are
 //! quoted and escaped), so a value can never change the query's structure.
+//! A query that reads another query's rows names it in a
+//! `-- @input NAME  description` line and reads it as the table `NAME`.
+//! Every file of `queries/` is compiled in; [`load_query`] finds one by name.
 
+mod catalog;
 pub mod view;
+
+pub use catalog::{embedded_query, load_query, register_inputs};
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -78,6 +84,12 @@ pub enum QueryError {
     /// Writing the output failed.
     #[error("writing query output: {0}")]
     Output(String),
+    /// A query name that is neither in the given directory nor embedded.
+    #[error("no query named `{name}` (queries/{name}.sql)")]
+    UnknownQuery {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 /// Result type of the query boundary.
@@ -149,6 +161,30 @@ impl QuerySession {
             source_name: query.source_name.clone(),
             message: one_line(e),
         })
+    }
+
+    /// Registers a query's rows as the view `name`, for queries that read
+    /// them (`-- @input name`). A view is a plan, not a copy: it runs as part
+    /// of each query that reads it. Registering a name again replaces the
+    /// view; the store's tables cannot be replaced.
+    pub async fn register_view(&self, name: &str, query: &BoundQuery) -> Result<()> {
+        let refused = |message: String| QueryError::Sql {
+            source_name: query.source_name.clone(),
+            message,
+        };
+        if Table::ALL.iter().any(|t| t.name() == name) {
+            return Err(refused(format!(
+                "`{name}` is a table of the store, not a view name"
+            )));
+        }
+        let view = self.plan(query).await?.into_view();
+        self.ctx
+            .deregister_table(name)
+            .map_err(|e| refused(one_line(e)))?;
+        self.ctx
+            .register_table(name, view)
+            .map_err(|e| refused(one_line(e)))?;
+        Ok(())
     }
 
     /// Runs a query and streams its result as Arrow record batches.
@@ -293,6 +329,22 @@ impl QueryText {
             sql: sql.to_string(),
             params,
         })
+    }
+
+    /// The queries this one reads as tables: the names of its
+    /// `-- @input NAME  description` lines, in order.
+    pub fn inputs(&self) -> Vec<&str> {
+        self.sql
+            .lines()
+            .filter_map(|line| {
+                line.trim()
+                    .strip_prefix("--")?
+                    .trim()
+                    .strip_prefix("@input")
+            })
+            .filter(|rest| rest.starts_with(char::is_whitespace))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .collect()
     }
 
     /// Substitutes parameter values (given ones over defaults) into the body.

@@ -40,16 +40,26 @@
 //! say which runs are committed.
 //!
 //! This module and `query` are the only ones that know about object_store.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | [`Store`]: opening a URL, errors, the object primitives the others build on |
+//! | `commit.rs` | locks, commit markers, listing runs (guarantees 1 and 3) |
+//! | `writer.rs` | [`RunWriter`]: a run's Parquet files and its commit (guarantees 2 and 5) |
+//! | `gc.rs` | collecting uncommitted runs (guarantee 4) |
+//! | `artifacts.rs` | objects outside the tables: models, watermarks, reports, export files |
+//! | `schema.rs`, `rows.rs` | table layouts from `schemas/`, row builders |
 
+mod artifacts;
+mod commit;
+mod gc;
 pub mod rows;
 pub mod schema;
 mod writer;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -57,8 +67,11 @@ use object_store::prefix::PrefixStore;
 use object_store::{
     ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
 };
-use serde::{Deserialize, Serialize};
 
+// `writer` records the host as `super::hostname()`.
+use commit::hostname;
+pub use commit::{CommitMarker, FileEntry, RunInfo, RunLock};
+pub use gc::GcReport;
 pub use rows::{
     EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, StepBatchBuilder,
     StepRow,
@@ -151,12 +164,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The default store location, used when no `--store` is given.
 pub const DEFAULT_STORE: &str = "./leafe-data";
 
-const LOCKS: &str = "_leafe/locks";
-const MODELS: &str = "models";
-const REPORTS: &str = "reports";
-const COMMITS: &str = "_leafe/commits";
-const WATERMARKS: &str = "_leafe/watermarks";
-
 /// A handle on a store: an object store rooted at the store URL.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -165,92 +172,6 @@ pub struct Store {
     /// The directory of a local store (for cleaning up what object_store
     /// does not list: a killed writer's half-written temp files).
     local_root: Option<std::path::PathBuf>,
-}
-
-/// A writer's claim on a run id, kept as `_leafe/locks/<id>.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunLock {
-    /// The run id.
-    pub run_id: String,
-    /// What kind of command claimed it.
-    pub kind: String,
-    /// Host of the writer.
-    pub host: Option<String>,
-    /// Process id of the writer.
-    pub pid: u32,
-    /// When the claim was made, microseconds since the epoch.
-    pub started_at_us: i64,
-}
-
-/// One data file of a committed run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct FileEntry {
-    /// Path relative to the store root.
-    pub path: String,
-    /// Rows in the file.
-    pub rows: u64,
-    /// Size in bytes.
-    pub bytes: u64,
-}
-
-/// The commit marker of a run: written last, lists every file of the run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommitMarker {
-    /// The run id.
-    pub run_id: String,
-    /// What kind of command wrote it.
-    pub kind: String,
-    /// When the run started, microseconds since the epoch.
-    pub created_at_us: i64,
-    /// When the marker was written, microseconds since the epoch.
-    pub committed_at_us: i64,
-    /// Files per table name.
-    pub tables: BTreeMap<String, Vec<FileEntry>>,
-    /// Schema version per table name, as written.
-    pub schema_versions: BTreeMap<String, u32>,
-    /// What the writer wants known without reading the data (e.g. the task
-    /// indices an exploration chunk covers, so a restart can skip them).
-    #[serde(default)]
-    pub meta: serde_json::Value,
-}
-
-impl CommitMarker {
-    /// Rows the run wrote into a table.
-    pub fn rows(&self, table: Table) -> u64 {
-        self.tables
-            .get(table.name())
-            .map_or(0, |f| f.iter().map(|e| e.rows).sum())
-    }
-}
-
-/// A run as `leafe runs` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunInfo {
-    /// The run id.
-    pub run_id: String,
-    /// What kind of command wrote it.
-    pub kind: String,
-    /// Whether its commit marker exists.
-    pub committed: bool,
-    /// When it started, microseconds since the epoch.
-    pub created_at_us: i64,
-    /// Rows per table (committed runs only).
-    pub rows: BTreeMap<String, u64>,
-    /// Total bytes of its data files (committed runs only).
-    pub bytes: u64,
-}
-
-/// What `gc` removed (or would remove, in a dry run).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct GcReport {
-    /// Uncommitted runs collected.
-    pub runs: Vec<String>,
-    /// Objects deleted.
-    pub files: u64,
-    /// Bytes freed.
-    pub bytes: u64,
-    /// Uncommitted runs kept because they are younger than the grace period.
-    pub kept_young: Vec<String>,
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -425,426 +346,12 @@ impl Store {
             })
     }
 
-    fn lock_path(run_id: &str) -> Path {
-        Path::from(format!("{LOCKS}/{run_id}.json"))
-    }
-
-    fn commit_path(run_id: &str) -> Path {
-        Path::from(format!("{COMMITS}/{run_id}.json"))
-    }
-
-    /// Starts writing a run: validates and claims its id (see guarantee 1).
-    pub async fn begin_run(&self, spec: RunSpec) -> Result<RunWriter> {
-        self.begin_run_with(spec, WriterOptions::default()).await
-    }
-
-    /// [`Store::begin_run`] with explicit writer options.
-    pub async fn begin_run_with(&self, spec: RunSpec, options: WriterOptions) -> Result<RunWriter> {
-        let run_id = spec.run_id.clone();
-        validate_run_id(&run_id)?;
-        let lock = RunLock {
-            run_id: run_id.clone(),
-            kind: spec.kind.clone(),
-            host: hostname(),
-            pid: std::process::id(),
-            started_at_us: now_us(),
-        };
-        let body = serde_json::to_vec_pretty(&lock).expect("lock serializes");
-        if !self.put_if_absent(&Self::lock_path(&run_id), body).await? {
-            let state = if self.commit(&run_id).await?.is_some() {
-                "is already committed".to_string()
-            } else {
-                match self
-                    .get_json::<RunLock>(&Self::lock_path(&run_id), "lock")
-                    .await?
-                {
-                    Some(l) => format!(
-                        "is being written by another writer (pid {} on {}, kind {}) or that writer died; \
-                         `leafe gc` removes a dead writer's files after the grace period",
-                        l.pid,
-                        l.host.as_deref().unwrap_or("unknown host"),
-                        l.kind
-                    ),
-                    None => "was claimed by another writer".to_string(),
-                }
-            };
-            return Err(StoreError::RunExists { run_id, state });
-        }
-        Ok(RunWriter::new(
-            self.clone(),
-            spec,
-            lock.started_at_us,
-            options,
-        ))
-    }
-
-    /// The commit marker of a run, if the run is committed.
-    pub async fn commit(&self, run_id: &str) -> Result<Option<CommitMarker>> {
-        validate_run_id(run_id)?;
-        self.get_json(&Self::commit_path(run_id), "commit marker")
-            .await
-    }
-
-    /// Reads every `*.json` object under `dir` (16 requests in flight, which
-    /// matters on S3 once a store holds many runs).
-    async fn read_json_dir<T: serde::de::DeserializeOwned>(
-        &self,
-        dir: &str,
-        what: &'static str,
-    ) -> Result<Vec<(T, Path)>> {
-        let prefix = Path::from(dir);
-        let metas: Vec<_> = self
-            .objects
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(self.os_err("list", &prefix))?;
-        let reads = metas
-            .into_iter()
-            .filter(|m| m.location.extension() == Some("json"))
-            .map(|m| async move {
-                self.get_json::<T>(&m.location, what)
-                    .await
-                    .map(|v| v.map(|v| (v, m.location)))
-            });
-        let found: Vec<Option<(T, Path)>> = futures::stream::iter(reads)
-            .buffered(16)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
-    }
-
-    /// Every committed run's marker, ordered by run id.
-    pub async fn commits(&self) -> Result<Vec<CommitMarker>> {
-        let mut out: Vec<CommitMarker> = self
-            .read_json_dir(COMMITS, "commit marker")
-            .await?
-            .into_iter()
-            .map(|(m, _)| m)
-            .collect();
-        out.sort_by(|a, b| a.run_id.cmp(&b.run_id));
-        Ok(out)
-    }
-
-    async fn locks(&self) -> Result<Vec<(RunLock, Path)>> {
-        self.read_json_dir(LOCKS, "lock").await
-    }
-
-    /// Every run the store knows of, committed or not, oldest first.
-    pub async fn runs(&self) -> Result<Vec<RunInfo>> {
-        let commits = self.commits().await?;
-        let mut out: Vec<RunInfo> = commits
-            .iter()
-            .map(|m| RunInfo {
-                run_id: m.run_id.clone(),
-                kind: m.kind.clone(),
-                committed: true,
-                created_at_us: m.created_at_us,
-                rows: Table::ALL
-                    .iter()
-                    .map(|&t| (t.name().to_string(), m.rows(t)))
-                    .collect(),
-                bytes: m.tables.values().flatten().map(|f| f.bytes).sum(),
-            })
-            .collect();
-        for (lock, _) in self.locks().await? {
-            if !commits.iter().any(|m| m.run_id == lock.run_id) {
-                out.push(RunInfo {
-                    run_id: lock.run_id,
-                    kind: lock.kind,
-                    committed: false,
-                    created_at_us: lock.started_at_us,
-                    rows: BTreeMap::new(),
-                    bytes: 0,
-                });
-            }
-        }
-        out.sort_by(|a, b| (a.created_at_us, &a.run_id).cmp(&(b.created_at_us, &b.run_id)));
-        Ok(out)
-    }
-
-    /// Deletes the files and locks of uncommitted runs whose lock is older than
-    /// `min_age`, and orphaned run directories that have neither lock nor
-    /// marker. Committed runs are never touched. With `dry_run`, only reports.
-    pub async fn gc(&self, min_age: Duration, dry_run: bool) -> Result<GcReport> {
-        let committed: std::collections::HashSet<String> = self
-            .commits()
-            .await?
-            .into_iter()
-            .map(|m| m.run_id)
-            .collect();
-        let locks = self.locks().await?;
-        let now = now_us();
-        let mut report = GcReport::default();
-        let mut doomed: Vec<(String, Option<Path>)> = Vec::new();
-        for (lock, path) in &locks {
-            if committed.contains(&lock.run_id) {
-                continue;
-            }
-            let age_us = now.saturating_sub(lock.started_at_us).max(0) as u128;
-            if age_us >= min_age.as_micros() {
-                doomed.push((lock.run_id.clone(), Some(path.clone())));
-            } else {
-                report.kept_young.push(lock.run_id.clone());
-            }
-        }
-        // Orphans: run directories with neither marker nor lock (a gc or a
-        // writer died between deleting/writing files and the lock).
-        for table in Table::ALL {
-            let prefix = Path::from(table.name());
-            let listing = self
-                .objects
-                .list_with_delimiter(Some(&prefix))
-                .await
-                .map_err(self.os_err("list", &prefix))?;
-            for dir in listing.common_prefixes {
-                let Some(run_id) = dir.filename().and_then(|s| s.strip_prefix("run_id=")) else {
-                    continue;
-                };
-                let known =
-                    committed.contains(run_id) || locks.iter().any(|(l, _)| l.run_id == run_id);
-                if !known && !doomed.iter().any(|(r, _)| r == run_id) {
-                    doomed.push((run_id.to_string(), None));
-                }
-            }
-        }
-        for (run_id, lock_path) in doomed {
-            for table in Table::ALL {
-                let dir = Path::from(format!("{}/run_id={run_id}", table.name()));
-                let files: Vec<_> = self
-                    .objects
-                    .list(Some(&dir))
-                    .try_collect()
-                    .await
-                    .map_err(self.os_err("list", &dir))?;
-                for f in files {
-                    report.files += 1;
-                    report.bytes += f.size;
-                    if !dry_run {
-                        self.delete(&f.location).await?;
-                    }
-                }
-                // A killed writer's unfinished upload is a temp file on local
-                // disk that listings skip; remove the directory whole. (On S3 an
-                // unfinished multipart upload is invisible and is reclaimed by
-                // the bucket's lifecycle rule for incomplete uploads.)
-                if let (Some(root), false) = (&self.local_root, dry_run) {
-                    let dir = root.join(table.name()).join(format!("run_id={run_id}"));
-                    match std::fs::remove_dir_all(&dir) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            return Err(StoreError::ObjectStore {
-                                store: self.url.clone(),
-                                op: "delete",
-                                path: dir.display().to_string(),
-                                source: Box::new(object_store::Error::Generic {
-                                    store: "LocalFileSystem",
-                                    source: Box::new(e),
-                                }),
-                            });
-                        }
-                    }
-                }
-            }
-            if let Some(lock_path) = lock_path {
-                report.files += 1;
-                if !dry_run {
-                    // The lock goes last: if gc dies before, the run is still
-                    // visibly uncommitted and the next gc finishes the job.
-                    self.delete(&lock_path).await?;
-                }
-            }
-            report.runs.push(run_id);
-        }
-        Ok(report)
-    }
-
     async fn delete(&self, path: &Path) -> Result<()> {
         match self.objects.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.os_err("delete", path)(e)),
         }
     }
-}
-
-impl Store {
-    fn model_path(name: &str, file: &str) -> Result<Path> {
-        validate_run_id(name).map_err(|_| StoreError::BadRunId {
-            run_id: name.to_string(),
-            reason:
-                "a model name uses letters, digits, `.`, `_`, `-` and starts with a letter or digit"
-                    .into(),
-        })?;
-        Ok(Path::from(format!("{MODELS}/{name}/{file}")))
-    }
-
-    /// Saves a model checkpoint as `models/<name>/<file>` for each file, then
-    /// `models/<name>/model.json` (its config and provenance) last and
-    /// put-if-absent: a checkpoint is visible whole once `model.json` exists, and
-    /// a name is never overwritten (a second save under it is refused).
-    pub async fn save_model(
-        &self,
-        name: &str,
-        files: Vec<(&str, Vec<u8>)>,
-        manifest: &serde_json::Value,
-    ) -> Result<()> {
-        let marker = Self::model_path(name, "model.json")?;
-        if self.objects.head(&marker).await.is_ok() {
-            return Err(StoreError::RunExists {
-                run_id: format!("model {name}"),
-                state: "already exists in the store (models are never overwritten)".into(),
-            });
-        }
-        for (file, bytes) in files {
-            let path = Self::model_path(name, file)?;
-            self.objects
-                .put(&path, PutPayload::from(bytes))
-                .await
-                .map_err(self.os_err("put", &path))?;
-        }
-        let body = serde_json::to_vec_pretty(manifest).expect("manifest serializes");
-        if !self.put_if_absent(&marker, body).await? {
-            return Err(StoreError::RunExists {
-                run_id: format!("model {name}"),
-                state: "was saved by another writer meanwhile".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The manifest (`model.json`) of a saved model, or None if there is none.
-    pub async fn model_manifest(&self, name: &str) -> Result<Option<serde_json::Value>> {
-        self.get_json(&Self::model_path(name, "model.json")?, "model manifest")
-            .await
-    }
-
-    /// Reads one file of a saved model.
-    pub async fn model_file(&self, name: &str, file: &str) -> Result<Vec<u8>> {
-        let path = Self::model_path(name, file)?;
-        let r = self
-            .objects
-            .get(&path)
-            .await
-            .map_err(self.os_err("read", &path))?;
-        Ok(r.bytes()
-            .await
-            .map_err(self.os_err("read", &path))?
-            .to_vec())
-    }
-
-    /// The watermark of an incrementally trained model line (see
-    /// `leafe train --incremental`), if it has one.
-    pub async fn watermark(&self, line: &str) -> Result<Option<serde_json::Value>> {
-        validate_run_id(line)?;
-        self.get_json(
-            &Path::from(format!("{WATERMARKS}/{line}.json")),
-            "watermark",
-        )
-        .await
-    }
-
-    /// Replaces the watermark of a model line. Callers write it after the
-    /// model it points at is saved (a crash in between retrains the same
-    /// runs into a new version: nothing is lost or skipped).
-    pub async fn put_watermark(&self, line: &str, value: &serde_json::Value) -> Result<()> {
-        validate_run_id(line)?;
-        let path = Path::from(format!("{WATERMARKS}/{line}.json"));
-        let body = serde_json::to_vec_pretty(value).expect("watermark serializes");
-        self.objects
-            .put(&path, PutPayload::from(body))
-            .await
-            .map_err(self.os_err("put", &path))?;
-        Ok(())
-    }
-
-    /// Whether an object exists at `path` (relative to the store's root).
-    pub async fn exists(&self, path: &str) -> Result<bool> {
-        let path = Path::from(path);
-        match self.objects.head(&path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.os_err("head", &path)(e)),
-        }
-    }
-
-    /// A buffered writer of one object at `path` (relative to the store's
-    /// root). Large objects go up as multipart uploads; the object appears
-    /// whole when the writer is shut down, never half-written (a local file
-    /// is written aside and renamed).
-    pub fn object_writer(&self, path: &str) -> object_store::buffered::BufWriter {
-        object_store::buffered::BufWriter::new(self.objects.clone(), Path::from(path))
-    }
-
-    /// Writes `reports/<run>/<file>` (a report, a plot, a copy of levels).
-    /// Reports are derived output: a later write of the same file replaces
-    /// it (a rerun regenerates the report from the store).
-    pub async fn put_report_file(&self, run: &str, file: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = Self::report_path(run, file)?;
-        self.objects
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map_err(self.os_err("put", &path))?;
-        Ok(())
-    }
-
-    /// Reads `reports/<run>/<file>`, or None if it does not exist.
-    pub async fn report_file(&self, run: &str, file: &str) -> Result<Option<Vec<u8>>> {
-        let path = Self::report_path(run, file)?;
-        match self.objects.get(&path).await {
-            Ok(r) => Ok(Some(
-                r.bytes()
-                    .await
-                    .map_err(self.os_err("read", &path))?
-                    .to_vec(),
-            )),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.os_err("read", &path)(e)),
-        }
-    }
-
-    fn report_path(run: &str, file: &str) -> Result<Path> {
-        validate_run_id(run)?;
-        if file.is_empty()
-            || file
-                .split('/')
-                .any(|p| p.is_empty() || p == "." || p == ".." || p.contains('\\'))
-        {
-            return Err(StoreError::BadRunId {
-                run_id: file.to_string(),
-                reason: "a report file is a relative path without empty, `.` or `..` parts".into(),
-            });
-        }
-        Ok(Path::from(format!("{REPORTS}/{run}/{file}")))
-    }
-
-    /// Names of the saved models.
-    pub async fn models(&self) -> Result<Vec<String>> {
-        let prefix = Path::from(MODELS);
-        let listing = self
-            .objects
-            .list_with_delimiter(Some(&prefix))
-            .await
-            .map_err(self.os_err("list", &prefix))?;
-        let mut out = Vec::new();
-        for dir in listing.common_prefixes {
-            if let Some(name) = dir.filename()
-                && self.model_manifest(name).await?.is_some()
-            {
-                out.push(name.to_string());
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
-}
-
-fn hostname() -> Option<String> {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]

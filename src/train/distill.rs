@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::{FitConfig, Result, Samples, TrainError, fit, load_policy};
 use crate::env::Observation;
 use crate::policy::{Encoder, NeuralPolicy};
-use crate::query::{QuerySession, QueryText};
+use crate::query::{QuerySession, QueryText, load_query};
 use crate::store::Store;
 
 /// Which Stage 2 method.
@@ -59,35 +59,6 @@ impl Default for DistillConfig {
             },
         }
     }
-}
-
-/// The query files, embedded as the defaults when no `queries/` directory is given.
-pub fn embedded_query(name: &str) -> Option<&'static str> {
-    match name {
-        "counterfactual_pairs" => Some(include_str!("../../queries/counterfactual_pairs.sql")),
-        "rehearsal" => Some(include_str!("../../queries/rehearsal.sql")),
-        "grpo_steps" => Some(include_str!("../../queries/grpo_steps.sql")),
-        "export_trajectories" => Some(include_str!("../../queries/export_trajectories.sql")),
-        "export_preferences" => Some(include_str!("../../queries/export_preferences.sql")),
-        "failure_patterns" => Some(include_str!("../../queries/failure_patterns.sql")),
-        "critical_steps" => Some(include_str!("../../queries/critical_steps.sql")),
-        "success_by_depth" => Some(include_str!("../../queries/success_by_depth.sql")),
-        _ => None,
-    }
-}
-
-/// Loads `NAME.sql` from `dir` if it is there, else the embedded copy.
-pub fn load_query(dir: Option<&Path>, name: &str) -> Result<QueryText> {
-    if let Some(dir) = dir {
-        let path = dir.join(format!("{name}.sql"));
-        if path.exists() {
-            return QueryText::from_file(&path).map_err(|e| TrainError::Invalid(e.to_string()));
-        }
-    }
-    let sql = embedded_query(name)
-        .ok_or_else(|| TrainError::Invalid(format!("no query named {name}")))?;
-    QueryText::parse(&format!("queries/{name}.sql (embedded)"), sql)
-        .map_err(|e| TrainError::Invalid(e.to_string()))
 }
 
 /// Appends the (observation, action) rows of record batches to `samples`
@@ -223,7 +194,8 @@ pub async fn distill_runs(
     let mut samples = Samples::default();
     let mut pairs = 0;
     if method == Method::Leafe {
-        let q = load_query(queries, "counterfactual_pairs")?;
+        let q = load_query(queries, "counterfactual_pairs")
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
         for p in patterns {
             pairs += append_rows(
                 &mut samples,
@@ -239,7 +211,7 @@ pub async fn distill_runs(
     } else {
         1.0
     };
-    let q = load_query(queries, "rehearsal")?;
+    let q = load_query(queries, "rehearsal").map_err(|e| TrainError::Invalid(e.to_string()))?;
     let mut rehearsal = 0;
     for p in patterns {
         rehearsal += append_rows(

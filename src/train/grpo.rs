@@ -18,13 +18,12 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::distill::load_query;
 use super::{Result, TrainError};
 use crate::env::{self, Env, Observation};
 use crate::explore::rows::{PlainEpisode, push_steps};
 use crate::explore::sample_trajectories;
 use crate::policy::{NeuralPolicy, Policy, default_device};
-use crate::query::QuerySession;
+use crate::query::{QuerySession, load_query};
 use crate::store::{EpisodeBatchBuilder, RunSpec, StepBatchBuilder, Store, Table, now_us};
 
 /// Settings of GRPO.
@@ -114,7 +113,8 @@ pub async fn grpo<E: Env>(
             "GRPO needs levels, group_size >= 2 and tasks_per_iteration >= 1".into(),
         ));
     }
-    let query = load_query(queries, "grpo_steps")?;
+    let query =
+        load_query(queries, "grpo_steps").map_err(|e| TrainError::Invalid(e.to_string()))?;
     let width = init.config().input_size();
     let probe = make_env().map_err(|e| TrainError::Invalid(e.to_string()))?;
     let ids: Vec<String> = levels.iter().map(|l| probe.task_id(l)).collect();

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::distill::{DistillConfig, DistillReport, Method, distill_runs, like_exact};
 use super::{Result, TrainError, record_and_save};
-use crate::query::{QuerySession, QueryText};
+use crate::query::{QuerySession, load_query};
 use crate::store::{Store, now_us};
 
 /// The state of a model line, kept in the store.
@@ -89,13 +89,10 @@ pub async fn train_increment(
         None => Watermark::default(),
     };
     let session = QuerySession::open(store).await.map_err(invalid)?;
-    let q = QueryText::parse(
-        "runs",
-        "-- @param run string\nSELECT DISTINCT run_id FROM episodes WHERE run_id LIKE ${run} AND origin IN ('root', 'branch') ORDER BY run_id",
-    )
-    .map_err(invalid)?
-    .bind(&BTreeMap::from([("run".to_string(), runs.to_string())]))
-    .map_err(invalid)?;
+    let q = load_query(queries, "explored_runs")
+        .map_err(invalid)?
+        .bind(&BTreeMap::from([("run".to_string(), runs.to_string())]))
+        .map_err(invalid)?;
     let seen: HashSet<&str> = wm.trained_runs.iter().map(String::as_str).collect();
     let mut new_runs = Vec::new();
     for b in session.collect(&q).await.map_err(invalid)? {

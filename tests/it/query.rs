@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use arrow::array::AsArray;
 use arrow::datatypes::{Int32Type, Int64Type};
 use arrow::record_batch::RecordBatch;
-use leafe::query::{QuerySession, QueryText};
+use leafe::query::{QuerySession, QueryText, register_inputs};
 use leafe::store::Store;
 use leafe::synth::{SynthConfig, synthesize};
 
@@ -65,14 +65,22 @@ fn every_query_file_has_a_header_and_plans_and_runs_on_an_empty_store() {
                     p.name
                 );
             }
+            // Queries that read another query's rows (`-- @input`) plan over it.
+            let dir = f.parent().unwrap();
+            register_inputs(&session, &q, Some(dir), &BTreeMap::new())
+                .await
+                .unwrap_or_else(|e| panic!("{f:?}: {e}"));
             let bound = q.bind(&BTreeMap::new()).unwrap();
             let batches = session
                 .collect(&bound)
                 .await
                 .unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            // An aggregate without GROUP BY has its one row on an empty store
+            // too; its header says so.
+            let rows = usize::from(q.sql.contains("Returns: one row"));
             assert_eq!(
                 batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-                0,
+                rows,
                 "{f:?}"
             );
             assert!(batches[0].num_columns() > 0, "{f:?}");

@@ -1,0 +1,160 @@
+//! The chat and record formats: how an example becomes the prompt and
+//! completion of a chat, and that chat a record of TRL (messages,
+//! prompt-completion, DPO), LLaMA-Factory (ShareGPT) or verl (Parquet rows
+//! of [`verl_schema`]).
+//!
+//! The experience (the reflection's diagnosis and fix) never enters a prompt
+//! or a completion; with `include_experience` it is a separate top-level
+//! field. Every format but verl's also carries the example's provenance
+//! (run, task, example id, tau, …) under `leafe`.
+
+use arrow::datatypes::{DataType, Field, Fields, Schema};
+use serde_json::{Value, json};
+
+use super::examples::Example;
+use super::{Dataset, ExportOptions, Format};
+
+/// One chat message.
+pub(super) fn msg(role: &str, content: &str) -> Value {
+    json!({ "role": role, "content": content })
+}
+
+/// The prompt (system + history as user/assistant turns + the observation
+/// where the completion starts) and the completion turns of an example.
+pub(super) fn split(ex: &Example, dataset: Dataset, system: &str) -> (Vec<Value>, Vec<Value>) {
+    let start = match dataset {
+        Dataset::Rehearsal => 0,
+        _ => ex.tau,
+    };
+    let mut prompt = vec![msg("system", system)];
+    let mut completion = Vec::new();
+    let mut in_completion = false;
+    for turn in &ex.turns {
+        if turn.t < start {
+            prompt.push(msg("user", &turn.observation));
+            prompt.push(msg("assistant", &turn.action));
+            continue;
+        }
+        if !in_completion {
+            // The observation that opens the completion belongs to the prompt.
+            prompt.push(msg("user", &turn.observation));
+            in_completion = true;
+        } else {
+            completion.push(msg("user", &turn.observation));
+        }
+        match dataset {
+            Dataset::Critical | Dataset::Preference => {
+                // t = tau: the target is the corrected action, not the one taken.
+                if let Some(c) = &ex.chosen {
+                    completion.push(msg("assistant", c));
+                }
+                break;
+            }
+            _ => completion.push(msg("assistant", &turn.action)),
+        }
+    }
+    (prompt, completion)
+}
+
+/// The record of an example in `opts.format`, from its prompt and
+/// completion (see [`split`]); `index` is its position in the output.
+pub(super) fn record(
+    ex: &Example,
+    opts: &ExportOptions,
+    prompt: Vec<Value>,
+    completion: Vec<Value>,
+    index: u64,
+) -> Value {
+    let meta = json!({
+        "run_id": ex.run_id, "task_id": ex.task_id, "example_id": ex.example_id,
+        "tau": ex.tau, "category": ex.category, "chosen_source": ex.chosen_source,
+    });
+    let mut record = match opts.format {
+        Format::TrlMessages => {
+            let mut messages = prompt;
+            messages.extend(completion);
+            json!({ "messages": messages })
+        }
+        Format::TrlPromptCompletion => json!({ "prompt": prompt, "completion": completion }),
+        Format::Sharegpt => {
+            let conversations: Vec<Value> = prompt
+                .iter()
+                .skip(1)
+                .chain(completion.iter())
+                .map(|m| {
+                    json!({
+                        "from": if m["role"] == "user" { "human" } else { "gpt" },
+                        "value": m["content"],
+                    })
+                })
+                .collect();
+            json!({ "conversations": conversations, "system": opts.system_prompt })
+        }
+        Format::Dpo => json!({
+            "prompt": prompt,
+            "chosen": [msg("assistant", ex.chosen.as_deref().unwrap_or_default())],
+            "rejected": [msg("assistant", ex.rejected.as_deref().unwrap_or_default())],
+        }),
+        Format::VerlParquet => {
+            let ground_truth: Vec<&str> = completion
+                .iter()
+                .filter(|m| m["role"] == "assistant")
+                .filter_map(|m| m["content"].as_str())
+                .collect();
+            json!({
+                "data_source": "leafe/sokoban",
+                "prompt": prompt,
+                "ability": "sokoban",
+                "reward_model": { "style": "rule", "ground_truth": ground_truth.join(" ") },
+                "extra_info": {
+                    "split": "train", "index": index, "run_id": ex.run_id,
+                    "task_id": ex.task_id, "example_id": ex.example_id, "tau": ex.tau,
+                },
+            })
+        }
+    };
+    if opts.format != Format::VerlParquet {
+        record["leafe"] = meta;
+    }
+    if opts.include_experience {
+        record["experience"] = json!(ex.experience);
+    }
+    record
+}
+
+/// verl's Parquet schema.
+pub fn verl_schema() -> Schema {
+    let message = DataType::Struct(Fields::from(vec![
+        Field::new("role", DataType::Utf8, false),
+        Field::new("content", DataType::Utf8, false),
+    ]));
+    Schema::new(vec![
+        Field::new("data_source", DataType::Utf8, false),
+        Field::new(
+            "prompt",
+            DataType::List(std::sync::Arc::new(Field::new("item", message, false))),
+            false,
+        ),
+        Field::new("ability", DataType::Utf8, false),
+        Field::new(
+            "reward_model",
+            DataType::Struct(Fields::from(vec![
+                Field::new("style", DataType::Utf8, false),
+                Field::new("ground_truth", DataType::Utf8, false),
+            ])),
+            false,
+        ),
+        Field::new(
+            "extra_info",
+            DataType::Struct(Fields::from(vec![
+                Field::new("split", DataType::Utf8, false),
+                Field::new("index", DataType::Int64, false),
+                Field::new("run_id", DataType::Utf8, false),
+                Field::new("task_id", DataType::Utf8, false),
+                Field::new("example_id", DataType::Int64, false),
+                Field::new("tau", DataType::Int32, false),
+            ])),
+            false,
+        ),
+    ])
+}
