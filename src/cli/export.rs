@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::StoreArgs;
-use crate::export::{Dataset, ExportError, ExportOptions, Format, SYSTEM_PROMPT, export};
+use crate::explore::World;
+use crate::export::{Dataset, ExportError, ExportOptions, Format, export};
 use crate::query::QueryText;
+use crate::with_world;
 
 /// Arguments of `leafe export`.
 #[derive(Debug, Args)]
@@ -54,9 +56,14 @@ pub struct ExportArgs {
     /// many; lower it to use less memory).
     #[arg(long, default_value_t = crate::export::WINDOW_EXAMPLES)]
     pub window: usize,
-    /// System prompt of every example [default: a description of Sokoban and its symbols].
+    /// System prompt of every example [default: the environment's: its
+    /// rules, symbols and moves].
     #[arg(long)]
     pub system_prompt: Option<String>,
+    /// The environment the runs explored (sokoban or gridworld): sets the
+    /// default system prompt and verl's data_source.
+    #[arg(long, default_value = "sokoban")]
+    pub env: String,
 }
 
 /// `leafe export`.
@@ -72,10 +79,12 @@ pub async fn export_cmd(a: ExportArgs, quiet: bool) -> anyhow::Result<u8> {
         queries_dir: Some(a.queries.clone()),
         include_experience: a.include_experience,
         dedup: a.dedup,
-        system_prompt: a
-            .system_prompt
-            .clone()
-            .unwrap_or_else(|| SYSTEM_PROMPT.to_string()),
+        system_prompt: match &a.system_prompt {
+            Some(p) => p.clone(),
+            None => with_world!(a.env.as_str(), |w| w.system_prompt().to_string())
+                .map_err(anyhow::Error::msg)?,
+        },
+        env: a.env.clone(),
         window: a.window,
     };
     let pb = super::stage1::bar(0, quiet);

@@ -12,8 +12,7 @@ use super::{StoreArgs, command_line, env_for};
 use crate::eval::mean_pass_at_k;
 use crate::explore::{ExploreConfig, World, count_successes};
 use crate::pipeline::{ExploreJob, ExploreSummary, Progress, Shard};
-use crate::store::RunSpec;
-use crate::train::{PretrainConfig, pretrain_world, save_policy};
+use crate::train::{PretrainConfig, pretrain_world, record_and_save_as};
 use crate::with_world;
 
 /// Arguments of `leafe pretrain`.
@@ -244,20 +243,15 @@ async fn pretrain_in<W: World>(world: W, a: PretrainArgs, quiet: bool) -> anyhow
         "report": report,
         "eval": eval,
     });
-    let spec = RunSpec {
-        run_id: run_id.clone(),
-        kind: "pretrain".into(),
-        seed: Some(cfg.seed as i64),
-        config: config_json.clone(),
-        command_line: command_line(),
-        meta: serde_json::Value::Null,
-    };
-    store.begin_run(spec).await?.commit().await?;
-    save_policy(
+    record_and_save_as(
         &store,
+        "pretrain",
+        &run_id,
         &a.out_model,
-        &policy.with_name(&a.out_model),
-        serde_json::json!({ "run_id": run_id, "pretrain": config_json }),
+        &policy,
+        cfg.seed,
+        config_json,
+        &command_line(),
     )
     .await?;
     println!(

@@ -259,58 +259,15 @@ async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
             r.rollouts as f64 / r.seconds.max(1e-9)
         );
     }
-    let pass: Vec<(u64, f64)> = r.pass_at_k.iter().map(|(k, p)| (*k, *p)).collect();
-    match a.format {
-        OutputFormat::Json => {
-            let obj = serde_json::json!({
-                "model": a.model, "split": a.split, "tasks": levels.len(), "samples": a.samples,
-                "pass_at_k": pass.iter().map(|(k, p)| (k.to_string(), serde_json::json!(p))).collect::<serde_json::Map<_, _>>(),
-            });
-            println!("{obj}");
-        }
-        OutputFormat::Csv => {
-            println!(
-                "model,split,tasks,samples,{}",
-                pass.iter()
-                    .map(|(k, _)| format!("pass@{k}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-            println!(
-                "{},{},{},{},{}",
-                a.model,
-                a.split,
-                levels.len(),
-                a.samples,
-                pass.iter()
-                    .map(|(_, p)| format!("{p:.4}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        }
-        OutputFormat::Table => {
-            println!(
-                "{:<16} {:<8} {:>6} {:>8}  {}",
-                "model",
-                "split",
-                "tasks",
-                "samples",
-                pass.iter()
-                    .map(|(k, _)| format!("{:>8}", format!("pass@{k}")))
-                    .collect::<String>()
-            );
-            println!(
-                "{:<16} {:<8} {:>6} {:>8}  {}",
-                a.model,
-                a.split,
-                levels.len(),
-                a.samples,
-                pass.iter()
-                    .map(|(_, p)| format!("{p:>8.3}"))
-                    .collect::<String>()
-            );
-        }
-    }
+    let batch = crate::eval::summary_batch(
+        &a.model,
+        &a.split,
+        levels.len(),
+        a.samples,
+        &r.pass_at_k,
+        a.format == OutputFormat::Json,
+    )?;
+    crate::query::write_batches(&mut std::io::stdout().lock(), &[batch], a.format)?;
     Ok(0)
 }
 

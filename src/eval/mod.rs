@@ -182,6 +182,61 @@ where
     Ok(result)
 }
 
+/// One evaluation as one row for the shared table/CSV/JSON writer: model,
+/// split, tasks, samples, then Pass@k — as columns `pass@k` (flat, for
+/// tables and CSV) or as one `pass_at_k` object keyed by k (`nested`, for
+/// JSON).
+///
+/// # Errors
+/// Never for well-formed input (Arrow's own checks).
+pub fn summary_batch(
+    model: &str,
+    split: &str,
+    tasks: usize,
+    samples: usize,
+    pass_at_k: &BTreeMap<u64, f64>,
+    nested: bool,
+) -> Result<arrow::record_batch::RecordBatch, arrow::error::ArrowError> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, StringArray, StructArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Fields};
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        ("model", Arc::new(StringArray::from(vec![model]))),
+        ("split", Arc::new(StringArray::from(vec![split]))),
+        ("tasks", Arc::new(UInt64Array::from(vec![tasks as u64]))),
+        ("samples", Arc::new(UInt64Array::from(vec![samples as u64]))),
+    ];
+    let values: Vec<(String, ArrayRef)> = pass_at_k
+        .iter()
+        .map(|(k, p)| {
+            (
+                k.to_string(),
+                Arc::new(Float64Array::from(vec![*p])) as ArrayRef,
+            )
+        })
+        .collect();
+    let flat_names: Vec<String> = values.iter().map(|(k, _)| format!("pass@{k}")).collect();
+    let nested_column;
+    if nested {
+        let fields: Fields = values
+            .iter()
+            .map(|(k, _)| Field::new(k, DataType::Float64, false))
+            .collect();
+        nested_column = Arc::new(StructArray::try_new(
+            fields,
+            values.iter().map(|(_, v)| v.clone()).collect(),
+            None,
+        )?) as ArrayRef;
+        columns.push(("pass_at_k", nested_column));
+    } else {
+        for ((_, v), name) in values.iter().zip(&flat_names) {
+            columns.push((name, v.clone()));
+        }
+    }
+    arrow::record_batch::RecordBatch::try_from_iter(columns)
+}
+
 /// The default k values: 1, 2, 4, … up to `samples`.
 pub fn default_ks(samples: usize) -> Vec<u64> {
     (0..)

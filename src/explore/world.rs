@@ -32,6 +32,10 @@ pub trait World: Send + Sync {
     /// How an experience acts on a network's action distribution.
     fn guide(&self, config: &GuidanceConfig) -> Arc<dyn Guide>;
 
+    /// What an LLM is told about the environment (rules, symbols, how to
+    /// answer): the default system prompt of exported datasets.
+    fn system_prompt(&self) -> &'static str;
+
     /// Its rule-based reflector.
     fn reflector(&self, config: &ReflectorConfig) -> Box<dyn Reflector>;
 

@@ -102,9 +102,9 @@ pub(super) fn record(
                 .filter_map(|m| m["content"].as_str())
                 .collect();
             json!({
-                "data_source": "leafe/sokoban",
+                "data_source": format!("leafe/{}", opts.env),
                 "prompt": prompt,
-                "ability": "sokoban",
+                "ability": opts.env,
                 "reward_model": { "style": "rule", "ground_truth": ground_truth.join(" ") },
                 "extra_info": {
                     "split": "train", "index": index, "run_id": ex.run_id,

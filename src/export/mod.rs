@@ -111,18 +111,16 @@ pub struct ExportOptions {
     pub include_experience: bool,
     /// Drop examples whose prompt equals an earlier example's prompt.
     pub dedup: bool,
-    /// The system prompt.
+    /// The system prompt (the environment's own describes its rules and
+    /// symbols: `World::system_prompt`).
     pub system_prompt: String,
+    /// The environment's name, for formats that record where data came
+    /// from (verl's `data_source` = `leafe/<env>`, `ability` = `<env>`).
+    pub env: String,
     /// Examples read per query: a run is exported in id windows of about
     /// this many examples, which bounds what DataFusion sorts at once.
     pub window: usize,
 }
-
-/// The default system prompt.
-pub const SYSTEM_PROMPT: &str = "You are playing Sokoban. Push every box ($) onto a target (.) by moving the player (@). \
-Symbols: # wall, space floor, $ box, * box on target, . target, @ player, + player on target. \
-Boxes can be pushed but not pulled; a box pushed into a corner that is not a target can never be moved out. \
-Reply with one move: up, down, left or right.";
 
 /// What an export wrote.
 #[derive(Debug, Clone, Default, Serialize)]

@@ -362,20 +362,50 @@ pub async fn record_and_save(
     config: serde_json::Value,
     command_line: &str,
 ) -> Result<()> {
+    record_and_save_as(
+        store,
+        "train",
+        run_id,
+        name,
+        policy,
+        seed,
+        config,
+        command_line,
+    )
+    .await
+}
+
+/// [`record_and_save`] for a run of another kind (`pretrain`): the run is
+/// recorded with that kind, and the model's provenance keeps the config
+/// under the kind's name.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_and_save_as(
+    store: &Store,
+    kind: &str,
+    run_id: &str,
+    name: &str,
+    policy: &NeuralPolicy,
+    seed: u64,
+    config: serde_json::Value,
+    command_line: &str,
+) -> Result<()> {
     let spec = crate::store::RunSpec {
         run_id: run_id.to_string(),
-        kind: "train".into(),
+        kind: kind.into(),
         seed: Some(seed as i64),
         config: config.clone(),
         command_line: command_line.to_string(),
         meta: serde_json::Value::Null,
     };
     store.begin_run(spec).await?.commit().await?;
+    let mut provenance = serde_json::Map::new();
+    provenance.insert("run_id".into(), run_id.into());
+    provenance.insert(kind.into(), config);
     save_policy(
         store,
         name,
         &policy.clone().with_name(name),
-        serde_json::json!({ "run_id": run_id, "train": config }),
+        serde_json::Value::Object(provenance),
     )
     .await
 }

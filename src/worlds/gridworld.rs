@@ -42,6 +42,13 @@ use crate::reflect::{Experience, FeedbackReflector, Reflector};
 /// The environment's name at the boundary.
 pub const NAME: &str = "gridworld";
 
+/// What an LLM trained on gridworld data is told: the rules, the symbols,
+/// the moves (the default system prompt of `leafe export --env gridworld`).
+pub const SYSTEM_PROMPT: &str = "You are walking a grid. Reach the goal (G) with the agent (@). \
+Symbols: # wall, space (or _) floor, ^ trap, G goal, @ agent. \
+Stepping onto a trap loses the episode; walking into a wall wastes a step. \
+Reply with one move: up, down, left or right.";
+
 /// The largest board, in rows and in columns.
 pub const MAX_SIZE: usize = 10;
 

@@ -57,6 +57,10 @@ impl World for SokobanWorld {
         Arc::new(SokobanGuide::new(config.clone()))
     }
 
+    fn system_prompt(&self) -> &'static str {
+        sokoban::SYSTEM_PROMPT
+    }
+
     fn reflector(&self, config: &ReflectorConfig) -> Box<dyn Reflector> {
         Box::new(SokobanReflector::new(config.clone()))
     }
@@ -108,6 +112,10 @@ impl World for GridWorld {
         Arc::new(ExperienceGuide {
             config: config.clone(),
         })
+    }
+
+    fn system_prompt(&self) -> &'static str {
+        gridworld::SYSTEM_PROMPT
     }
 
     fn reflector(&self, _config: &ReflectorConfig) -> Box<dyn Reflector> {

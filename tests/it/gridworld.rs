@@ -179,6 +179,8 @@ fn the_gridworld_runs_through_every_command() {
         &url,
         "--runs",
         "g.%",
+        "--env",
+        "gridworld",
         "--dataset",
         "counterfactual",
         "--format",
@@ -190,6 +192,11 @@ fn the_gridworld_runs_through_every_command() {
     let first = text.lines().next().expect("some counterfactual examples");
     let v: serde_json::Value = serde_json::from_str(first).unwrap();
     let messages = v["messages"].as_array().unwrap();
+    let system = messages[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("trap") && !system.contains("Sokoban"),
+        "{first}"
+    );
     let last = messages.last().unwrap()["content"].as_str().unwrap();
     assert!(["up", "down", "left", "right"].contains(&last), "{first}");
 

@@ -432,6 +432,13 @@ pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32
     Ok(())
 }
 
+/// What an LLM trained on Sokoban data is told: the rules, the symbols,
+/// the moves (the default system prompt of `leafe export`).
+pub const SYSTEM_PROMPT: &str = "You are playing Sokoban. Push every box ($) onto a target (.) by moving the player (@). \
+Symbols: # wall, space floor, $ box, * box on target, . target, @ player, + player on target. \
+Boxes can be pushed but not pulled; a box pushed into a corner that is not a target can never be moved out. \
+Reply with one move: up, down, left or right.";
+
 /// Bytes of [`encode_state`]'s output.
 pub const STATE_BYTES: usize = 35;
 
