@@ -421,9 +421,16 @@ impl Policy for NeuralPolicy {
     /// an experience), illegal actions masked, a sample from the turn's
     /// stream.
     fn act(&self, turns: &mut [Turn<'_>], temperature: f32) -> Result<Vec<Decision>> {
-        let mut planes = Vec::new();
-        self.encode_batch(turns.iter().map(|t| t.observation), &mut planes)?;
-        let lp = self.log_probs(&planes, turns.len())?;
+        thread_local! {
+            // The encoded batch, reused across calls: a fresh multi-MiB
+            // buffer per step costs a page-faulting allocation each time.
+            static PLANES: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let lp = PLANES.with(|planes| {
+            let mut planes = planes.borrow_mut();
+            self.encode_batch(turns.iter().map(|t| t.observation), &mut planes)?;
+            self.log_probs(&planes, turns.len())
+        })?;
         let space = self.encoder.action_space();
         let names = space.names();
         let n = self.config.actions;
