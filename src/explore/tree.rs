@@ -16,7 +16,7 @@ use crate::reflect::{Experience, Reflector};
 /// The seed a task's environment is reset with (every episode of the task
 /// uses it, so a replayed prefix reproduces its parent's).
 pub(crate) fn reset_seed(seed: u64, task: u64) -> u64 {
-    episode_seed(seed ^ 0x5EED_0F_7A5C, task, 1 << 20)
+    episode_seed(seed ^ 0x5EED_5EED_5EED_5EED, task, 1 << 20)
 }
 
 /// A rollout in progress.

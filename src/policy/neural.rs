@@ -465,6 +465,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn configs_written_before_the_encoder_was_recorded_read_as_sokoban() {
+        let old: PolicyNetConfig = serde_json::from_str(r#"{"board": 10, "hidden": 256}"#).unwrap();
+        assert_eq!(old, PolicyNetConfig::new());
+        assert_eq!(old.input_size(), 7 * 10 * 10);
+        // Sokoban's shape serializes as before; another environment's is kept.
+        assert_eq!(
+            serde_json::to_value(&old).unwrap(),
+            serde_json::json!({"board": 10, "hidden": 256})
+        );
+        let grid = PolicyNetConfig {
+            encoder: "gridworld-planes".into(),
+            channels: 5,
+            ..PolicyNetConfig::new()
+        };
+        let back: PolicyNetConfig =
+            serde_json::from_value(serde_json::to_value(&grid).unwrap()).unwrap();
+        assert_eq!(back, grid);
+        assert!(serde_json::from_str::<PolicyNetConfig>(r#"{"bord": 10}"#).is_err());
+    }
+
+    #[test]
     fn initialisation_depends_on_the_seed_alone() {
         let config = PolicyNetConfig::new().with_hidden(8).with_board(4);
         let device = Device::default();

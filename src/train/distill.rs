@@ -137,6 +137,7 @@ pub struct DistillReport {
 }
 
 /// Trains `init` with `method` on the runs matching `runs` (a SQL LIKE pattern).
+#[allow(clippy::too_many_arguments)]
 pub async fn distill(
     store: &Store,
     init: &str,
@@ -169,6 +170,7 @@ pub fn like_exact(run_id: &str) -> String {
 }
 
 /// Like [`distill`], on the union of several run patterns.
+#[allow(clippy::too_many_arguments)]
 pub async fn distill_runs(
     store: &Store,
     init: &str,
