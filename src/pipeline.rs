@@ -4,7 +4,8 @@
 //! An exploration job with run id R writes its trees as a sequence of
 //! committed runs `R.c00000`, `R.c00001`, … of `chunk_tasks` tasks each (SQL
 //! selects the whole job with `run_id LIKE 'R.%'`). Each chunk's commit marker
-//! lists the task indices it covers, so a job that is killed and started again
+//! lists the task indices it covers (and how many rollbacks went by native
+//! snapshot and by replay), so a job that is killed and started again
 //! with the same run id skips the committed tasks and redoes only the rest; the
 //! half-written chunk of the killed process stays invisible (and `leafe gc`
 //! collects it). `--shard i/n` keeps the tasks whose index ≡ i (mod n), so n
@@ -252,6 +253,10 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                 )
             })?;
             trees.sort_by_key(|t| t.task_index);
+            let (by_snapshot, by_replay) = trees.iter().fold((0, 0), |(s, r), t| {
+                let (ts, tr) = t.rollbacks();
+                (s + ts, r + tr)
+            });
             let mut run = loop {
                 let spec = RunSpec {
                     run_id: format!("{prefix}{chunk_no:05}"),
@@ -265,7 +270,11 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                         "env": world.name(),
                     }),
                     command_line: self.command_line.clone(),
-                    meta: serde_json::json!({ "job": identity, "tasks": tasks }),
+                    meta: serde_json::json!({
+                        "job": identity,
+                        "tasks": tasks,
+                        "rollbacks": { "snapshot": by_snapshot, "replay": by_replay },
+                    }),
                 };
                 chunk_no += 1;
                 match store.begin_run(spec).await {
