@@ -391,36 +391,137 @@ pub async fn run_experiment(
     command_line: &str,
     log: &dyn Log,
 ) -> anyhow::Result<Results> {
+    if prepare_run(store, run, cfg, command_line).await? {
+        log.line(&format!(
+            "run {run}: found in the store, resuming (stages already done are skipped)"
+        ));
+    }
+    let started = Instant::now();
+    let (splits, levels) = levels_stage(store, run, cfg).await?;
+    let mut stages = vec![StageTime {
+        seed: None,
+        stage: "levels".into(),
+        seconds: started.elapsed().as_secs_f64(),
+        detail: levels.detail(),
+    }];
+    log.line(&format!("levels: {}", stages[0].detail));
+
+    let ks = cfg.ks();
+    let mut cells = Vec::new();
+    let mut training = Vec::new();
+    for &seed in &cfg.seeds {
+        let mut r = Replicate {
+            store,
+            run,
+            cfg,
+            splits: &splits,
+            ks: &ks,
+            seed,
+            p: format!("{run}.s{seed}"),
+            command_line,
+            log,
+            stages: Vec::new(),
+        };
+        let base = pretrain_stage(&mut r).await?;
+        let explored = explore_stage(&mut r, &base.model).await?;
+        for &m in &cfg.methods {
+            training.extend(train_stage(&mut r, m, &base.model, &explored).await?);
+        }
+        for m in cfg.evaluated() {
+            let train_env_steps = train_env_steps(m, seed, &training, &explored);
+            cells.extend(eval_stage(&mut r, m, train_env_steps).await?);
+        }
+        stages.extend(r.stages);
+    }
+    let results = Results {
+        run: run.to_string(),
+        config: cfg.clone(),
+        ks,
+        splits: levels.by_split(),
+        cells,
+        training,
+        stages,
+        command_line: command_line.to_string(),
+    };
+    report::write(store, &results).await?;
+    Ok(results)
+}
+
+/// Checks the config and the run id, then commits the resolved config as run
+/// `run` (kind `experiment`), or, when that run exists, refuses it unless it
+/// was recorded with the same config. Returns whether the run is resumed.
+async fn prepare_run(
+    store: &Store,
+    run: &str,
+    cfg: &ExperimentConfig,
+    command_line: &str,
+) -> anyhow::Result<bool> {
     cfg.check()?;
     crate::store::validate_run_id(run)?;
     let resolved = serde_json::to_value(cfg).expect("config serializes");
-    match store.commit(run).await? {
-        Some(_) => {
-            let recorded = recorded_config(store, run).await?;
-            if recorded != resolved {
-                bail!(
-                    "run `{run}` exists in {} with another config; choose another --name (or rerun with the recorded config to resume)",
-                    store.url()
-                );
-            }
-            log.line(&format!(
-                "run {run}: found in the store, resuming (stages already done are skipped)"
-            ));
+    if store.commit(run).await?.is_some() {
+        let recorded = recorded_config(store, run).await?;
+        if recorded != resolved {
+            bail!(
+                "run `{run}` exists in {} with another config; choose another --name (or rerun with the recorded config to resume)",
+                store.url()
+            );
         }
-        None => {
-            let spec = RunSpec {
-                run_id: run.to_string(),
-                kind: "experiment".into(),
-                seed: cfg.seeds.first().map(|&s| s as i64),
-                config: resolved.clone(),
-                command_line: command_line.to_string(),
-                meta: serde_json::json!({ "config": resolved }),
-            };
-            store.begin_run(spec).await?.commit().await?;
-        }
+        return Ok(true);
     }
-    let mut stages = Vec::new();
-    let started = Instant::now();
+    let spec = RunSpec {
+        run_id: run.to_string(),
+        kind: "experiment".into(),
+        seed: cfg.seeds.first().map(|&s| s as i64),
+        config: resolved.clone(),
+        command_line: command_line.to_string(),
+        meta: serde_json::json!({ "config": resolved }),
+    };
+    store.begin_run(spec).await?.commit().await?;
+    Ok(false)
+}
+
+/// Level counts per split.
+#[derive(Debug, Clone, Copy)]
+struct LevelsSummary {
+    /// Demonstration levels of the base policy.
+    demos: usize,
+    /// Exploration tasks.
+    train: usize,
+    /// Held-out levels.
+    heldout: usize,
+    /// Shifted levels.
+    shifted: usize,
+}
+
+impl LevelsSummary {
+    /// The stage's log detail.
+    fn detail(&self) -> String {
+        format!(
+            "{} demo, {} train, {} held-out, {} shifted levels",
+            self.demos, self.train, self.heldout, self.shifted
+        )
+    }
+
+    /// The counts as `Results::splits` lists them.
+    fn by_split(&self) -> BTreeMap<String, usize> {
+        BTreeMap::from([
+            ("demos".to_string(), self.demos),
+            ("train".to_string(), self.train),
+            ("heldout".to_string(), self.heldout),
+            ("shifted".to_string(), self.shifted),
+        ])
+    }
+}
+
+/// Generates the level sets and writes each into the report folder as
+/// `levels/<split>.txt` (Boxoban text): the levels source that exploration and
+/// evaluation runs cite.
+async fn levels_stage(
+    store: &Store,
+    run: &str,
+    cfg: &ExperimentConfig,
+) -> anyhow::Result<(Splits, LevelsSummary)> {
     let splits = tokio::task::block_in_place(|| make_levels(cfg))?;
     for (name, levels) in [
         ("demos", &splits.demos),
@@ -436,361 +537,536 @@ pub async fn run_experiment(
             )
             .await?;
     }
-    stages.push(StageTime {
-        seed: None,
-        stage: "levels".into(),
-        seconds: started.elapsed().as_secs_f64(),
-        detail: format!(
-            "{} demo, {} train, {} held-out, {} shifted levels",
-            splits.demos.len(),
-            splits.tasks.len(),
-            splits.heldout.len(),
-            splits.shifted.len()
-        ),
-    });
-    log.line(&format!("levels: {}", stages[0].detail));
+    let summary = LevelsSummary {
+        demos: splits.demos.len(),
+        train: splits.tasks.len(),
+        heldout: splits.heldout.len(),
+        shifted: splits.shifted.len(),
+    };
+    Ok((splits, summary))
+}
 
-    let ks = cfg.ks();
-    let mut cells = Vec::new();
-    let mut training = Vec::new();
-    for &seed in &cfg.seeds {
-        let p = format!("{run}.s{seed}");
-        let mut stage = |name: &str, t: Instant, detail: String| {
-            let seconds = t.elapsed().as_secs_f64();
-            log.line(&format!("[seed {seed}] {name}: {detail} ({seconds:.1}s)"));
-            stages.push(StageTime {
-                seed: Some(seed),
-                stage: name.to_string(),
-                seconds,
-                detail,
-            });
-        };
+/// One seed's replicate: what its stages read, and the stage timings they
+/// record.
+struct Replicate<'a> {
+    store: &'a Store,
+    /// The experiment's run name.
+    run: &'a str,
+    cfg: &'a ExperimentConfig,
+    splits: &'a Splits,
+    /// The k values reported.
+    ks: &'a [u64],
+    seed: u64,
+    /// `<run>.s<seed>`: the prefix of every run and model id of the replicate.
+    p: String,
+    command_line: &'a str,
+    log: &'a dyn Log,
+    /// Timings of the stages done so far, in order.
+    stages: Vec<StageTime>,
+}
 
-        // Base policy.
-        let t = Instant::now();
-        let base = format!("{p}.base");
-        if store.model_manifest(&base).await?.is_none() {
-            let pcfg = PretrainConfig {
-                seed,
-                ..cfg.pretrain.clone()
-            };
-            let (policy, report) = tokio::task::block_in_place(|| {
-                pretrain_world(&SokobanWorld, &splits.demos, &pcfg, |_, _, _| {})
-            })?;
-            record_and_save(
-                store,
-                &format!("{base}.train"),
-                &base,
-                &policy,
-                seed,
-                serde_json::json!({ "experiment": run, "method": "pretrain", "pretrain": pcfg, "report": report }),
-                command_line,
-            )
-            .await?;
-            stage(
-                "pretrain",
-                t,
-                format!(
-                    "{} demonstration steps, loss {:.3} → {:.3}",
-                    report.samples,
-                    report.epoch_losses.first().copied().unwrap_or(f32::NAN),
-                    report.epoch_losses.last().copied().unwrap_or(f32::NAN)
-                ),
-            );
-        } else {
-            stage("pretrain", t, "done before".into());
-        }
+impl Replicate<'_> {
+    /// Model id of method `m`: `<run>.s<seed>.<method id>`.
+    fn model(&self, m: ExpMethod) -> String {
+        format!("{}.{}", self.p, m.id())
+    }
 
-        // Stage 1, three ways.
-        let mut explores: Vec<(&str, ExploreConfig)> = Vec::new();
-        let wants = |m: ExpMethod| cfg.methods.contains(&m);
-        if wants(ExpMethod::Leafe) || wants(ExpMethod::Grpo) {
-            explores.push((
-                "explore-leafe",
-                ExploreConfig {
-                    seed,
-                    ..cfg.explore.clone()
-                },
-            ));
-        }
-        if wants(ExpMethod::LeafeNoExperience) {
-            explores.push((
-                "explore-noexp",
-                ExploreConfig {
-                    seed,
-                    use_experience: false,
-                    ..cfg.explore.clone()
-                },
-            ));
-        }
-        if wants(ExpMethod::Rft) {
-            explores.push((
-                "explore-rft",
-                ExploreConfig {
-                    seed,
-                    max_depth: 0,
-                    root_samples: cfg.rft_root_samples,
-                    ..cfg.explore.clone()
-                },
-            ));
-        }
-        let mut explore_steps: BTreeMap<&str, u64> = BTreeMap::new();
-        for (id, ecfg) in explores {
-            let t = Instant::now();
-            let job = ExploreJob {
-                run_id: format!("{p}.{id}"),
-                model: base.clone(),
-                levels_source: format!("reports/{run}/levels/train.txt"),
-                levels: splits.tasks.clone(),
-                split: Some("train".into()),
-                shard: Shard::ALL,
-                chunk_tasks: 256,
-                config: ecfg,
-                command_line: command_line.to_string(),
-            };
-            let s = job.run(&SokobanWorld, store, &()).await?;
-            let (tasks, solved, steps) = run_stats(store, &format!("{p}.{id}.%")).await?;
-            explore_steps.insert(id, steps);
-            stage(
-                id,
-                t,
-                if s.tasks == 0 {
-                    format!("done before: {tasks} tasks, {solved} solved, {steps} env steps")
-                } else {
-                    format!(
-                        "{tasks} tasks, {solved} solved, {} episodes, {} reflections, {steps} env steps",
-                        s.episodes, s.reflections
-                    )
-                },
-            );
-        }
+    /// Logs stage `name`, started at `t`, and records its timing.
+    fn stage(&mut self, name: &str, t: Instant, detail: String) {
+        let seconds = t.elapsed().as_secs_f64();
+        self.log.line(&format!(
+            "[seed {}] {name}: {detail} ({seconds:.1}s)",
+            self.seed
+        ));
+        self.stages.push(StageTime {
+            seed: Some(self.seed),
+            stage: name.to_string(),
+            seconds,
+            detail,
+        });
+    }
+}
 
-        // Stage 2.
-        for &m in &cfg.methods {
-            let model = format!("{p}.{}", m.id());
-            let t = Instant::now();
-            if m == ExpMethod::Base || store.model_manifest(&model).await?.is_some() {
-                if m != ExpMethod::Base {
-                    stage(&format!("train {}", m.id()), t, "done before".into());
-                    if let Some(v) = recorded_training(store, &model).await? {
-                        training.push(v);
-                    }
-                }
-                continue;
-            }
-            let explore_run = format!("{p}.{}.%", m.explore_id().expect("trained method"));
-            if m == ExpMethod::Grpo {
-                let budget = explore_steps["explore-leafe"];
-                let init = load_policy(store, &base, SokobanWorld.encoder()).await?;
-                let gcfg = GrpoConfig {
-                    seed,
-                    ..cfg.grpo.clone()
-                };
-                let prefix = format!("{model}.a{}", crate::store::now_us() / 1_000_000);
-                let max_steps = gcfg.max_steps as usize;
-                let (policy, report) = grpo(
-                    store,
-                    &init,
-                    &splits.tasks,
-                    &|| SokobanWorld.make_env(max_steps),
-                    &prefix,
-                    budget,
-                    None,
-                    &gcfg,
-                    command_line,
-                    |_| {},
-                )
-                .await?;
-                let summary = serde_json::json!({
-                    "seed": seed, "method": m, "env_steps": report.env_steps, "iterations": report.iterations,
-                });
-                record_and_save(
-                    store,
-                    &format!("{model}.train"),
-                    &model,
-                    &policy,
-                    seed,
-                    serde_json::json!({
-                        "experiment": run, "method": m, "init": base, "budget": budget,
-                        "grpo": gcfg, "report": report, "sample_runs": format!("{prefix}.%"), "summary": summary,
-                    }),
-                    command_line,
-                )
-                .await?;
-                training.push(summary);
-                stage(
-                    "train grpo",
-                    t,
-                    format!(
-                        "{} iterations, {} of {budget} env steps, sample success {:.3} → {:.3}",
-                        report.iterations,
-                        report.env_steps,
-                        report.success_rates.first().copied().unwrap_or(0.0),
-                        report.success_rates.last().copied().unwrap_or(0.0)
-                    ),
-                );
-                continue;
-            }
-            let method = if m == ExpMethod::Rft {
-                Method::Rft
-            } else {
-                Method::Leafe
-            };
-            let dcfg = DistillConfig {
-                fit: crate::train::FitConfig {
-                    seed,
-                    ..cfg.distill.fit.clone()
-                },
-                ..cfg.distill.clone()
-            };
-            let (policy, report) = distill(
-                store,
-                &base,
-                SokobanWorld.encoder(),
-                method,
-                &explore_run,
-                None,
-                &dcfg,
-                |_, _, _| {},
-            )
-            .await
-            .with_context(|| format!("training {model}"))?;
-            let summary = serde_json::json!({
-                "seed": seed, "method": m, "pairs": report.pairs, "rehearsal": report.rehearsal,
-                "env_steps": explore_steps.get(m.explore_id().unwrap_or_default()).copied().unwrap_or(0),
-            });
-            record_and_save(
-                store,
-                &format!("{model}.train"),
-                &model,
-                &policy,
-                seed,
-                serde_json::json!({
-                    "experiment": run, "method": m, "init": base, "runs": explore_run,
-                    "distill": dcfg, "report": report, "summary": summary,
-                }),
-                command_line,
-            )
-            .await?;
-            training.push(summary);
-            stage(
-                &format!("train {}", m.id()),
-                t,
-                format!(
-                    "{} counterfactual pairs + {} rehearsal rows, loss {:.3} → {:.3}",
-                    report.pairs,
-                    report.rehearsal,
-                    report.epoch_losses.first().copied().unwrap_or(f32::NAN),
-                    report.epoch_losses.last().copied().unwrap_or(f32::NAN)
-                ),
-            );
-        }
+/// First and last of a per-epoch (or per-iteration) series, `empty` for both
+/// when it has none.
+fn first_last(series: &[f32], empty: f32) -> (f32, f32) {
+    (
+        series.first().copied().unwrap_or(empty),
+        series.last().copied().unwrap_or(empty),
+    )
+}
 
-        // Evaluation.
-        for m in cfg.evaluated() {
-            let model = format!("{p}.{}", m.id());
-            let train_env_steps = match m {
-                ExpMethod::Base => 0,
-                ExpMethod::Grpo => training
-                    .iter()
-                    .find(|v| v["seed"] == seed && v["method"] == "grpo")
-                    .and_then(|v| v["env_steps"].as_u64())
-                    .unwrap_or(0),
-                _ => explore_steps
-                    .get(m.explore_id().unwrap_or_default())
-                    .copied()
-                    .unwrap_or(0),
-            };
-            // Loaded once per model, and only if some split still needs it.
-            let mut policy = None;
-            for (split, levels) in [("heldout", &splits.heldout), ("shifted", &splits.shifted)] {
-                let t = Instant::now();
-                let eval_run = format!("{p}.eval.{}.{split}", m.id());
-                let (pass, fresh) = match store.commit(&eval_run).await? {
-                    Some(marker) => (
-                        serde_json::from_value::<BTreeMap<String, f64>>(
-                            marker.meta["pass_at_k"].clone(),
-                        )
-                        .with_context(|| format!("reading Pass@k of {eval_run}"))?,
-                        false,
-                    ),
-                    None => {
-                        if policy.is_none() {
-                            policy =
-                                Some(load_policy(store, &model, SokobanWorld.encoder()).await?);
-                        }
-                        let policy = policy.as_ref().expect("loaded above");
-                        let source = format!("reports/{run}/levels/{split}.txt");
-                        let max_steps = cfg.eval.max_steps as usize;
-                        let r = evaluate(
-                            store,
-                            policy,
-                            &|| SokobanWorld.make_env(max_steps),
-                            &EvalSpec {
-                                model: &model,
-                                levels,
-                                levels_source: &source,
-                                split,
-                                samples: cfg.eval.samples,
-                                ks: &ks,
-                                temperature: cfg.eval.temperature,
-                                max_steps: cfg.eval.max_steps,
-                                seed: seed.wrapping_add(1_000_003),
-                                run_id: Some(&eval_run),
-                                command_line,
-                            },
-                        )
-                        .await?;
-                        (
-                            r.pass_at_k
-                                .iter()
-                                .map(|(k, p)| (k.to_string(), *p))
-                                .collect(),
-                            true,
-                        )
-                    }
-                };
-                let first = ks.first().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
-                let last = ks.last().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
-                stage(
-                    &format!("eval {} {split}", m.id()),
-                    t,
-                    format!(
-                        "{}Pass@{} {first:.3}, Pass@{} {last:.3}",
-                        if fresh { "" } else { "done before: " },
-                        ks.first().unwrap_or(&1),
-                        ks.last().unwrap_or(&1)
-                    ),
-                );
-                cells.push(Cell {
-                    seed,
-                    method: m,
-                    split: split.to_string(),
-                    tasks: levels.len(),
-                    samples: cfg.eval.samples,
-                    pass_at_k: pass,
-                    train_env_steps,
-                });
+/// The base policy of a replicate.
+#[derive(Debug, Clone)]
+struct PretrainSummary {
+    /// Its model id, `<run>.s<seed>.base`.
+    model: String,
+    /// Demonstration steps fitted and the first and last epoch loss; None
+    /// when the model was found in the store.
+    fit: Option<(usize, (f32, f32))>,
+}
+
+impl PretrainSummary {
+    /// The stage's log detail.
+    fn detail(&self) -> String {
+        match self.fit {
+            None => "done before".into(),
+            Some((samples, (first, last))) => {
+                format!("{samples} demonstration steps, loss {first:.3} → {last:.3}")
             }
         }
     }
-    let results = Results {
-        run: run.to_string(),
-        config: cfg.clone(),
-        ks,
-        splits: BTreeMap::from([
-            ("demos".to_string(), splits.demos.len()),
-            ("train".to_string(), splits.tasks.len()),
-            ("heldout".to_string(), splits.heldout.len()),
-            ("shifted".to_string(), splits.shifted.len()),
-        ]),
-        cells,
-        training,
-        stages,
-        command_line: command_line.to_string(),
+}
+
+/// Pretrains the replicate's base policy by behaviour cloning on the
+/// demonstration levels, unless its model is in the store already.
+async fn pretrain_stage(r: &mut Replicate<'_>) -> anyhow::Result<PretrainSummary> {
+    let t = Instant::now();
+    let model = r.model(ExpMethod::Base);
+    let mut fit = None;
+    if r.store.model_manifest(&model).await?.is_none() {
+        let pcfg = PretrainConfig {
+            seed: r.seed,
+            ..r.cfg.pretrain.clone()
+        };
+        let (policy, report) = tokio::task::block_in_place(|| {
+            pretrain_world(&SokobanWorld, &r.splits.demos, &pcfg, |_, _, _| {})
+        })?;
+        record_and_save(
+            r.store,
+            &format!("{model}.train"),
+            &model,
+            &policy,
+            r.seed,
+            serde_json::json!({ "experiment": r.run, "method": "pretrain", "pretrain": pcfg, "report": report }),
+            r.command_line,
+        )
+        .await?;
+        fit = Some((report.samples, first_last(&report.epoch_losses, f32::NAN)));
+    }
+    let summary = PretrainSummary { model, fit };
+    r.stage("pretrain", t, summary.detail());
+    Ok(summary)
+}
+
+/// The explorations the compared methods need, by exploration id, each with
+/// its config for `seed`: LEAFE (also GRPO's budget), LEAFE without
+/// experience, and RFT's independent rollouts (no rollback).
+fn explorations(cfg: &ExperimentConfig, seed: u64) -> Vec<(&'static str, ExploreConfig)> {
+    let mut explores: Vec<(&str, ExploreConfig)> = Vec::new();
+    let wants = |m: ExpMethod| cfg.methods.contains(&m);
+    if wants(ExpMethod::Leafe) || wants(ExpMethod::Grpo) {
+        explores.push((
+            "explore-leafe",
+            ExploreConfig {
+                seed,
+                ..cfg.explore.clone()
+            },
+        ));
+    }
+    if wants(ExpMethod::LeafeNoExperience) {
+        explores.push((
+            "explore-noexp",
+            ExploreConfig {
+                seed,
+                use_experience: false,
+                ..cfg.explore.clone()
+            },
+        ));
+    }
+    if wants(ExpMethod::Rft) {
+        explores.push((
+            "explore-rft",
+            ExploreConfig {
+                seed,
+                max_depth: 0,
+                root_samples: cfg.rft_root_samples,
+                ..cfg.explore.clone()
+            },
+        ));
+    }
+    explores
+}
+
+/// One exploration run, as the store has it after the stage.
+#[derive(Debug, Clone)]
+struct ExplorationSummary {
+    /// Distinct tasks explored.
+    tasks: i64,
+    /// Tasks with a success.
+    solved: i64,
+    /// Environment steps spent.
+    env_steps: u64,
+    /// Episodes and reflections of this invocation; None when the run was
+    /// found done in the store.
+    fresh: Option<(usize, usize)>,
+}
+
+impl ExplorationSummary {
+    /// The stage's log detail.
+    fn detail(&self) -> String {
+        let (tasks, solved, steps) = (self.tasks, self.solved, self.env_steps);
+        match self.fresh {
+            None => format!("done before: {tasks} tasks, {solved} solved, {steps} env steps"),
+            Some((episodes, reflections)) => format!(
+                "{tasks} tasks, {solved} solved, {episodes} episodes, {reflections} reflections, {steps} env steps"
+            ),
+        }
+    }
+}
+
+/// The explorations of a replicate, by exploration id (`explore-leafe`, …).
+#[derive(Debug, Clone)]
+struct ExploreStageSummary {
+    /// Only the explorations the compared methods need.
+    runs: BTreeMap<&'static str, ExplorationSummary>,
+}
+
+impl ExploreStageSummary {
+    /// Environment steps of the exploration method `m` trains on (and is
+    /// charged for); 0 when it has none.
+    fn env_steps_of(&self, m: ExpMethod) -> u64 {
+        self.runs
+            .get(m.explore_id().unwrap_or_default())
+            .map_or(0, |e| e.env_steps)
+    }
+}
+
+/// Stage 1, as many ways as the methods need (see [`explorations`]): explores
+/// the training tasks with the base policy `base`, each exploration as run
+/// `<run>.s<seed>.<exploration id>`; a run already in the store is not redone.
+async fn explore_stage(r: &mut Replicate<'_>, base: &str) -> anyhow::Result<ExploreStageSummary> {
+    let mut runs = BTreeMap::new();
+    for (id, ecfg) in explorations(r.cfg, r.seed) {
+        let t = Instant::now();
+        let p = &r.p;
+        let job = ExploreJob {
+            run_id: format!("{p}.{id}"),
+            model: base.to_string(),
+            levels_source: format!("reports/{}/levels/train.txt", r.run),
+            levels: r.splits.tasks.clone(),
+            split: Some("train".into()),
+            shard: Shard::ALL,
+            chunk_tasks: 256,
+            config: ecfg,
+            command_line: r.command_line.to_string(),
+        };
+        let s = job.run(&SokobanWorld, r.store, &()).await?;
+        let (tasks, solved, env_steps) = run_stats(r.store, &format!("{p}.{id}.%")).await?;
+        let summary = ExplorationSummary {
+            tasks,
+            solved,
+            env_steps,
+            fresh: (s.tasks != 0).then_some((s.episodes, s.reflections)),
+        };
+        r.stage(id, t, summary.detail());
+        runs.insert(id, summary);
+    }
+    Ok(ExploreStageSummary { runs })
+}
+
+/// Stage 2 for method `m`: trains its model from the base policy `base`
+/// unless the model is in the store already. Returns its line for
+/// `Results::training`: the summary recorded with the model when it was
+/// trained before (None when it has none), None for the base policy.
+async fn train_stage(
+    r: &mut Replicate<'_>,
+    m: ExpMethod,
+    base: &str,
+    explored: &ExploreStageSummary,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    if m == ExpMethod::Base {
+        return Ok(None);
+    }
+    let model = r.model(m);
+    let t = Instant::now();
+    if r.store.model_manifest(&model).await?.is_some() {
+        r.stage(&format!("train {}", m.id()), t, "done before".into());
+        return recorded_training(r.store, &model).await;
+    }
+    let (summary, detail) = if m == ExpMethod::Grpo {
+        let s = grpo_stage(r, &model, base, explored).await?;
+        (serde_json::to_value(&s)?, s.detail())
+    } else {
+        let s = distill_stage(r, m, &model, base, explored).await?;
+        (serde_json::to_value(&s)?, s.detail())
     };
-    report::write(store, &results).await?;
-    Ok(results)
+    r.stage(&format!("train {}", m.id()), t, detail);
+    Ok(Some(summary))
+}
+
+/// A GRPO training; serializes to its line in `Results::training`.
+#[derive(Debug, Clone, Serialize)]
+struct GrpoSummary {
+    seed: u64,
+    /// Always [`ExpMethod::Grpo`].
+    method: ExpMethod,
+    /// Environment steps sampled.
+    env_steps: u64,
+    /// Policy updates.
+    iterations: usize,
+    /// The budget: LEAFE's exploration steps (log only).
+    #[serde(skip)]
+    budget: u64,
+    /// Sample success rate of the first and last iteration (log only).
+    #[serde(skip)]
+    success: (f32, f32),
+}
+
+impl GrpoSummary {
+    /// The stage's log detail.
+    fn detail(&self) -> String {
+        format!(
+            "{} iterations, {} of {} env steps, sample success {:.3} → {:.3}",
+            self.iterations, self.env_steps, self.budget, self.success.0, self.success.1
+        )
+    }
+}
+
+/// Trains GRPO's `model` from `base` on the training tasks, with as many
+/// environment steps as LEAFE's exploration spent, and records it with its
+/// summary.
+async fn grpo_stage(
+    r: &Replicate<'_>,
+    model: &str,
+    base: &str,
+    explored: &ExploreStageSummary,
+) -> anyhow::Result<GrpoSummary> {
+    let m = ExpMethod::Grpo;
+    let budget = explored.runs["explore-leafe"].env_steps;
+    let init = load_policy(r.store, base, SokobanWorld.encoder()).await?;
+    let gcfg = GrpoConfig {
+        seed: r.seed,
+        ..r.cfg.grpo.clone()
+    };
+    let prefix = format!("{model}.a{}", crate::store::now_us() / 1_000_000);
+    let max_steps = gcfg.max_steps as usize;
+    let (policy, report) = grpo(
+        r.store,
+        &init,
+        &r.splits.tasks,
+        &|| SokobanWorld.make_env(max_steps),
+        &prefix,
+        budget,
+        None,
+        &gcfg,
+        r.command_line,
+        |_| {},
+    )
+    .await?;
+    let summary = GrpoSummary {
+        seed: r.seed,
+        method: m,
+        env_steps: report.env_steps,
+        iterations: report.iterations,
+        budget,
+        success: first_last(&report.success_rates, 0.0),
+    };
+    record_and_save(
+        r.store,
+        &format!("{model}.train"),
+        model,
+        &policy,
+        r.seed,
+        serde_json::json!({
+            "experiment": r.run, "method": m, "init": base, "budget": budget,
+            "grpo": gcfg, "report": report, "sample_runs": format!("{prefix}.%"), "summary": summary,
+        }),
+        r.command_line,
+    )
+    .await?;
+    Ok(summary)
+}
+
+/// A distillation (LEAFE, LEAFE w/o experience, RFT); serializes to its line
+/// in `Results::training`.
+#[derive(Debug, Clone, Serialize)]
+struct DistillSummary {
+    seed: u64,
+    method: ExpMethod,
+    /// Counterfactual pairs trained on.
+    pairs: usize,
+    /// Rehearsal rows trained on.
+    rehearsal: usize,
+    /// Environment steps of the exploration the data came from.
+    env_steps: u64,
+    /// Loss of the first and last epoch (log only).
+    #[serde(skip)]
+    loss: (f32, f32),
+}
+
+impl DistillSummary {
+    /// The stage's log detail.
+    fn detail(&self) -> String {
+        format!(
+            "{} counterfactual pairs + {} rehearsal rows, loss {:.3} → {:.3}",
+            self.pairs, self.rehearsal, self.loss.0, self.loss.1
+        )
+    }
+}
+
+/// Trains method `m`'s `model` from `base` by distillation on its
+/// exploration's runs (through the queries in `queries/`), and records it with
+/// its summary.
+async fn distill_stage(
+    r: &Replicate<'_>,
+    m: ExpMethod,
+    model: &str,
+    base: &str,
+    explored: &ExploreStageSummary,
+) -> anyhow::Result<DistillSummary> {
+    let explore_run = format!("{}.{}.%", r.p, m.explore_id().expect("trained method"));
+    let method = if m == ExpMethod::Rft {
+        Method::Rft
+    } else {
+        Method::Leafe
+    };
+    let dcfg = DistillConfig {
+        fit: crate::train::FitConfig {
+            seed: r.seed,
+            ..r.cfg.distill.fit.clone()
+        },
+        ..r.cfg.distill.clone()
+    };
+    let (policy, report) = distill(
+        r.store,
+        base,
+        SokobanWorld.encoder(),
+        method,
+        &explore_run,
+        None,
+        &dcfg,
+        |_, _, _| {},
+    )
+    .await
+    .with_context(|| format!("training {model}"))?;
+    let summary = DistillSummary {
+        seed: r.seed,
+        method: m,
+        pairs: report.pairs,
+        rehearsal: report.rehearsal,
+        env_steps: explored.env_steps_of(m),
+        loss: first_last(&report.epoch_losses, f32::NAN),
+    };
+    record_and_save(
+        r.store,
+        &format!("{model}.train"),
+        model,
+        &policy,
+        r.seed,
+        serde_json::json!({
+            "experiment": r.run, "method": m, "init": base, "runs": explore_run,
+            "distill": dcfg, "report": report, "summary": summary,
+        }),
+        r.command_line,
+    )
+    .await?;
+    Ok(summary)
+}
+
+/// Environment steps method `m`'s training interacted for in replicate
+/// `seed`: GRPO's from its line in `training`, a distilled method's
+/// exploration's, none for the base policy.
+fn train_env_steps(
+    m: ExpMethod,
+    seed: u64,
+    training: &[serde_json::Value],
+    explored: &ExploreStageSummary,
+) -> u64 {
+    match m {
+        ExpMethod::Base => 0,
+        ExpMethod::Grpo => training
+            .iter()
+            .find(|v| v["seed"] == seed && v["method"] == "grpo")
+            .and_then(|v| v["env_steps"].as_u64())
+            .unwrap_or(0),
+        _ => explored.env_steps_of(m),
+    }
+}
+
+/// Evaluates method `m`'s model on the held-out and the shifted split, each as
+/// run `<run>.s<seed>.eval.<method>.<split>`; a split evaluated before is
+/// read back from its run's commit marker. Returns one cell per split.
+async fn eval_stage(
+    r: &mut Replicate<'_>,
+    m: ExpMethod,
+    train_env_steps: u64,
+) -> anyhow::Result<Vec<Cell>> {
+    let (store, cfg, ks, seed) = (r.store, r.cfg, r.ks, r.seed);
+    let model = r.model(m);
+    let mut cells = Vec::new();
+    // Loaded once per model, and only if some split still needs it.
+    let mut policy = None;
+    for (split, levels) in [
+        ("heldout", &r.splits.heldout),
+        ("shifted", &r.splits.shifted),
+    ] {
+        let t = Instant::now();
+        let eval_run = format!("{}.eval.{}.{split}", r.p, m.id());
+        let (pass, fresh) = match store.commit(&eval_run).await? {
+            Some(marker) => (
+                serde_json::from_value::<BTreeMap<String, f64>>(marker.meta["pass_at_k"].clone())
+                    .with_context(|| format!("reading Pass@k of {eval_run}"))?,
+                false,
+            ),
+            None => {
+                if policy.is_none() {
+                    policy = Some(load_policy(store, &model, SokobanWorld.encoder()).await?);
+                }
+                let policy = policy.as_ref().expect("loaded above");
+                let source = format!("reports/{}/levels/{split}.txt", r.run);
+                let max_steps = cfg.eval.max_steps as usize;
+                let e = evaluate(
+                    store,
+                    policy,
+                    &|| SokobanWorld.make_env(max_steps),
+                    &EvalSpec {
+                        model: &model,
+                        levels,
+                        levels_source: &source,
+                        split,
+                        samples: cfg.eval.samples,
+                        ks,
+                        temperature: cfg.eval.temperature,
+                        max_steps: cfg.eval.max_steps,
+                        seed: seed.wrapping_add(1_000_003),
+                        run_id: Some(&eval_run),
+                        command_line: r.command_line,
+                    },
+                )
+                .await?;
+                (
+                    e.pass_at_k
+                        .iter()
+                        .map(|(k, p)| (k.to_string(), *p))
+                        .collect(),
+                    true,
+                )
+            }
+        };
+        let first = ks.first().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
+        let last = ks.last().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
+        r.stage(
+            &format!("eval {} {split}", m.id()),
+            t,
+            format!(
+                "{}Pass@{} {first:.3}, Pass@{} {last:.3}",
+                if fresh { "" } else { "done before: " },
+                ks.first().unwrap_or(&1),
+                ks.last().unwrap_or(&1)
+            ),
+        );
+        cells.push(Cell {
+            seed,
+            method: m,
+            split: split.to_string(),
+            tasks: levels.len(),
+            samples: cfg.eval.samples,
+            pass_at_k: pass,
+            train_env_steps,
+        });
+    }
+    Ok(cells)
 }
 
 async fn recorded_config(store: &Store, run: &str) -> anyhow::Result<serde_json::Value> {
