@@ -1,6 +1,7 @@
 //! The `leafe` command line: clap definitions and thin glue from parsed
 //! arguments to the library. Nothing here computes anything the library could.
 
+pub mod envs;
 pub mod export;
 pub mod levels;
 pub mod run;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Sokoban levels: generate level files, solve them.
     #[command(subcommand)]
     Levels(levels::LevelsCmd),
+    /// Environments as processes: `leafe env serve sokoban --levels FILE` speaks the env protocol on stdin/stdout.
+    #[command(subcommand)]
+    Env(envs::EnvCmd),
 }
 
 /// Arguments of `leafe report`.
@@ -346,6 +350,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Levels(cmd) => levels::run(cmd),
+        Command::Env(cmd) => envs::run(cmd),
         Command::Pretrain(a) => stage1::pretrain_cmd(a, cli.quiet).await,
         Command::Explore(a) => stage1::explore_cmd(a, cli.quiet).await,
         Command::Train(a) => stage2::train_cmd(a, cli.quiet).await,

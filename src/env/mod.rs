@@ -35,6 +35,8 @@
 //! the boundaries (`crate::worlds`), each carrying what is its own (rules,
 //! tasks, encoding for networks, rule-based reflector).
 
+pub mod process;
+
 use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
@@ -298,9 +300,13 @@ pub trait Env: Send {
     /// accept, [`EnvError::EpisodeOver`] after the episode ended.
     fn step(&mut self, action: &str) -> Result<Transition>;
 
-    /// Save the current state; `None` where the environment cannot (then
-    /// rollback replays the action prefix).
-    fn snapshot(&self) -> Option<Self::Snapshot>;
+    /// Save the current state; `Ok(None)` where the environment cannot
+    /// (then rollback replays the action prefix). `&mut`: for an
+    /// environment in another process it is a request.
+    ///
+    /// # Errors
+    /// The environment's own (a process that fails the request).
+    fn snapshot(&mut self) -> Result<Option<Self::Snapshot>>;
 
     /// Go back to a saved state.
     fn restore(&mut self, snapshot: &Self::Snapshot) -> Result<()>;

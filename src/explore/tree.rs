@@ -182,7 +182,7 @@ where
                 continue;
             }
             let t = a.history.len();
-            if let Some(s) = a.env.snapshot() {
+            if let Some(s) = a.env.snapshot()? {
                 a.snapshots.push(s);
             }
             let transition = a.env.step(&decision.action)?;

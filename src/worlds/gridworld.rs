@@ -599,8 +599,8 @@ impl Env for Gridworld {
     }
 
     /// Always `None`: rollback resets and replays, on purpose.
-    fn snapshot(&self) -> Option<()> {
-        None
+    fn snapshot(&mut self) -> Result<Option<()>> {
+        Ok(None)
     }
 
     fn restore(&mut self, _snapshot: &()) -> Result<()> {
@@ -1253,7 +1253,7 @@ mod tests {
     fn there_are_no_snapshots_and_replay_reproduces_the_episode() {
         let grid = small();
         let mut env1 = env(&grid);
-        assert!(env1.snapshot().is_none());
+        assert!(env1.snapshot().unwrap().is_none());
         assert!(matches!(env1.restore(&()), Err(EnvError::Failed { .. })));
         let steps = play(&mut env1, &grid, &["up", "down", "right", "left", "down"]);
         let end = env1.observe();

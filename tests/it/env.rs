@@ -761,7 +761,7 @@ fn record(
         if e.status().is_terminal() {
             break;
         }
-        snaps.push(Env::snapshot(e).expect("Sokoban has snapshots"));
+        snaps.push(Env::snapshot(e).unwrap().expect("Sokoban has snapshots"));
         let observation = e.observe();
         let name = leafe::worlds::sokoban::DIR_NAMES[a];
         let transition = Env::step(e, name).unwrap();

@@ -48,7 +48,9 @@ pub fn coords(pos: u8) -> (usize, usize) {
 }
 
 /// A set of cells of the internal grid.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Bits(pub [u64; 4]);
 
 impl Bits {

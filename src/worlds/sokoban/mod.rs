@@ -101,7 +101,7 @@ impl Default for SokobanConfig {
 
 /// Everything that changes during an episode; the [`Env::Snapshot`] of
 /// [`Sokoban`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// Box cells.
     pub boxes: Bits,
@@ -590,8 +590,8 @@ impl Env for Sokoban {
         Ok(transition(self.act(a)?))
     }
 
-    fn snapshot(&self) -> Option<State> {
-        Some(self.state)
+    fn snapshot(&mut self) -> Result<Option<State>> {
+        Ok(Some(self.state))
     }
 
     fn restore(&mut self, snapshot: &State) -> Result<()> {

@@ -1,0 +1,659 @@
+//! Environments in another process: the leafe env protocol, version 1.
+//!
+//! JSON Lines over a child process's stdin/stdout: one request object per
+//! line, one response per request echoing its `id`; logs go to stderr. The
+//! verbs mirror gymnasium / OpenEnv:
+//!
+//! | request | response (besides `"id"` and `"ok": true`) |
+//! | --- | --- |
+//! | `{"verb": "hello"}` | `"protocol": 1, "name", "version", "snapshot": bool, "actions": {"type": "choice", "names": [...]}` or `{"type": "free_text"}` |
+//! | `{"verb": "reset", "task_id", "seed"}` | `"observation": {"text", "state"?: [bytes]}, "legal_actions", "info"?` |
+//! | `{"verb": "step", "action"}` | `"observation", "reward", "terminated", "truncated", "success", "feedback", "flags"?, "mistakes"?, "legal_actions", "info"?` |
+//! | `{"verb": "snapshot"}` (if `snapshot`) | `"snapshot": any JSON` |
+//! | `{"verb": "restore", "snapshot"}` (if `snapshot`) | — |
+//! | `{"verb": "close"}` | — (the process may exit) |
+//!
+//! A failed request answers `{"id", "ok": false, "error": "…"}`. Status:
+//! `terminated` with `success` is solved, `terminated` without it is lost,
+//! `truncated` is the step limit. `docs/protocol.md` has the page and a
+//! Python example.
+//!
+//! [`ProcessEnv`] is the client: an [`Env`] whose task is a task id. Without
+//! native snapshots rollback replays the action prefix (the explorer checks
+//! each replayed observation). A process that crashes, hangs past the
+//! timeout, or answers garbage (bad JSON, wrong id, a missing field) is an
+//! [`EnvError::Failed`] naming the command and the task; the process is not
+//! reused. [`ProcessPool`] keeps live processes for reuse: an environment
+//! handed back by drop goes to the pool, so a job spawns as many processes
+//! as it runs episodes at once. [`serve`] is the server side for any
+//! in-process environment (`leafe env serve`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{ActionSpace, Env, EnvError, Observation, Result, Status, Transition};
+
+/// The protocol version this client and [`serve`] speak.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// How to start and talk to an environment process.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// How long one request may take before the process counts as hung.
+    pub timeout_ms: u64,
+    /// Steps after which leafe truncates an episode the process has not
+    /// ended (0: only the process ends episodes).
+    pub max_steps: usize,
+}
+
+impl ProcessConfig {
+    /// A config for `command`, split as a shell splits words (no quoting
+    /// beyond plain words), with a 30 s timeout and no leafe-side limit.
+    pub fn from_command_line(command: &str) -> ProcessConfig {
+        ProcessConfig {
+            command: command.split_whitespace().map(str::to_string).collect(),
+            timeout_ms: 30_000,
+            max_steps: 0,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("cmd:{}", self.command.join(" "))
+    }
+}
+
+/// One live process.
+struct Conn {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<std::io::Result<String>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    next_id: u64,
+    hello: Hello,
+}
+
+/// What a process said in `hello`.
+#[derive(Debug, Clone)]
+struct Hello {
+    name: String,
+    snapshot: bool,
+    actions: ActionSpace,
+}
+
+impl Conn {
+    fn spawn(config: &ProcessConfig) -> Result<Conn> {
+        let label = config.label();
+        let failed = |message: String| EnvError::Failed {
+            env: label.clone(),
+            message,
+        };
+        let (program, args) = config
+            .command
+            .split_first()
+            .ok_or_else(|| failed("empty command".into()))?;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(format!("cannot start `{program}`: {e}")))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The process's logs: the last lines are kept for error messages.
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let keep = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines().map_while(|l| l.ok()) {
+                tracing::debug!(target: "leafe::env::process", "{line}");
+                let mut k = keep.lock().expect("stderr buffer");
+                if k.len() == 20 {
+                    k.remove(0);
+                }
+                k.push(line);
+            }
+        });
+        let mut conn = Conn {
+            child,
+            stdin,
+            lines,
+            stderr,
+            next_id: 0,
+            hello: Hello {
+                name: label.clone(),
+                snapshot: false,
+                actions: ActionSpace::FreeText,
+            },
+        };
+        let hello = conn.call(config, "hello", json!({}), None)?;
+        let version = hello["protocol"].as_u64().unwrap_or(0);
+        if version != PROTOCOL_VERSION {
+            return Err(failed(format!(
+                "speaks protocol version {version}; leafe speaks {PROTOCOL_VERSION}"
+            )));
+        }
+        let actions = match hello["actions"]["type"].as_str() {
+            Some("choice") => ActionSpace::Choice(
+                hello["actions"]["names"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            Some("free_text") => ActionSpace::FreeText,
+            other => {
+                return Err(failed(format!(
+                    "hello: `actions.type` must be \"choice\" or \"free_text\", got {other:?}"
+                )));
+            }
+        };
+        conn.hello = Hello {
+            name: hello["name"].as_str().unwrap_or(&label).to_string(),
+            snapshot: hello["snapshot"].as_bool().unwrap_or(false),
+            actions,
+        };
+        Ok(conn)
+    }
+
+    /// Sends one request and waits for its response; any failure leaves the
+    /// process unusable (the caller drops it).
+    fn call(
+        &mut self,
+        config: &ProcessConfig,
+        verb: &str,
+        fields: Value,
+        task: Option<&str>,
+    ) -> Result<Value> {
+        let label = config.label();
+        let context = match task {
+            Some(t) => format!("task {t}: {verb}"),
+            None => verb.to_string(),
+        };
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut request = fields;
+        request["id"] = json!(id);
+        request["verb"] = json!(verb);
+        let line = format!("{request}\n");
+        let written = self
+            .stdin
+            .write_all(line.as_bytes())
+            .and_then(|_| self.stdin.flush());
+        if let Err(e) = written {
+            return Err(self.dead(&label, &context, &format!("cannot write the request: {e}")));
+        }
+        let text = match self
+            .lines
+            .recv_timeout(Duration::from_millis(config.timeout_ms))
+        {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => return Err(self.dead(&label, &context, &format!("reading: {e}"))),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                return Err(EnvError::Failed {
+                    env: label,
+                    message: format!(
+                        "{context}: no answer within {} ms (the process was killed)",
+                        config.timeout_ms
+                    ),
+                });
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(self.dead(&label, &context, "the process closed its output"));
+            }
+        };
+        let bad = |message: String| EnvError::Failed {
+            env: label.clone(),
+            message: format!("{context}: {message}"),
+        };
+        let response: Value = serde_json::from_str(&text).map_err(|e| {
+            bad(format!(
+                "not a JSON object ({e}): {}",
+                text.chars().take(120).collect::<String>()
+            ))
+        })?;
+        if response["id"].as_u64() != Some(id) {
+            return Err(bad(format!(
+                "answered id {} to request id {id}",
+                response["id"]
+            )));
+        }
+        if response["ok"].as_bool() != Some(true) {
+            let error = response["error"]
+                .as_str()
+                .unwrap_or("no `ok: true` and no error");
+            return Err(bad(format!("the environment refused: {error}")));
+        }
+        Ok(response)
+    }
+
+    /// The error for a process that is gone, with its exit status and last
+    /// log lines.
+    fn dead(&mut self, label: &str, context: &str, what: &str) -> EnvError {
+        std::thread::sleep(Duration::from_millis(50));
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!(" ({s})"),
+            _ => String::new(),
+        };
+        let log = self
+            .stderr
+            .lock()
+            .map(|l| l.join(" | "))
+            .unwrap_or_default();
+        EnvError::Failed {
+            env: label.to_string(),
+            message: format!(
+                "{context}: {what}: the process died{status}{}",
+                if log.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its last log lines: {log}")
+                }
+            ),
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live processes of one command, for reuse.
+#[derive(Debug)]
+pub struct ProcessPool {
+    config: ProcessConfig,
+    idle: Mutex<Vec<Conn>>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("env", &self.hello.name)
+            .finish()
+    }
+}
+
+impl ProcessPool {
+    /// An empty pool for `config`.
+    pub fn new(config: ProcessConfig) -> Arc<ProcessPool> {
+        Arc::new(ProcessPool {
+            config,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// An environment: an idle process, else a new one (which says hello).
+    ///
+    /// # Errors
+    /// [`EnvError::Failed`] when a process cannot start or breaks the
+    /// protocol in `hello`.
+    pub fn make(self: &Arc<Self>) -> Result<ProcessEnv> {
+        let conn = match self.idle.lock().expect("pool").pop() {
+            Some(c) => c,
+            None => Conn::spawn(&self.config)?,
+        };
+        Ok(ProcessEnv {
+            config: self.config.clone(),
+            label: self.config.label(),
+            actions: conn.hello.actions.clone(),
+            conn: Some(conn),
+            pool: Some(self.clone()),
+            task: None,
+            status: Status::Running,
+            steps: 0,
+            observation: Observation::default(),
+            legal: Vec::new(),
+        })
+    }
+
+    /// Processes waiting for reuse.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().expect("pool").len()
+    }
+}
+
+/// An environment in another process (see the module docs).
+#[derive(Debug)]
+pub struct ProcessEnv {
+    config: ProcessConfig,
+    label: String,
+    actions: ActionSpace,
+    conn: Option<Conn>,
+    pool: Option<Arc<ProcessPool>>,
+    task: Option<String>,
+    status: Status,
+    steps: usize,
+    observation: Observation,
+    legal: Vec<String>,
+}
+
+impl ProcessEnv {
+    /// A process of its own (no pool).
+    ///
+    /// # Errors
+    /// As [`ProcessPool::make`].
+    pub fn spawn(config: ProcessConfig) -> Result<ProcessEnv> {
+        let mut env = ProcessPool::new(config).make()?;
+        env.pool = None;
+        Ok(env)
+    }
+
+    fn call(&mut self, verb: &str, fields: Value) -> Result<Value> {
+        let task = self.task.clone();
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(EnvError::Failed {
+                env: self.label.clone(),
+                message: format!(
+                    "task {}: {verb}: the process failed earlier and was dropped",
+                    task.as_deref().unwrap_or("?")
+                ),
+            });
+        };
+        let out = conn.call(&self.config, verb, fields, task.as_deref());
+        if out.is_err() {
+            // A process that failed once is not trusted again.
+            self.conn = None;
+        }
+        out
+    }
+
+    fn read_observation(&self, v: &Value, context: &str) -> Result<(Observation, Vec<String>)> {
+        let bad = |what: &str| EnvError::Failed {
+            env: self.label.clone(),
+            message: format!(
+                "task {}: {context}: {what}",
+                self.task.as_deref().unwrap_or("?")
+            ),
+        };
+        let text = v["observation"]["text"]
+            .as_str()
+            .ok_or_else(|| bad("no `observation.text`"))?
+            .to_string();
+        let state = match &v["observation"]["state"] {
+            Value::Null => None,
+            Value::Array(a) => Some(
+                a.iter()
+                    .map(|b| b.as_u64().filter(|&x| x < 256).map(|x| x as u8))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| bad("`observation.state` must be a list of bytes"))?,
+            ),
+            _ => return Err(bad("`observation.state` must be a list of bytes")),
+        };
+        let legal = match &v["legal_actions"] {
+            Value::Null => self.actions.names().to_vec(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => return Err(bad("`legal_actions` must be a list of strings")),
+        };
+        Ok((Observation { text, state }, legal))
+    }
+}
+
+impl Drop for ProcessEnv {
+    fn drop(&mut self) {
+        if let (Some(conn), Some(pool)) = (self.conn.take(), self.pool.as_ref())
+            && let Ok(mut idle) = pool.idle.lock()
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+fn names(v: &Value) -> Vec<std::borrow::Cow<'static, str>> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(|s| std::borrow::Cow::Owned(s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Env for ProcessEnv {
+    type Task = String;
+    type Snapshot = Value;
+
+    fn name(&self) -> &str {
+        self.conn
+            .as_ref()
+            .map_or(self.label.as_str(), |c| c.hello.name.as_str())
+    }
+
+    fn task_id(&self, task: &String) -> String {
+        task.clone()
+    }
+
+    fn action_space(&self) -> &ActionSpace {
+        &self.actions
+    }
+
+    fn reset(&mut self, task: &String, seed: u64) -> Result<Observation> {
+        self.task = Some(task.clone());
+        let v = self.call("reset", json!({ "task_id": task, "seed": seed }))?;
+        let (observation, legal) = self.read_observation(&v, "reset")?;
+        self.status = Status::Running;
+        self.steps = 0;
+        self.observation = observation.clone();
+        self.legal = legal;
+        Ok(observation)
+    }
+
+    fn observe(&self) -> Observation {
+        self.observation.clone()
+    }
+
+    fn legal_actions(&self) -> Vec<String> {
+        if self.status.is_terminal() {
+            Vec::new()
+        } else {
+            self.legal.clone()
+        }
+    }
+
+    fn step(&mut self, action: &str) -> Result<Transition> {
+        if self.status.is_terminal() {
+            return Err(EnvError::EpisodeOver {
+                status: self.status,
+            });
+        }
+        let v = self.call("step", json!({ "action": action }))?;
+        let (observation, legal) = self.read_observation(&v, "step")?;
+        let reward = v["reward"].as_f64().unwrap_or(0.0) as f32;
+        let terminated = v["terminated"].as_bool().unwrap_or(false);
+        let truncated = v["truncated"].as_bool().unwrap_or(false);
+        let success = v["success"].as_bool().unwrap_or(false);
+        self.steps += 1;
+        let limit = self.config.max_steps;
+        self.status = if terminated && success {
+            Status::Solved
+        } else if terminated {
+            Status::Unsolvable
+        } else if truncated || (limit > 0 && self.steps >= limit) {
+            Status::StepLimit
+        } else {
+            Status::Running
+        };
+        let mistakes = names(&v["mistakes"]);
+        let mut flags = names(&v["flags"]);
+        for m in &mistakes {
+            if !flags.contains(m) {
+                flags.push(m.clone());
+            }
+        }
+        self.observation = observation;
+        self.legal = legal;
+        Ok(Transition {
+            reward,
+            status: self.status,
+            feedback: v["feedback"].as_str().unwrap_or_default().to_string(),
+            flags,
+            mistakes,
+        })
+    }
+
+    fn snapshot(&mut self) -> Result<Option<Value>> {
+        if !self.conn.as_ref().is_some_and(|c| c.hello.snapshot) {
+            return Ok(None);
+        }
+        let v = self.call("snapshot", json!({}))?;
+        Ok(Some(v["snapshot"].clone()))
+    }
+
+    fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        self.call("restore", json!({ "snapshot": snapshot }))?;
+        Ok(())
+    }
+
+    fn status(&self) -> Status {
+        self.status
+    }
+
+    fn steps(&self) -> usize {
+        self.steps
+    }
+}
+
+/// Serves `env` over the protocol: reads requests from `input` until EOF or
+/// `close`, writes one response line per request to `output`. `resolve`
+/// turns a task id into a task. With `snapshots`, `snapshot` answers the
+/// environment's snapshot as JSON and `restore` reads it back (snapshots are
+/// self-contained: any process of the same command can restore them).
+///
+/// # Errors
+/// Only I/O errors on `input` or `output`; everything else is answered as
+/// `"ok": false` with the reason.
+pub fn serve<E>(
+    env: &mut E,
+    resolve: &dyn Fn(&str) -> Option<E::Task>,
+    snapshots: bool,
+    input: impl BufRead,
+    mut output: impl Write,
+) -> std::io::Result<()>
+where
+    E: Env,
+    E::Snapshot: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let observation = |o: Observation| match o.state {
+        Some(s) => json!({ "text": o.text, "state": s }),
+        None => json!({ "text": o.text }),
+    };
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let request: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                writeln!(
+                    output,
+                    "{}",
+                    json!({ "id": null, "ok": false, "error": format!("not JSON: {e}") })
+                )?;
+                output.flush()?;
+                continue;
+            }
+        };
+        let id = request["id"].clone();
+        let verb = request["verb"].as_str().unwrap_or_default();
+        let answer: std::result::Result<Value, String> = match verb {
+            "hello" => Ok(json!({
+                "protocol": PROTOCOL_VERSION,
+                "name": env.name(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "snapshot": snapshots,
+                "actions": match env.action_space() {
+                    ActionSpace::Choice(names) => json!({ "type": "choice", "names": names }),
+                    ActionSpace::FreeText => json!({ "type": "free_text" }),
+                },
+            })),
+            "reset" => {
+                let task_id = request["task_id"].as_str().unwrap_or_default();
+                match resolve(task_id) {
+                    None => Err(format!("unknown task_id {task_id:?}")),
+                    Some(task) => env
+                        .reset(&task, request["seed"].as_u64().unwrap_or(0))
+                        .map(|o| json!({ "observation": observation(o), "legal_actions": env.legal_actions() }))
+                        .map_err(|e| e.to_string()),
+                }
+            }
+            "step" => match request["action"].as_str() {
+                None => Err("`step` needs an `action` string".into()),
+                Some(action) => env
+                    .step(action)
+                    .map(|t| {
+                        json!({
+                            "observation": observation(env.observe()),
+                            "reward": t.reward,
+                            "terminated": matches!(t.status, Status::Solved | Status::Unsolvable),
+                            "truncated": t.status == Status::StepLimit,
+                            "success": t.status == Status::Solved,
+                            "feedback": t.feedback,
+                            "flags": t.flags,
+                            "mistakes": t.mistakes,
+                            "legal_actions": env.legal_actions(),
+                        })
+                    })
+                    .map_err(|e| e.to_string()),
+            },
+            "snapshot" if snapshots => match env.snapshot() {
+                Ok(Some(s)) => serde_json::to_value(&s)
+                    .map(|s| json!({ "snapshot": s }))
+                    .map_err(|e| e.to_string()),
+                Ok(None) => Err("this environment has no snapshot now".into()),
+                Err(e) => Err(e.to_string()),
+            },
+            "restore" if snapshots => {
+                match serde_json::from_value::<E::Snapshot>(request["snapshot"].clone()) {
+                    Err(e) => Err(format!("bad snapshot: {e}")),
+                    Ok(s) => env
+                        .restore(&s)
+                        .map(|_| json!({}))
+                        .map_err(|e| e.to_string()),
+                }
+            }
+            "close" => {
+                writeln!(output, "{}", json!({ "id": id, "ok": true }))?;
+                output.flush()?;
+                return Ok(());
+            }
+            other => Err(format!("unknown verb {other:?}")),
+        };
+        let mut response = match answer {
+            Ok(v) => v,
+            Err(e) => json!({ "ok": false, "error": e }),
+        };
+        response["id"] = id;
+        if response.get("ok").is_none() {
+            response["ok"] = json!(true);
+        }
+        writeln!(output, "{response}")?;
+        output.flush()?;
+    }
+    Ok(())
+}
