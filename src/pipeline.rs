@@ -121,6 +121,8 @@ pub struct ExploreSummary {
     pub root_solved: usize,
     /// Environment steps executed (replayed ones included).
     pub env_steps: usize,
+    /// Tasks the environment failed (recorded, the job went on).
+    pub env_errors: usize,
     /// Rollbacks by native snapshot.
     pub rollbacks_snapshot: usize,
     /// Rollbacks by reset and replay of the action prefix.
@@ -243,7 +245,12 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                         let (snapshot, replay) = tree.rollbacks();
                         summary.rollbacks_snapshot += snapshot;
                         summary.rollbacks_replay += replay;
-                        summary.root_solved += usize::from(tree.episodes[0].success);
+                        summary.root_solved +=
+                            usize::from(tree.episodes.first().is_some_and(|e| e.success));
+                        if let Some(e) = &tree.env_error {
+                            summary.env_errors += 1;
+                            tracing::warn!(task = %tree.task_source, "task failed by the environment: {e}");
+                        }
                         summary.solved_tasks +=
                             usize::from(tree.episodes.iter().any(|e| e.success));
                         trees.push(tree);

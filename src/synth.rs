@@ -273,6 +273,7 @@ pub async fn synthesize(
             episodes: Vec::new(),
             reflections: Vec::new(),
             interaction_cost: 0,
+            env_error: None,
         };
         task += 1;
         w.summary.trees += 1;

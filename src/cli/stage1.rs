@@ -351,6 +351,12 @@ async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::
         );
         return Ok(0);
     }
+    if s.env_errors > 0 {
+        eprintln!(
+            "explore {run_id}: {} task(s) failed by the environment (recorded as episodes with status env_error; see the log)",
+            s.env_errors
+        );
+    }
     println!(
         "explore {run_id}: {} tasks in {} chunk(s) ({} skipped as already committed), solved {} (root {}), \
          {} episodes, {} reflections, {} env steps, rollbacks {} by snapshot / {} by replay, {:.1}s ({:.0} tasks/min, {:.0} env steps/s)",

@@ -171,7 +171,8 @@ pub struct EpisodeOut {
     pub experience_in_context: bool,
     /// Whether the full trajectory solved the task.
     pub success: bool,
-    /// solved | step_limit | unsolvable | reflected (stopped by a reflection) | budget.
+    /// solved | step_limit | unsolvable | reflected (stopped by a reflection)
+    /// | budget | env_error (the environment failed).
     pub status: &'static str,
     /// Return of the full trajectory.
     pub episode_return: f64,
@@ -217,12 +218,17 @@ pub struct TaskTree {
     pub reflections: Vec<ReflectionOut>,
     /// Environment transitions executed for the task (replays included).
     pub interaction_cost: usize,
+    /// Why the environment failed this task (a crashed, hung or garbled
+    /// process, a replay that diverged): the task stopped there, its
+    /// running episodes end with status `env_error`, and the job goes on.
+    pub env_error: Option<String>,
 }
 
 impl TaskTree {
-    /// Id of the tree's root.
-    pub fn root_id(&self) -> i64 {
-        self.episodes[0].id
+    /// Id of the tree's root (`None` when the environment failed before the
+    /// root took a step).
+    pub fn root_id(&self) -> Option<i64> {
+        self.episodes.first().map(|e| e.id)
     }
 
     /// Branches that succeeded.

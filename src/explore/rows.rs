@@ -135,7 +135,9 @@ impl TreeBatcher {
         split: Option<&str>,
     ) -> Result<()> {
         let created_at_us = now_us();
-        let root = tree.root_id();
+        let Some(root) = tree.root_id() else {
+            return Ok(());
+        };
         for e in &tree.episodes {
             push_steps(&mut self.steps, e.id, &e.steps, e.experience_in_context);
             self.episodes.push(&EpisodeRow {

@@ -60,6 +60,8 @@ struct TaskRun<E: Env> {
     next_reflection: usize,
     active: usize,
     budget_left: usize,
+    /// Set when the environment failed the task: nothing more is started.
+    failed: Option<String>,
 }
 
 /// A branch to start: where it comes from and how it got back to tau.
@@ -116,17 +118,38 @@ where
                 let Some(task) = pending.pop_front() else {
                     break;
                 };
-                let mut env = make_env()?;
                 let seed = reset_seed(config.seed, task.index);
-                let observation = env.reset(&task.task, seed)?;
+                let started = make_env().and_then(|mut env| {
+                    let observation = env.reset(&task.task, seed)?;
+                    Ok((env.task_id(&task.task), env, observation))
+                });
+                let (task_id, env, observation) = match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // The task never started: an empty tree that says why.
+                        tracing::warn!(task = %task.source, "environment failed: {e}");
+                        done += 1;
+                        on_tree(TaskTree {
+                            task_index: task.index,
+                            task_id: String::new(),
+                            task_source: task.source.clone(),
+                            episodes: Vec::new(),
+                            reflections: Vec::new(),
+                            interaction_cost: 0,
+                            env_error: Some(e.to_string()),
+                        })?;
+                        continue;
+                    }
+                };
                 let mut run = TaskRun {
                     tree: TaskTree {
                         task_index: task.index,
-                        task_id: env.task_id(&task.task),
+                        task_id,
                         task_source: task.source.clone(),
                         episodes: Vec::new(),
                         reflections: Vec::new(),
                         interaction_cost: 0,
+                        env_error: None,
                     },
                     task,
                     seed,
@@ -137,6 +160,7 @@ where
                     next_reflection: 0,
                     active: 0,
                     budget_left: config.budget,
+                    failed: None,
                 };
                 actives.push(spawn(
                     &mut run,
@@ -153,7 +177,7 @@ where
                 *entry = Some(run);
             }
         }
-        if actives.is_empty() {
+        if actives.is_empty() && slots.iter().all(Option::is_none) {
             break;
         }
 
@@ -181,11 +205,27 @@ where
                 finished.push(i);
                 continue;
             }
-            let t = a.history.len();
-            if let Some(s) = a.env.snapshot()? {
-                a.snapshots.push(s);
+            if run.failed.is_some() {
+                a.episode.status = "env_error";
+                finished.push(i);
+                continue;
             }
-            let transition = a.env.step(&decision.action)?;
+            let t = a.history.len();
+            let stepped = a.env.snapshot().and_then(|s| {
+                if let Some(s) = s {
+                    a.snapshots.push(s);
+                }
+                a.env.step(&decision.action)
+            });
+            let transition = match stepped {
+                Ok(tr) => tr,
+                Err(e) => {
+                    run.failed = Some(e.to_string());
+                    a.episode.status = "env_error";
+                    finished.push(i);
+                    continue;
+                }
+            };
             run.budget_left -= 1;
             run.tree.interaction_cost += 1;
             let observation = std::mem::replace(&mut a.observation, a.env.observe());
@@ -227,7 +267,10 @@ where
         // Episodes of a task whose budget ran out stop too.
         for (i, a) in actives.iter_mut().enumerate() {
             let run = slots[a.slot].as_ref().expect("task");
-            if run.budget_left == 0 && a.episode.status == "running" {
+            if run.failed.is_some() && a.episode.status == "running" {
+                a.episode.status = "env_error";
+                finished.push(i);
+            } else if run.budget_left == 0 && a.episode.status == "running" {
                 a.episode.status = "budget";
                 finished.push(i);
             }
@@ -256,15 +299,20 @@ where
             let successes = count(&|e| e.origin == Origin::Branch && e.success);
             let roots = count(&|e| e.origin == Origin::Root);
             let solved_roots = count(&|e| e.origin == Origin::Root && e.success);
-            let keep_going =
-                solved_roots == 0 && successes < config.target_successes && run.budget_left > 0;
-            let resample = roots < config.root_samples
+            let alive = run.failed.is_none();
+            let keep_going = alive
+                && solved_roots == 0
+                && successes < config.target_successes
+                && run.budget_left > 0;
+            let resample = alive
+                && roots < config.root_samples
                 && solved_roots + successes < config.target_successes
                 && run.budget_left > 0;
             // One rollback point at a time: its B branches run together. A
             // rollback point the budget cannot replay to is passed over.
             let mut branched = false;
             while !branched
+                && run.failed.is_none()
                 && let Some((parent_local, reflection_id, exp)) =
                     keep_going.then(|| run.queue.pop_front()).flatten()
             {
@@ -293,10 +341,22 @@ where
                     if matches!(how, Rollback::Replay { .. }) && run.budget_left <= tau {
                         break;
                     }
-                    let mut env = make_env()?;
-                    env.reset(&run.task.task, run.seed)?;
-                    let (kind, replayed) =
-                        env::roll_back(&mut env, &run.task.task, &reflected.history, tau, &how)?;
+                    let rolled = make_env().and_then(|mut env| {
+                        env.reset(&run.task.task, run.seed)?;
+                        let r =
+                            env::roll_back(&mut env, &run.task.task, &reflected.history, tau, &how);
+                        Ok((env, r))
+                    });
+                    let (env, (kind, replayed)) = match rolled {
+                        Ok((env, Ok(r))) => (env, r),
+                        Ok((_, Err(e))) | Err(e) => {
+                            // A replay may have executed steps before it
+                            // failed; they are not known here, so the
+                            // task's cost stays a lower bound.
+                            run.failed = Some(e.to_string());
+                            break;
+                        }
+                    };
                     run.budget_left -= replayed;
                     run.tree.interaction_cost += replayed;
                     let observation = env.observe();
@@ -328,8 +388,17 @@ where
                 continue;
             }
             if resample {
-                let mut env = make_env()?;
-                let observation = env.reset(&run.task.task, run.seed)?;
+                let started = make_env().and_then(|mut env| {
+                    let observation = env.reset(&run.task.task, run.seed)?;
+                    Ok((env, observation))
+                });
+                let (env, observation) = match started {
+                    Ok(s) => s,
+                    Err(e) => {
+                        run.failed = Some(e.to_string());
+                        continue;
+                    }
+                };
                 actives.push(spawn(
                     run,
                     slot,
@@ -345,6 +414,7 @@ where
             } else {
                 let run = entry.take().expect("task");
                 let mut tree = run.tree;
+                tree.env_error = run.failed;
                 tree.episodes = run
                     .eps
                     .into_iter()
@@ -433,7 +503,9 @@ fn finish<E: Env, R: Reflector + ?Sized>(
     a.episode.steps = own.to_vec();
     let local = a.local;
     let failed = !a.episode.success;
-    let reflectable = failed && a.episode.status != "budget" && a.episode.depth < config.max_depth;
+    let reflectable = failed
+        && !matches!(a.episode.status, "budget" | "env_error")
+        && a.episode.depth < config.max_depth;
     let experience = if reflectable {
         a.pending_experience.take().or_else(|| {
             let status = match a.episode.status {

@@ -305,3 +305,98 @@ fn the_python_example_of_the_protocol_page_plays() {
     assert_eq!(last.status, Status::Solved);
     assert_eq!(last.feedback, "reached the goal");
 }
+
+#[test]
+fn a_task_the_environment_fails_is_recorded_and_the_job_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // The corridor of docs/protocol.md, except that task "crash" kills the
+    // process on its third step.
+    let script = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/corridor.py"),
+    )
+    .unwrap()
+    .replace(
+        "        steps += 1\n",
+        "        steps += 1\n        if task == \"crash\" and steps == 3:\n            sys.exit(9)\n",
+    )
+    .replace(
+        "    elif req[\"verb\"] == \"reset\":\n",
+        "    elif req[\"verb\"] == \"reset\":\n        task = req[\"task_id\"]\n",
+    )
+    .replace(
+        "        length, pos, steps = 3 + int(req[\"task_id\"]) % 5, 0, 0",
+        "        length, pos, steps = 3 + (len(task) % 5), 0, 0",
+    );
+    let path = dir.path().join("crashy.py");
+    std::fs::write(&path, script).unwrap();
+    let pool = ProcessPool::new(ProcessConfig {
+        command: vec!["python3".into(), path.display().to_string()],
+        timeout_ms: 10_000,
+        max_steps: 0,
+    });
+    struct Right;
+    impl leafe::policy::Policy for Right {
+        fn name(&self) -> &str {
+            "right"
+        }
+        fn act(
+            &self,
+            turns: &mut [leafe::policy::Turn<'_>],
+            _: f32,
+        ) -> leafe::policy::Result<Vec<leafe::policy::Decision>> {
+            Ok(turns
+                .iter()
+                .map(|_| leafe::policy::Decision {
+                    action: "right".into(),
+                    index: Some(1),
+                    log_prob: 0.0,
+                })
+                .collect())
+        }
+    }
+    let tasks: Vec<Task<String>> = ["a", "crash", "bb", "ccc"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Task {
+            index: i as u64,
+            task: t.to_string(),
+            source: format!("t#{i}"),
+        })
+        .collect();
+    let cfg = ExploreConfig {
+        parallel_tasks: 2,
+        max_steps: 20,
+        ..ExploreConfig::default()
+    };
+    let mut trees = Vec::new();
+    explore(
+        tasks,
+        &|| pool.make(),
+        &Right,
+        &leafe::reflect::FeedbackReflector,
+        &cfg,
+        |t| {
+            trees.push(t);
+            Ok(())
+        },
+    )
+    .unwrap();
+    trees.sort_by_key(|t| t.task_index);
+    assert_eq!(trees.len(), 4);
+    for (i, t) in trees.iter().enumerate() {
+        if i == 1 {
+            let e = t.env_error.as_deref().expect("the crash is recorded");
+            assert!(e.contains("task crash: step") && e.contains("died"), "{e}");
+            assert_eq!(t.episodes.len(), 1);
+            assert_eq!(t.episodes[0].status, "env_error");
+            assert_eq!(
+                t.episodes[0].steps.len(),
+                2,
+                "the steps before the crash are kept"
+            );
+        } else {
+            assert!(t.env_error.is_none(), "{:?}", t.env_error);
+            assert!(t.episodes[0].success, "walking right solves the corridor");
+        }
+    }
+}
