@@ -63,7 +63,9 @@ fn env_step(c: &mut Criterion) {
     .unwrap();
     let task = "0".to_string();
     remote.reset(&task, 0).unwrap();
-    g.bench_function("over_protocol", |b| b.iter(|| run(&mut remote, &task, &acts)));
+    g.bench_function("over_protocol", |b| {
+        b.iter(|| run(&mut remote, &task, &acts))
+    });
     g.finish();
 }
 

@@ -228,8 +228,8 @@ where
             tr.steps.push(Step {
                 t: tr.steps.len(),
                 observation,
+                action_index: d.index.or_else(|| r.env.action_space().index_of(&d.action)),
                 action: d.action,
-                action_index: d.index,
                 log_prob: d.log_prob,
                 transition,
             });

@@ -233,8 +233,10 @@ where
             a.history.push(Step {
                 t,
                 observation,
+                action_index: decision
+                    .index
+                    .or_else(|| a.env.action_space().index_of(&decision.action)),
                 action: decision.action,
-                action_index: decision.index,
                 log_prob: decision.log_prob,
                 transition,
             });

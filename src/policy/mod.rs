@@ -16,9 +16,11 @@
 //! share its batch. A turn also carries a per-episode [`Memory`] slot a
 //! policy may use (a recurrent state, a parsed task, a cache).
 //!
-//! The burn MLP lives in [`neural`]; only `policy` and `train` import burn.
+//! The burn MLP lives in [`neural`], an LLM over an OpenAI-compatible
+//! endpoint in [`llm`]; only `policy` and `train` import burn.
 //! This module depends on [`crate::env`] and [`crate::reflect`] only.
 
+pub mod llm;
 pub mod neural;
 
 use std::any::Any;
@@ -46,6 +48,14 @@ pub enum PolicyError {
     #[error("observation does not fit the policy: {message}")]
     Input {
         /// What does not fit.
+        message: String,
+    },
+    /// An LLM endpoint failed (after its retries) or broke the API.
+    #[error("LLM endpoint {endpoint}: {message}")]
+    Llm {
+        /// The chat-completions URL.
+        endpoint: String,
+        /// What went wrong.
         message: String,
     },
     /// The policy cannot act in this environment (action space, encoding).

@@ -12,6 +12,7 @@ mod experiment;
 mod export;
 mod gridworld;
 mod interop;
+mod llm;
 mod protocol;
 mod query;
 mod reflect;

@@ -1,0 +1,445 @@
+//! An LLM as the policy, over any OpenAI-compatible chat-completions server
+//! (vLLM, SGLang, llama.cpp's `llama-server`, Ollama, OpenAI).
+//!
+//! One request per turn, all turns of a batch in flight at once (up to
+//! `max_in_flight`). The prompt: the system prompt (the environment's rules),
+//! then one user message with the experience summary while a branch is
+//! sampled, the last `history` steps (observation, action, feedback), the
+//! current observation and the legal actions. With a choice action space the
+//! reply is constrained by `response_format` (a JSON schema whose `action`
+//! is an enum of the legal actions) where the server supports it; every
+//! reply is parsed (`{"action": …}` or a bare action) and checked. An
+//! invalid reply is asked again once, with what was wrong; still invalid, a
+//! legal action is drawn from the episode's own stream instead and counted
+//! ([`LlmStats::invalid`]). Transport failures (connection, timeout, 429,
+//! 5xx) are retried with exponential backoff; other HTTP errors fail the
+//! call with the server's message. A `seed` drawn from the episode's stream
+//! goes with every request, so a server that honours seeds answers the same
+//! run the same way. Log-probabilities are kept when the server returns them.
+//!
+//! The HTTP client runs on a runtime of its own, on a thread of its own, so
+//! the policy works from synchronous code and from inside an async job.
+
+use std::sync::Mutex;
+use std::sync::mpsc::{Sender, channel};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::{Decision, Policy, PolicyError, Result, Turn};
+
+/// Settings of [`LlmPolicy`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// The server's OpenAI-compatible base URL, e.g. `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// The model name sent with every request.
+    pub model: String,
+    /// The environment variable holding the API key (sent as a bearer
+    /// token when set; local servers need none).
+    pub api_key_env: String,
+    /// The system prompt: the environment's rules and how to answer.
+    pub system_prompt: String,
+    /// Steps of history in the prompt (the most recent ones).
+    pub history: usize,
+    /// Timeout of one request.
+    pub timeout_ms: u64,
+    /// Retries of a request that failed in transport (connection, timeout,
+    /// 429, 5xx).
+    pub retries: usize,
+    /// First backoff between retries; doubled each time.
+    pub backoff_ms: u64,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Constrain replies with `response_format` (a JSON schema with an enum
+    /// of the legal actions) for choice action spaces.
+    pub json_schema: bool,
+    /// Ask for log-probabilities of the reply's tokens.
+    pub logprobs: bool,
+    /// Sampling temperature sent to the server (the `act` temperature is
+    /// not used: servers sample).
+    pub temperature: f32,
+    /// Tokens a reply may take.
+    pub max_tokens: u32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            base_url: "http://127.0.0.1:8080/v1".into(),
+            model: "default".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            system_prompt: "You are an agent acting in an environment. Choose the next action."
+                .into(),
+            history: 8,
+            timeout_ms: 60_000,
+            retries: 3,
+            backoff_ms: 500,
+            max_in_flight: 64,
+            json_schema: true,
+            logprobs: false,
+            temperature: 1.0,
+            max_tokens: 64,
+        }
+    }
+}
+
+/// What the policy did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LlmStats {
+    /// Requests answered.
+    pub requests: u64,
+    /// Requests retried after a transport failure.
+    pub retried: u64,
+    /// Replies asked again because they were not a legal action.
+    pub reasked: u64,
+    /// Turns where no valid reply came and a legal action was drawn.
+    pub invalid: u64,
+    /// Tokens the server reported (prompt + completion).
+    pub tokens: u64,
+}
+
+/// One request for the worker thread.
+type Job = (Vec<Value>, Sender<Vec<std::result::Result<Value, String>>>);
+
+/// An LLM policy (see the module docs).
+#[derive(Debug)]
+pub struct LlmPolicy {
+    name: String,
+    config: LlmConfig,
+    jobs: Mutex<Sender<Job>>,
+    stats: Mutex<LlmStats>,
+}
+
+impl LlmPolicy {
+    /// A policy named `name` (recorded as `episodes.policy`).
+    ///
+    /// # Errors
+    /// [`PolicyError::Llm`] when the HTTP client or its runtime cannot start.
+    pub fn new(name: impl Into<String>, config: LlmConfig) -> Result<LlmPolicy> {
+        let endpoint = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        let fail = |message: String| PolicyError::Llm {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let key = std::env::var(&config.api_key_env)
+            .ok()
+            .filter(|k| !k.is_empty());
+        let (tx, rx) = channel::<Job>();
+        let worker = config.clone();
+        let url = endpoint.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        std::thread::Builder::new()
+            .name("leafe-llm".into())
+            .spawn(move || {
+                while let Ok((bodies, reply)) = rx.recv() {
+                    let out =
+                        runtime.block_on(send_all(&client, &url, key.as_deref(), &worker, bodies));
+                    let _ = reply.send(out);
+                }
+            })
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(LlmPolicy {
+            name: name.into(),
+            config,
+            jobs: Mutex::new(tx),
+            stats: Mutex::new(LlmStats::default()),
+        })
+    }
+
+    /// What the policy did so far.
+    pub fn stats(&self) -> LlmStats {
+        *self.stats.lock().expect("stats")
+    }
+
+    fn endpoint(&self) -> String {
+        format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        )
+    }
+
+    /// The request body for a turn (`correction`: what was wrong with the
+    /// previous reply, when asking again).
+    fn body(&self, turn: &Turn<'_>, seed: u64, correction: Option<&str>) -> Value {
+        let mut user = String::new();
+        if let Some(e) = turn.experience {
+            user.push_str("Experience from an earlier attempt at this task:\n");
+            user.push_str(&e.summary());
+            user.push_str("\n\n");
+        }
+        let recent = &turn.history[turn.history.len().saturating_sub(self.config.history)..];
+        if !recent.is_empty() {
+            user.push_str("Recent steps:\n");
+            for s in recent {
+                user.push_str(&format!(
+                    "step {}:\n{}\naction: {}\nfeedback: {}\n",
+                    s.t, s.observation.text, s.action, s.transition.feedback
+                ));
+            }
+            user.push('\n');
+        }
+        user.push_str(&format!(
+            "Current observation (step {}):\n{}\n\n",
+            turn.t(),
+            turn.observation.text
+        ));
+        if !turn.legal.is_empty() {
+            user.push_str(&format!("Legal actions: {}\n", turn.legal.join(", ")));
+        }
+        user.push_str("Reply with JSON: {\"action\": \"<your action>\"}");
+        let mut messages = vec![
+            json!({ "role": "system", "content": self.config.system_prompt }),
+            json!({ "role": "user", "content": user }),
+        ];
+        if let Some(c) = correction {
+            messages.push(json!({ "role": "user", "content": c }));
+        }
+        let mut body = json!({
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": self.config.temperature,
+            "max_tokens": self.config.max_tokens,
+            "seed": seed,
+        });
+        if self.config.logprobs {
+            body["logprobs"] = json!(true);
+        }
+        if self.config.json_schema && !turn.legal.is_empty() {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": {
+                    "name": "action",
+                    "strict": true,
+                    "schema": {
+                        "type": "object",
+                        "properties": { "action": { "type": "string", "enum": turn.legal } },
+                        "required": ["action"],
+                        "additionalProperties": false,
+                    },
+                },
+            });
+        }
+        body
+    }
+
+    fn send(&self, bodies: Vec<Value>) -> Result<Vec<std::result::Result<Value, String>>> {
+        let (tx, rx) = channel();
+        let failed = |m: &str| PolicyError::Llm {
+            endpoint: self.endpoint(),
+            message: m.into(),
+        };
+        self.jobs
+            .lock()
+            .expect("jobs")
+            .send((bodies, tx))
+            .map_err(|_| failed("the client thread is gone"))?;
+        rx.recv().map_err(|_| failed("the client thread is gone"))
+    }
+}
+
+/// The action a reply names, if it names a legal one (any non-empty text
+/// for a free-text space), and its log-probability when returned.
+fn parse(reply: &Value, legal: &[String]) -> std::result::Result<(String, f32), String> {
+    let content = reply["choices"][0]["message"]["content"]
+        .as_str()
+        .ok_or("the reply has no choices[0].message.content")?
+        .trim();
+    let action = match serde_json::from_str::<Value>(content) {
+        Ok(v) if v["action"].is_string() => {
+            v["action"].as_str().unwrap_or_default().trim().to_string()
+        }
+        _ => content
+            .trim_matches(|c: char| c == '"' || c == '`' || c == '.' || c.is_whitespace())
+            .to_string(),
+    };
+    if action.is_empty() {
+        return Err("the reply names no action".into());
+    }
+    if !legal.is_empty() && !legal.contains(&action) {
+        return Err(format!(
+            "`{action}` is not one of the legal actions ({})",
+            legal.join(", ")
+        ));
+    }
+    let log_prob = reply["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|x| x["logprob"].as_f64()).sum::<f64>() as f32)
+        .unwrap_or(0.0);
+    Ok((action, log_prob))
+}
+
+async fn send_all(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: Option<&str>,
+    config: &LlmConfig,
+    bodies: Vec<Value>,
+) -> Vec<std::result::Result<Value, String>> {
+    use futures::StreamExt;
+    futures::stream::iter(
+        bodies
+            .into_iter()
+            .map(|b| send_one(client, endpoint, key, config, b)),
+    )
+    .buffered(config.max_in_flight.max(1))
+    .collect()
+    .await
+}
+
+/// One request with retries; `Ok` carries the reply and `_retries` how many
+/// transport retries it took.
+async fn send_one(
+    client: &reqwest::Client,
+    endpoint: &str,
+    key: Option<&str>,
+    config: &LlmConfig,
+    body: Value,
+) -> std::result::Result<Value, String> {
+    let mut attempt = 0;
+    loop {
+        let mut request = client
+            .post(endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        if let Some(k) = key {
+            request = request.bearer_auth(k);
+        }
+        let outcome = match request.send().await {
+            Err(e) => Err((true, format!("request failed: {e}"))),
+            Ok(r) => {
+                let status = r.status();
+                let text = r.text().await.unwrap_or_default();
+                if status.is_success() {
+                    serde_json::from_str::<Value>(&text)
+                        .map_err(|e| (false, format!("the reply is not JSON ({e})")))
+                } else {
+                    let retry = status.as_u16() == 429 || status.is_server_error();
+                    Err((
+                        retry,
+                        format!(
+                            "HTTP {status}: {}",
+                            text.chars().take(200).collect::<String>()
+                        ),
+                    ))
+                }
+            }
+        };
+        match outcome {
+            Ok(mut v) => {
+                v["_retries"] = json!(attempt);
+                return Ok(v);
+            }
+            Err((true, m)) if attempt < config.retries => {
+                tracing::debug!("retrying a chat completion: {m}");
+                tokio::time::sleep(Duration::from_millis(config.backoff_ms << attempt.min(10)))
+                    .await;
+                attempt += 1;
+            }
+            Err((_, m)) => return Err(m),
+        }
+    }
+}
+
+impl Policy for LlmPolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn act(&self, turns: &mut [Turn<'_>], _temperature: f32) -> Result<Vec<Decision>> {
+        let seeds: Vec<u64> = turns.iter_mut().map(|t| t.rng.random()).collect();
+        let bodies = turns
+            .iter()
+            .zip(&seeds)
+            .map(|(t, &s)| self.body(t, s, None))
+            .collect();
+        let mut replies = self.send(bodies)?;
+        let mut stats = LlmStats::default();
+        let mut out: Vec<Option<Decision>> = vec![None; turns.len()];
+        let mut again = Vec::new();
+        for (i, r) in replies.drain(..).enumerate() {
+            let reply = r.map_err(|m| PolicyError::Llm {
+                endpoint: self.endpoint(),
+                message: m,
+            })?;
+            stats.requests += 1;
+            stats.retried += reply["_retries"].as_u64().unwrap_or(0);
+            stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
+            match parse(&reply, turns[i].legal) {
+                Ok((action, log_prob)) => out[i] = Some(self.decision(&turns[i], action, log_prob)),
+                Err(why) => again.push((i, why)),
+            }
+        }
+        if !again.is_empty() {
+            stats.reasked += again.len() as u64;
+            let bodies = again
+                .iter()
+                .map(|(i, why)| {
+                    let correction = format!("Your reply was not valid: {why}. Reply with JSON: {{\"action\": \"<one legal action>\"}}");
+                    self.body(&turns[*i], seeds[*i].wrapping_add(1), Some(&correction))
+                })
+                .collect();
+            let replies = self.send(bodies)?;
+            for ((i, why), r) in again.iter().zip(replies) {
+                let parsed = r.ok().map(|reply| {
+                    stats.requests += 1;
+                    stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
+                    parse(&reply, turns[*i].legal)
+                });
+                out[*i] = match parsed {
+                    Some(Ok((action, log_prob))) => {
+                        Some(self.decision(&turns[*i], action, log_prob))
+                    }
+                    _ => {
+                        // Still not a legal action: draw one, and count it.
+                        stats.invalid += 1;
+                        tracing::warn!(
+                            "no valid action from the model ({why}); drawing a legal one"
+                        );
+                        let legal = turns[*i].legal;
+                        if legal.is_empty() {
+                            return Err(PolicyError::Llm {
+                                endpoint: self.endpoint(),
+                                message: format!("no valid free-text action: {why}"),
+                            });
+                        }
+                        let pick = legal[turns[*i].rng.random_range(0..legal.len())].clone();
+                        Some(self.decision(&turns[*i], pick, 0.0))
+                    }
+                };
+            }
+        }
+        let mut s = self.stats.lock().expect("stats");
+        s.requests += stats.requests;
+        s.retried += stats.retried;
+        s.reasked += stats.reasked;
+        s.invalid += stats.invalid;
+        s.tokens += stats.tokens;
+        Ok(out
+            .into_iter()
+            .map(|d| d.expect("every turn decided"))
+            .collect())
+    }
+}
+
+impl LlmPolicy {
+    fn decision(&self, turn: &Turn<'_>, action: String, log_prob: f32) -> Decision {
+        // The index in the environment's action space is the explorer's to
+        // fill in: the policy sees only the legal actions.
+        let _ = turn;
+        Decision {
+            index: None,
+            action,
+            log_prob,
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The LLM policy against a scripted OpenAI-compatible server (a plain HTTP
+//! server in the test, answering by a script: deterministic replies,
+//! malformed replies, 500s, slow replies). No model, no network.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use leafe::env::Env;
+use leafe::explore::{ExploreConfig, Origin, Task, explore};
+use leafe::policy::llm::{LlmConfig, LlmPolicy};
+use leafe::policy::{Policy, PolicyError};
+use leafe::worlds::gridworld::{
+    GridReflector, Gridworld, GridworldConfig, GridworldGenConfig, generate,
+};
+use serde_json::{Value, json};
+
+type Script = dyn Fn(&Value, usize) -> (u16, String, u64) + Send + Sync;
+
+/// Serves chat completions on 127.0.0.1 by `script(request, n)` → (status,
+/// body, delay ms); returns the base URL and the requests seen.
+fn server(script: Arc<Script>) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { break };
+            let (script, log) = (script.clone(), log.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).unwrap();
+                        if h == "\r\n" || h.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let request: Value = serde_json::from_slice(&body).unwrap();
+                    let n = {
+                        let mut l = log.lock().unwrap();
+                        l.push(request.clone());
+                        l.len()
+                    };
+                    let (status, reply, delay) = script(&request, n);
+                    std::thread::sleep(std::time::Duration::from_millis(delay));
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        reply.len()
+                    );
+                    if out
+                        .write_all(head.as_bytes())
+                        .and_then(|_| out.write_all(reply.as_bytes()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn completion(content: &str) -> String {
+    json!({
+        "choices": [{ "message": { "role": "assistant", "content": content },
+                      "logprobs": { "content": [{ "logprob": -0.25 }, { "logprob": -0.5 }] } }],
+        "usage": { "total_tokens": 10 },
+    })
+    .to_string()
+}
+
+fn user_text(request: &Value) -> String {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .map(|m| m["content"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn config(url: &str) -> LlmConfig {
+    LlmConfig {
+        base_url: url.into(),
+        model: "scripted".into(),
+        timeout_ms: 5_000,
+        backoff_ms: 10,
+        ..LlmConfig::default()
+    }
+}
+
+fn explore_grids(policy: &LlmPolicy) -> Vec<leafe::explore::TaskTree> {
+    let grids = generate(&GridworldGenConfig {
+        count: 4,
+        seed: 3,
+        ..GridworldGenConfig::default()
+    })
+    .unwrap();
+    let tasks = grids
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| Task {
+            index: i as u64,
+            task: g,
+            source: format!("g#{i}"),
+        })
+        .collect();
+    let cfg = ExploreConfig {
+        budget: 60,
+        max_steps: 8,
+        branches: 2,
+        max_depth: 1,
+        reflect_every: 0,
+        ..ExploreConfig::default()
+    };
+    let mut trees = Vec::new();
+    explore(
+        tasks,
+        &|| Ok(Gridworld::with_config(GridworldConfig { max_steps: 8 })),
+        policy,
+        &GridReflector,
+        &cfg,
+        |t| {
+            trees.push(t);
+            Ok(())
+        },
+    )
+    .unwrap();
+    trees
+}
+
+#[test]
+fn the_llm_policy_explores_with_the_experience_in_its_prompt() {
+    // Walk up-and-down (never reaching the goal), and after a reflection
+    // step the other way.
+    let (url, seen) = server(Arc::new(|req: &Value, _| {
+        let action = if user_text(req).contains("Experience from an earlier attempt") {
+            "left"
+        } else if user_text(req).matches("action: up").count() % 2 == 0 {
+            "up"
+        } else {
+            "down"
+        };
+        (200, completion(&json!({ "action": action }).to_string()), 0)
+    }));
+    let policy = LlmPolicy::new(
+        "scripted-llm",
+        LlmConfig {
+            logprobs: true,
+            ..config(&url)
+        },
+    )
+    .unwrap();
+    let trees = explore_grids(&policy);
+    assert_eq!(trees.len(), 4);
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(policy.stats().requests as usize, requests.len());
+    assert_eq!(policy.stats().invalid, 0);
+    // Every request: the model, a seed, the legal actions as an enum, the
+    // environment's observation.
+    for r in &requests {
+        assert_eq!(r["model"], "scripted");
+        assert!(r["seed"].is_u64());
+        assert_eq!(
+            r["response_format"]["json_schema"]["schema"]["properties"]["action"]["enum"],
+            json!(["up", "down", "left", "right"])
+        );
+        assert!(user_text(r).contains("Current observation"));
+    }
+    let mut branched = 0;
+    for t in &trees {
+        for e in &t.episodes {
+            for s in &e.steps {
+                // The explorer fills in the index from the action space.
+                assert_eq!(
+                    s.action_index,
+                    ["up", "down", "left", "right"]
+                        .iter()
+                        .position(|a| *a == s.action)
+                );
+                assert!((s.log_prob + 0.75).abs() < 1e-6, "log-probs are kept");
+            }
+            if e.origin == Origin::Branch {
+                branched += 1;
+                assert!(e.experience_in_context);
+                assert_eq!(
+                    e.steps[0].action, "left",
+                    "the experience changed the action"
+                );
+            }
+        }
+    }
+    assert!(branched > 0);
+    assert!(
+        requests.iter().any(|r| user_text(r).contains("Diagnosis:")),
+        "branch prompts carry the experience summary"
+    );
+}
+
+#[test]
+fn malformed_replies_are_asked_again_then_replaced_by_a_legal_action() {
+    // Prose first; a valid action once told what was wrong.
+    let (url, _) = server(Arc::new(|req: &Value, _| {
+        let reply = if user_text(req).contains("was not valid") {
+            json!({ "action": "right" }).to_string()
+        } else {
+            "I would go north".into()
+        };
+        (200, completion(&reply), 0)
+    }));
+    let policy = LlmPolicy::new("llm", config(&url)).unwrap();
+    explore_grids(&policy);
+    let s = policy.stats();
+    assert!(s.reasked > 0 && s.invalid == 0, "{s:?}");
+    // Never valid: each turn falls back to a legal action, counted.
+    let (url, _) = server(Arc::new(|_: &Value, _| (200, completion("fly away"), 0)));
+    let policy = LlmPolicy::new("llm", config(&url)).unwrap();
+    let trees = explore_grids(&policy);
+    let s = policy.stats();
+    assert!(s.invalid > 0 && s.invalid == s.reasked, "{s:?}");
+    for t in &trees {
+        for e in &t.episodes {
+            assert!(e.steps.iter().all(|st| st.action_index.is_some()));
+        }
+    }
+}
+
+#[test]
+fn server_errors_are_retried_and_client_errors_reported() {
+    // Two 500s, then answers: retried with backoff.
+    let (url, _) = server(Arc::new(|_: &Value, n| {
+        if n <= 2 {
+            (500, "{\"error\": \"overloaded\"}".into(), 0)
+        } else {
+            (200, completion("{\"action\": \"up\"}"), 0)
+        }
+    }));
+    let policy = LlmPolicy::new(
+        "llm",
+        LlmConfig {
+            max_in_flight: 1,
+            ..config(&url)
+        },
+    )
+    .unwrap();
+    let mut env = Gridworld::with_config(GridworldConfig::default());
+    let grid = generate(&GridworldGenConfig {
+        count: 1,
+        ..Default::default()
+    })
+    .unwrap()
+    .remove(0);
+    let obs = env.reset(&grid, 0).unwrap();
+    let legal = env.legal_actions();
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+    let mut memory = None;
+    let mut turn = [leafe::policy::Turn {
+        history: &[],
+        observation: &obs,
+        legal: &legal,
+        experience: None,
+        rng: &mut rng,
+        memory: &mut memory,
+    }];
+    let d = policy.act(&mut turn, 1.0).unwrap();
+    assert_eq!(d[0].action, "up");
+    assert_eq!(policy.stats().retried, 2);
+    // A 400 is the caller's mistake: reported at once, with the server's words.
+    let (url, seen) = server(Arc::new(|_: &Value, _| {
+        (400, "{\"error\": \"unknown model\"}".into(), 0)
+    }));
+    let policy = LlmPolicy::new("llm", config(&url)).unwrap();
+    let err = policy.act(&mut turn, 1.0).unwrap_err();
+    assert!(matches!(err, PolicyError::Llm { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 400") && text.contains("unknown model"),
+        "{text}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "no retry on a 400");
+    // Too slow: a timeout, retried, then an error naming the endpoint.
+    let (url, seen) = server(Arc::new(|_: &Value, _| (200, completion("up"), 1_500)));
+    let policy = LlmPolicy::new(
+        "llm",
+        LlmConfig {
+            timeout_ms: 200,
+            retries: 1,
+            ..config(&url)
+        },
+    )
+    .unwrap();
+    let text = policy.act(&mut turn, 1.0).unwrap_err().to_string();
+    assert!(
+        text.contains(&url) && text.contains("request failed"),
+        "{text}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2, "one retry");
+}
