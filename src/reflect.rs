@@ -42,6 +42,10 @@ pub struct Experience {
     pub fix: String,
     /// Actions recommended at `tau` (may be empty).
     pub suggested_actions: Vec<String>,
+    /// Who wrote the verdict when not the reflector itself: a reflector that
+    /// fell back on another one names it (stored as `reflections.reflector`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
 }
 
 impl Experience {
@@ -168,6 +172,7 @@ impl Reflector for FeedbackReflector {
                 category: flag,
                 irreversible: true,
                 suggested_actions: Vec::new(),
+                written_by: None,
             });
         }
         if status == Status::Running {
@@ -210,6 +215,7 @@ impl Reflector for FeedbackReflector {
             irreversible: false,
             diagnosis,
             suggested_actions: Vec::new(),
+            written_by: None,
         })
     }
 }

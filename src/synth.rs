@@ -324,6 +324,7 @@ pub async fn synthesize(
                     diagnosis: format!("step {}: {diagnosis}", parent.tau),
                     fix: fix.to_string(),
                     suggested_actions: vec![ACTIONS[(critical + 1) % 4].to_string()],
+                    written_by: None,
                 },
                 reflector: "synth-reflector".into(),
             });

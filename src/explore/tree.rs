@@ -528,7 +528,10 @@ fn finish<E: Env, R: Reflector + ?Sized>(
             id: rid,
             episode: id,
             experience: exp.clone(),
-            reflector: reflector.name().to_string(),
+            reflector: exp
+                .written_by
+                .clone()
+                .unwrap_or_else(|| reflector.name().to_string()),
         });
         run.histories[local] = Some(Reflected {
             history: std::mem::take(&mut a.history),

@@ -443,3 +443,220 @@ impl LlmPolicy {
         }
     }
 }
+
+/// The model as the reflector: it reads the failed trajectory with the
+/// environment's feedback and answers, as JSON checked against the
+/// trajectory, tau, the critical action, a category, a diagnosis and a fix.
+/// A malformed answer is asked again once; then the `fallback` reflector
+/// (rules from the feedback) answers, and the reflection records that it
+/// did (`reflections.reflector` = `"<fallback> (fallback of <name>)"`).
+/// While an episode runs it is asked only when the environment flagged a
+/// mistake in the owned steps (a request per periodic check would cost more
+/// than the episode).
+pub struct LlmReflector {
+    name: String,
+    llm: LlmPolicy,
+    fallback: Box<dyn crate::reflect::Reflector>,
+}
+
+impl std::fmt::Debug for LlmReflector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmReflector")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl LlmReflector {
+    /// A reflector named `name` on `config`'s endpoint (its `system_prompt`
+    /// describes the environment), falling back on `fallback`.
+    ///
+    /// # Errors
+    /// As [`LlmPolicy::new`].
+    pub fn new(
+        name: impl Into<String>,
+        config: LlmConfig,
+        fallback: Box<dyn crate::reflect::Reflector>,
+    ) -> Result<LlmReflector> {
+        let name = name.into();
+        Ok(LlmReflector {
+            llm: LlmPolicy::new(name.clone(), config)?,
+            name,
+            fallback,
+        })
+    }
+
+    /// Requests and fallbacks so far (`invalid` counts fallbacks).
+    pub fn stats(&self) -> LlmStats {
+        self.llm.stats()
+    }
+
+    fn body(
+        &self,
+        steps: &[crate::env::Step],
+        now: &crate::env::Observation,
+        status: crate::env::Status,
+        min_tau: usize,
+        correction: Option<&str>,
+    ) -> Value {
+        let n = steps.len();
+        let mut user = format!(
+            "About the environment: {}\n\nAn agent's attempt ended {status}. Its steps (observation before the action, action, feedback):\n",
+            self.llm.config.system_prompt
+        );
+        for s in steps {
+            let mistakes = if s.transition.mistakes.is_empty() {
+                String::new()
+            } else {
+                format!(" [mistake flagged: {}]", s.transition.mistakes.join(", "))
+            };
+            user.push_str(&format!(
+                "step {}:\n{}\naction: {}\nfeedback: {}{mistakes}\n",
+                s.t, s.observation.text, s.action, s.transition.feedback
+            ));
+        }
+        user.push_str(&format!("final observation:\n{}\n\n", now.text));
+        user.push_str(&format!(
+            "Name the step where the attempt went wrong: tau between {min_tau} and {} (steps before {min_tau} were reviewed already). \
+             Reply with JSON: {{\"tau\": <step>, \"critical_action\": <the action at tau, or null>, \"category\": <a short snake_case name of the mistake>, \
+             \"irreversible\": <whether the task was lost at tau>, \"diagnosis\": <what went wrong>, \"fix\": <what to do instead from tau>}}",
+            n - 1
+        ));
+        let mut messages = vec![
+            json!({ "role": "system", "content": "You review failed attempts of an agent and find the critical mistake." }),
+            json!({ "role": "user", "content": user }),
+        ];
+        if let Some(c) = correction {
+            messages.push(json!({ "role": "user", "content": c }));
+        }
+        let mut body = json!({
+            "model": self.llm.config.model,
+            "messages": messages,
+            "temperature": 0.0,
+            "max_tokens": self.llm.config.max_tokens.max(256),
+            "seed": 0,
+        });
+        if self.llm.config.json_schema {
+            body["response_format"] = json!({
+                "type": "json_schema",
+                "json_schema": { "name": "reflection", "strict": true, "schema": {
+                    "type": "object",
+                    "properties": {
+                        "tau": { "type": "integer", "minimum": min_tau, "maximum": n - 1 },
+                        "critical_action": { "type": ["string", "null"] },
+                        "category": { "type": "string" },
+                        "irreversible": { "type": "boolean" },
+                        "diagnosis": { "type": "string" },
+                        "fix": { "type": "string" },
+                    },
+                    "required": ["tau", "critical_action", "category", "irreversible", "diagnosis", "fix"],
+                    "additionalProperties": false,
+                }},
+            });
+        }
+        body
+    }
+}
+
+/// The experience a reply describes, checked against the trajectory.
+fn parse_reflection(
+    reply: &Value,
+    steps: &[crate::env::Step],
+    min_tau: usize,
+) -> std::result::Result<crate::reflect::Experience, String> {
+    let content = reply["choices"][0]["message"]["content"]
+        .as_str()
+        .ok_or("the reply has no choices[0].message.content")?;
+    let v: Value =
+        serde_json::from_str(content.trim().trim_matches('`').trim_start_matches("json"))
+            .map_err(|e| format!("the reply is not a JSON object ({e})"))?;
+    let n = steps.len();
+    let tau = v["tau"].as_u64().ok_or("`tau` must be a step number")? as usize;
+    if tau < min_tau || tau >= n {
+        return Err(format!("`tau` = {tau} is outside {min_tau}..={}", n - 1));
+    }
+    let text = |k: &str| {
+        v[k].as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or(format!("`{k}` must be a non-empty string"))
+    };
+    Ok(crate::reflect::Experience {
+        trigger_step: n,
+        tau,
+        critical_action: v["critical_action"].as_str().map(str::to_string),
+        category: text("category")?,
+        irreversible: v["irreversible"].as_bool().unwrap_or(false),
+        diagnosis: text("diagnosis")?,
+        fix: text("fix")?,
+        suggested_actions: Vec::new(),
+        written_by: None,
+    })
+}
+
+impl crate::reflect::Reflector for LlmReflector {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn reflect(
+        &self,
+        steps: &[crate::env::Step],
+        now: &crate::env::Observation,
+        status: crate::env::Status,
+        min_tau: usize,
+    ) -> Option<crate::reflect::Experience> {
+        use crate::env::Status;
+        if status == Status::Solved || min_tau >= steps.len() {
+            return None;
+        }
+        if status == Status::Running
+            && !steps[min_tau..]
+                .iter()
+                .any(|s| !s.transition.mistakes.is_empty())
+        {
+            return None;
+        }
+        let mut why = String::new();
+        for attempt in 0..2 {
+            let correction = (attempt > 0).then(|| {
+                format!("Your reply was not valid: {why}. Reply with the JSON object only.")
+            });
+            let body = self.body(steps, now, status, min_tau, correction.as_deref());
+            let reply = self
+                .llm
+                .send(vec![body])
+                .ok()
+                .and_then(|mut r| r.pop())
+                .and_then(|r| r.ok());
+            let mut stats = self.llm.stats.lock().expect("stats");
+            match reply {
+                None => {
+                    why = "the endpoint failed".into();
+                    break;
+                }
+                Some(reply) => {
+                    stats.requests += 1;
+                    stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
+                    match parse_reflection(&reply, steps, min_tau) {
+                        Ok(e) => return Some(e),
+                        Err(w) => {
+                            stats.reasked += u64::from(attempt == 0);
+                            why = w;
+                        }
+                    }
+                }
+            }
+        }
+        self.llm.stats.lock().expect("stats").invalid += 1;
+        tracing::warn!(reflector = %self.name, "no valid reflection from the model ({why}); falling back on {}", self.fallback.name());
+        let mut e = self.fallback.reflect(steps, now, status, min_tau)?;
+        e.written_by = Some(format!(
+            "{} (fallback of {})",
+            self.fallback.name(),
+            self.name
+        ));
+        Some(e)
+    }
+}

@@ -334,6 +334,7 @@ mod tests {
             diagnosis: String::new(),
             fix: String::new(),
             suggested_actions: vec!["c".into()],
+            written_by: None,
         };
         let mut logits = [0.0f32, 0.0, 0.0];
         adjust_at_tau(&GuidanceConfig::default(), &exp, &actions, &mut logits);

@@ -1029,6 +1029,7 @@ impl Reflector for GridReflector {
             diagnosis,
             fix: format!("at step {k} do not move {dir} (a trap is there); go around it"),
             suggested_actions,
+            written_by: None,
         })
     }
 }

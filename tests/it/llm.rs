@@ -312,3 +312,124 @@ fn server_errors_are_retried_and_client_errors_reported() {
     );
     assert_eq!(seen.lock().unwrap().len(), 2, "one retry");
 }
+
+fn explore_with(
+    policy: &LlmPolicy,
+    reflector: &dyn leafe::reflect::Reflector,
+) -> Vec<leafe::explore::TaskTree> {
+    let grids = generate(&GridworldGenConfig {
+        count: 3,
+        seed: 5,
+        ..GridworldGenConfig::default()
+    })
+    .unwrap();
+    let tasks = grids
+        .into_iter()
+        .enumerate()
+        .map(|(i, g)| Task {
+            index: i as u64,
+            task: g,
+            source: format!("g#{i}"),
+        })
+        .collect();
+    let cfg = ExploreConfig {
+        budget: 60,
+        max_steps: 8,
+        branches: 2,
+        max_depth: 1,
+        reflect_every: 0,
+        ..ExploreConfig::default()
+    };
+    let mut trees = Vec::new();
+    explore(
+        tasks,
+        &|| Ok(Gridworld::with_config(GridworldConfig { max_steps: 8 })),
+        policy,
+        reflector,
+        &cfg,
+        |t| {
+            trees.push(t);
+            Ok(())
+        },
+    )
+    .unwrap();
+    trees
+}
+
+fn is_reflection(req: &Value) -> bool {
+    req["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|s| s.contains("review failed attempts"))
+}
+
+#[test]
+fn the_llm_reflector_names_tau_from_the_feedback_and_falls_back_when_malformed() {
+    use leafe::policy::llm::LlmReflector;
+    use leafe::reflect::Reflector;
+    let (url, seen) = server(Arc::new(|req: &Value, _| {
+        if is_reflection(req) {
+            // "tau between A and B": the first owned step.
+            let text = user_text(req);
+            let a: usize = text
+                .split("tau between ")
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+                .and_then(|x| x.parse().ok())
+                .unwrap();
+            let reply = json!({ "tau": a, "critical_action": "up", "category": "wandered",
+                "irreversible": false, "diagnosis": "kept walking into walls", "fix": "walk right" });
+            (200, completion(&reply.to_string()), 0)
+        } else {
+            (200, completion("{\"action\": \"up\"}"), 0)
+        }
+    }));
+    let policy = LlmPolicy::new("llm", config(&url)).unwrap();
+    let reflector =
+        LlmReflector::new("llm-reflector", config(&url), Box::new(GridReflector)).unwrap();
+    assert_eq!(reflector.name(), "llm-reflector");
+    let trees = explore_with(&policy, &reflector);
+    let reflections: Vec<_> = trees.iter().flat_map(|t| &t.reflections).collect();
+    assert!(!reflections.is_empty());
+    for r in &reflections {
+        assert_eq!(r.reflector, "llm-reflector");
+        assert_eq!(r.experience.category, "wandered");
+        assert_eq!(r.experience.fix, "walk right");
+    }
+    let asked: Vec<Value> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| is_reflection(r))
+        .cloned()
+        .collect();
+    assert_eq!(asked.len(), reflections.len());
+    assert!(
+        user_text(&asked[0]).contains("feedback:"),
+        "the model reads the feedback"
+    );
+    assert_eq!(reflector.stats().invalid, 0);
+
+    // A reply whose tau is outside the trajectory, twice: the rules answer,
+    // and the reflection says so.
+    let (url, _) = server(Arc::new(|req: &Value, _| {
+        if is_reflection(req) {
+            let reply = json!({ "tau": 999, "critical_action": null, "category": "x",
+                "irreversible": false, "diagnosis": "d", "fix": "f" });
+            (200, completion(&reply.to_string()), 0)
+        } else {
+            (200, completion("{\"action\": \"up\"}"), 0)
+        }
+    }));
+    let policy = LlmPolicy::new("llm", config(&url)).unwrap();
+    let reflector =
+        LlmReflector::new("llm-reflector", config(&url), Box::new(GridReflector)).unwrap();
+    let trees = explore_with(&policy, &reflector);
+    let reflections: Vec<_> = trees.iter().flat_map(|t| &t.reflections).collect();
+    assert!(!reflections.is_empty());
+    for r in &reflections {
+        assert_eq!(r.reflector, "gridworld-rules (fallback of llm-reflector)");
+    }
+    let s = reflector.stats();
+    assert_eq!(s.invalid as usize, reflections.len());
+    assert_eq!(s.reasked as usize, reflections.len());
+}

@@ -178,6 +178,7 @@ impl Verdict {
                 .iter()
                 .map(|&a| DIR_NAMES[a & 3].to_string())
                 .collect(),
+            written_by: None,
         }
     }
 }
