@@ -161,8 +161,9 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         })
     }
 
-    /// Runs (or resumes) the job in `world`: the model acts with the world's
-    /// encoder and guide, the world's reflector reflects.
+    /// Runs (or resumes) the job in `world`: the store's model `self.model`
+    /// acts with the world's encoder and guide, the world's reflector
+    /// reflects.
     pub async fn run<W: World>(
         &self,
         world: &W,
@@ -172,17 +173,42 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
     where
         W::Env: Env<Task = T>,
     {
-        crate::store::validate_run_id(&self.run_id)?;
-        if self.chunk_tasks == 0 {
-            return Err(JobError::Invalid("chunk_tasks must be at least 1".into()));
-        }
         let policy = load_policy(store, &self.model, world.encoder())
             .await?
             .with_guide(world.guide(&self.config.guidance));
         let reflector = world.reflector(&self.config.reflector);
         let max_steps = self.config.max_steps as usize;
-        let actions = world.make_env(max_steps)?.action_space().clone();
-        let make_env = || world.make_env(max_steps);
+        self.run_with(
+            store,
+            world.name(),
+            &|| world.make_env(max_steps),
+            &policy,
+            reflector.as_ref(),
+            progress,
+        )
+        .await
+    }
+
+    /// Runs (or resumes) the job with any policy and reflector, in
+    /// environments from `make_env` (an LLM over an external process, say).
+    /// `self.model` is recorded as the acting policy's name.
+    pub async fn run_with<E>(
+        &self,
+        store: &Store,
+        env_name: &str,
+        make_env: &(dyn Fn() -> crate::env::Result<E> + Sync),
+        policy: &(dyn Policy + '_),
+        reflector: &(dyn crate::reflect::Reflector + '_),
+        progress: &dyn Progress,
+    ) -> Result<ExploreSummary>
+    where
+        E: Env<Task = T>,
+    {
+        crate::store::validate_run_id(&self.run_id)?;
+        if self.chunk_tasks == 0 {
+            return Err(JobError::Invalid("chunk_tasks must be at least 1".into()));
+        }
+        let actions = make_env()?.action_space().clone();
         let prefix = self.prefix();
         let identity = self.identity();
         let mut done = BTreeSet::new();
@@ -233,9 +259,9 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
             tokio::task::block_in_place(|| {
                 explore(
                     chunk.to_vec(),
-                    &make_env,
-                    &policy,
-                    reflector.as_ref(),
+                    make_env,
+                    policy,
+                    reflector,
                     &self.config,
                     |tree| {
                         summary.tasks += 1;
@@ -274,7 +300,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                         "run_id": self.run_id,
                         "tasks": tasks,
                         "policy": policy.name(),
-                        "env": world.name(),
+                        "env": env_name,
                     }),
                     command_line: self.command_line.clone(),
                     meta: serde_json::json!({

@@ -58,16 +58,43 @@ pub struct PretrainArgs {
 pub struct ExploreArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Model that acts (saved by `leafe pretrain` or `leafe train`).
+    /// Model that acts: a model of the store (saved by `leafe pretrain` or
+    /// `leafe train`) for `--policy burn`, the server's model name for
+    /// `--policy openai`.
     #[arg(long)]
     pub model: String,
-    /// Environment: sokoban or gridworld [default: the model's].
+    /// Environment: sokoban, gridworld, or `cmd:COMMAND` — a process that
+    /// speaks the env protocol (docs/protocol.md), run with `sh -c`
+    /// [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
     /// Tasks to explore (Boxoban levels for sokoban, a grid file for
-    /// gridworld); task index = position in the file.
+    /// gridworld, one task id per line for a cmd: environment); task index =
+    /// position in the file.
     #[arg(long)]
     pub levels: PathBuf,
+    /// Who acts: the burn network `--model` of the store, or an LLM over an
+    /// OpenAI-compatible endpoint (`--base-url`; the key from
+    /// OPENAI_API_KEY).
+    #[arg(long, value_enum, default_value_t = PolicyKind::Burn)]
+    pub policy: PolicyKind,
+    /// Who reflects: the environment's rules, or the LLM (falling back on
+    /// the rules when its answer is malformed).
+    #[arg(long, value_enum, default_value_t = ReflectorKind::Rules)]
+    pub reflector: ReflectorKind,
+    /// The OpenAI-compatible endpoint of `--policy openai` / `--reflector llm`.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+    pub base_url: String,
+    /// The LLM's model name on the server [default: --model].
+    #[arg(long)]
+    pub llm_model: Option<String>,
+    /// The LLM's system prompt [default: the environment's rules, or a
+    /// generic one for a cmd: environment].
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// Milliseconds a cmd: environment may take to answer a request.
+    #[arg(long, default_value_t = 30_000)]
+    pub env_timeout_ms: u64,
     /// TOML file with ExploreConfig fields; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -289,15 +316,132 @@ impl Progress for BarProgress {
     }
 }
 
+/// Who acts in `leafe explore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyKind {
+    /// The burn network `--model` of the store.
+    Burn,
+    /// An LLM over an OpenAI-compatible chat-completions endpoint.
+    Openai,
+}
+
+/// Who reflects in `leafe explore`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReflectorKind {
+    /// The environment's rule-based reflector (from its feedback).
+    Rules,
+    /// The LLM of `--base-url`, falling back on the rules.
+    Llm,
+}
+
 /// `leafe explore`.
 pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
-    let env = env_for(&store, a.env.as_deref(), &a.model).await?;
+    if let Some(cmd) = a.env.as_deref().and_then(|e| e.strip_prefix("cmd:")) {
+        let cmd = cmd.to_string();
+        return explore_process(&cmd, a, quiet).await;
+    }
+    let env = match a.policy {
+        PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
+        PolicyKind::Openai => a.env.clone().unwrap_or_else(|| "sokoban".into()),
+    };
     with_world!(env.as_str(), |w| explore_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
 }
 
-async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
+/// The LLM agents of `--policy openai` / `--reflector llm`.
+fn llm_agents(
+    a: &ExploreArgs,
+    system_prompt: &str,
+    rules: Box<dyn crate::reflect::Reflector>,
+) -> anyhow::Result<(
+    Option<crate::policy::llm::LlmPolicy>,
+    Box<dyn crate::reflect::Reflector>,
+)> {
+    use crate::policy::llm::{LlmConfig, LlmPolicy, LlmReflector};
+    let config = LlmConfig {
+        base_url: a.base_url.clone(),
+        model: a.llm_model.clone().unwrap_or_else(|| a.model.clone()),
+        system_prompt: a
+            .system_prompt
+            .clone()
+            .unwrap_or_else(|| system_prompt.to_string()),
+        ..LlmConfig::default()
+    };
+    let policy = match a.policy {
+        PolicyKind::Openai => Some(LlmPolicy::new(a.model.clone(), config.clone())?),
+        PolicyKind::Burn => None,
+    };
+    let reflector: Box<dyn crate::reflect::Reflector> = match a.reflector {
+        ReflectorKind::Rules => rules,
+        ReflectorKind::Llm => Box::new(LlmReflector::new(
+            format!("llm:{}", a.model),
+            config,
+            rules,
+        )?),
+    };
+    Ok((policy, reflector))
+}
+
+/// `leafe explore --env cmd:…`: an LLM in an environment process.
+async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
+    use crate::env::process::{ProcessConfig, ProcessPool};
     let store = a.store.open()?;
+    if a.policy != PolicyKind::Openai {
+        anyhow::bail!(
+            "--env cmd:… needs --policy openai: the burn network reads only the built-in environments' encodings"
+        );
+    }
+    let cfg = explore_config(&a)?;
+    let text = std::fs::read_to_string(&a.levels)
+        .with_context(|| format!("reading task ids from {}", a.levels.display()))?;
+    let tasks: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if tasks.is_empty() {
+        anyhow::bail!("{}: no task ids (one per line)", a.levels.display());
+    }
+    let pool = ProcessPool::new(ProcessConfig {
+        command: vec!["sh".into(), "-c".into(), cmd.to_string()],
+        timeout_ms: a.env_timeout_ms,
+        max_steps: cfg.max_steps as usize,
+    });
+    let (policy, reflector) = llm_agents(
+        &a,
+        "You are an agent acting in a text environment. Choose the next action.",
+        Box::new(crate::reflect::FeedbackReflector),
+    )?;
+    let policy = policy.expect("--policy openai");
+    let job = explore_job(&a, cfg, tasks);
+    let progress = BarProgress {
+        pb: bar(0, quiet),
+        started: Instant::now(),
+    };
+    let started = Instant::now();
+    let s = job
+        .run_with(
+            &store,
+            &format!("cmd:{cmd}"),
+            &|| pool.make(),
+            &policy,
+            reflector.as_ref(),
+            &progress,
+        )
+        .await
+        .with_context(|| format!("explore job `{}`", job.run_id))?;
+    progress.pb.finish_and_clear();
+    print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
+    let st = policy.stats();
+    eprintln!(
+        "LLM: {} requests, {} retried, {} re-asked, {} invalid (a legal action drawn), {} tokens",
+        st.requests, st.retried, st.reasked, st.invalid, st.tokens
+    );
+    Ok(0)
+}
+
+fn explore_config(a: &ExploreArgs) -> anyhow::Result<ExploreConfig> {
     let mut cfg: ExploreConfig = read_toml(a.config.as_deref())?;
     if let Some(v) = a.seed {
         cfg.seed = v;
@@ -317,13 +461,16 @@ async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::
     if a.no_experience {
         cfg.use_experience = false;
     }
-    let levels = world.read_tasks(&a.levels).context("reading the levels")?;
+    Ok(cfg)
+}
+
+fn explore_job<T>(a: &ExploreArgs, cfg: ExploreConfig, levels: Vec<T>) -> ExploreJob<T> {
     let run_id = a
         .run_id
         .clone()
         .unwrap_or_else(|| format!("explore-{}-{}-s{}", a.model, stem(&a.levels), cfg.seed));
-    let job = ExploreJob {
-        run_id: run_id.clone(),
+    ExploreJob {
+        run_id,
         model: a.model.clone(),
         levels_source: a.levels.display().to_string(),
         levels,
@@ -332,24 +479,71 @@ async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::
         chunk_tasks: a.chunk_tasks,
         config: cfg,
         command_line: command_line(),
-    };
+    }
+}
+
+async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::Result<u8>
+where
+    <W::Env as crate::env::Env>::Task: Clone + Send + Sync,
+{
+    let store = a.store.open()?;
+    let cfg = explore_config(&a)?;
+    let levels = world.read_tasks(&a.levels).context("reading the levels")?;
+    let max_steps = cfg.max_steps as usize;
+    let rules = world.reflector(&cfg.reflector);
+    let job = explore_job(&a, cfg, levels);
     let progress = BarProgress {
         pb: bar(0, quiet),
         started: Instant::now(),
     };
     let started = Instant::now();
-    let s = job
-        .run(&world, &store, &progress)
-        .await
-        .with_context(|| format!("explore job `{run_id}`"))?;
+    let s = match (a.policy, a.reflector) {
+        (PolicyKind::Burn, ReflectorKind::Rules) => job.run(&world, &store, &progress).await,
+        _ => {
+            let (llm, reflector) = llm_agents(&a, world.system_prompt(), rules)?;
+            let make_env = || world.make_env(max_steps);
+            match &llm {
+                Some(policy) => {
+                    job.run_with(
+                        &store,
+                        world.name(),
+                        &make_env,
+                        policy,
+                        reflector.as_ref(),
+                        &progress,
+                    )
+                    .await
+                }
+                None => {
+                    let policy = crate::train::load_policy(&store, &a.model, world.encoder())
+                        .await?
+                        .with_guide(world.guide(&job.config.guidance));
+                    job.run_with(
+                        &store,
+                        world.name(),
+                        &make_env,
+                        &policy,
+                        reflector.as_ref(),
+                        &progress,
+                    )
+                    .await
+                }
+            }
+        }
+    }
+    .with_context(|| format!("explore job `{}`", job.run_id))?;
     progress.pb.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
+    print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
+    Ok(0)
+}
+
+fn print_explore(run_id: &str, s: &ExploreSummary, secs: f64) {
     if s.tasks == 0 {
         println!(
             "explore {run_id}: nothing to do ({} tasks already committed)",
             s.skipped
         );
-        return Ok(0);
+        return;
     }
     if s.env_errors > 0 {
         eprintln!(
@@ -374,5 +568,4 @@ async fn explore_in<W: World>(world: W, a: ExploreArgs, quiet: bool) -> anyhow::
         s.tasks as f64 / secs * 60.0,
         s.env_steps as f64 / secs
     );
-    Ok(0)
 }

@@ -19,7 +19,7 @@ type Script = dyn Fn(&Value, usize) -> (u16, String, u64) + Send + Sync;
 
 /// Serves chat completions on 127.0.0.1 by `script(request, n)` → (status,
 /// body, delay ms); returns the base URL and the requests seen.
-fn server(script: Arc<Script>) -> (String, Arc<Mutex<Vec<Value>>>) {
+pub(crate) fn server(script: Arc<Script>) -> (String, Arc<Mutex<Vec<Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -75,7 +75,7 @@ fn server(script: Arc<Script>) -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, seen)
 }
 
-fn completion(content: &str) -> String {
+pub(crate) fn completion(content: &str) -> String {
     json!({
         "choices": [{ "message": { "role": "assistant", "content": content },
                       "logprobs": { "content": [{ "logprob": -0.25 }, { "logprob": -0.5 }] } }],
@@ -432,4 +432,114 @@ fn the_llm_reflector_names_tau_from_the_feedback_and_falls_back_when_malformed()
     let s = reflector.stats();
     assert_eq!(s.invalid as usize, reflections.len());
     assert_eq!(s.reasked as usize, reflections.len());
+}
+
+#[test]
+fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_runs() {
+    use crate::common::{leafe, local_store};
+    let (url, seen) = server(Arc::new(|req: &Value, _| {
+        let legal =
+            &req["response_format"]["json_schema"]["schema"]["properties"]["action"]["enum"];
+        assert_eq!(legal, &json!(["left", "right"]));
+        // Left until told otherwise: the pit, a reflection, then right.
+        let action = if user_text(req).contains("Experience from an earlier attempt") {
+            "right"
+        } else {
+            "left"
+        };
+        (200, completion(&json!({ "action": action }).to_string()), 0)
+    }));
+    let (dir, store) = local_store();
+    let ids = dir.path().join("ids.txt");
+    std::fs::write(&ids, "1\n2\n3\n").unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/corridor.py");
+    let env = format!("cmd:python3 {}", script.display());
+    let (code, out, err) = leafe(&[
+        "explore",
+        "--store",
+        &store,
+        "--env",
+        &env,
+        "--policy",
+        "openai",
+        "--base-url",
+        &url,
+        "--model",
+        "scripted",
+        "--levels",
+        ids.to_str().unwrap(),
+        "--run-id",
+        "c",
+        "--budget",
+        "60",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("3 tasks in 1 chunk(s)") && out.contains("by replay"),
+        "{out}"
+    );
+    assert!(err.contains("LLM: ") && err.contains("0 invalid"), "{err}");
+    assert!(!seen.lock().unwrap().is_empty());
+    let (code, csv, err) = leafe(&[
+        "sql",
+        "--store",
+        &store,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n, SUM(CAST(success AS INT)) AS ok, MIN(policy) AS p FROM episodes \
+         WHERE run_id LIKE 'c.%' AND origin = 'branch'",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert!(
+        row[0].parse::<i64>().unwrap() > 0 && row[1].parse::<i64>().unwrap() > 0,
+        "{csv}"
+    );
+    assert_eq!(row[2], "scripted");
+    let (code, csv, _) = leafe(&[
+        "sql",
+        "--store",
+        &store,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n FROM reflections WHERE run_id LIKE 'c.%' AND category = 'fell_into_pit'",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        csv.lines().nth(1).unwrap().parse::<i64>().unwrap() > 0,
+        "{csv}"
+    );
+    let out_file = dir.path().join("c.jsonl");
+    let (code, _, err) = leafe(&[
+        "export",
+        "--store",
+        &store,
+        "--runs",
+        "c.%",
+        "--dataset",
+        "counterfactual",
+        "--format",
+        "trl-messages",
+        "--system-prompt",
+        "walk the corridor",
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&out_file).unwrap();
+    assert!(text.lines().count() > 0 && text.contains("right"), "{text}");
+    // The burn network cannot act in a process environment: one clear line.
+    let (code, _, err) = leafe(&[
+        "explore",
+        "--store",
+        &store,
+        "--env",
+        &env,
+        "--model",
+        "m",
+        "--levels",
+        ids.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs --policy openai"), "{err}");
 }
