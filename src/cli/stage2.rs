@@ -75,12 +75,28 @@ pub struct TrainArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Model to evaluate.
+    /// Model to evaluate: a model of the store for `--policy burn`, the
+    /// server's model name for `--policy openai`.
     #[arg(long)]
     pub model: String,
-    /// Environment: sokoban or gridworld [default: the model's].
+    /// Environment: sokoban, gridworld, or `cmd:COMMAND` (a process that
+    /// speaks the env protocol; task ids one per line in --levels)
+    /// [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
+    /// Who acts: the burn network of the store, or an LLM over an
+    /// OpenAI-compatible endpoint.
+    #[arg(long, value_enum, default_value_t = super::stage1::PolicyKind::Burn)]
+    pub policy: super::stage1::PolicyKind,
+    /// The OpenAI-compatible endpoint of `--policy openai`.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+    pub base_url: String,
+    /// The LLM's system prompt [default: the environment's rules].
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// Milliseconds a cmd: environment may take to answer a request.
+    #[arg(long, default_value_t = 30_000)]
+    pub env_timeout_ms: u64,
     /// Held-out tasks (Boxoban levels for sokoban, a grid file for gridworld).
     #[arg(long)]
     pub levels: PathBuf,
@@ -192,14 +208,89 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
 
 /// `leafe eval`.
 pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
+    use super::stage1::PolicyKind;
+    use crate::env::process::{ProcessConfig, ProcessPool};
     let store = a.store.open()?;
-    let env = env_for(&store, a.env.as_deref(), &a.model).await?;
+    if let Some(cmd) = a.env.as_deref().and_then(|e| e.strip_prefix("cmd:")) {
+        if a.policy != PolicyKind::Openai {
+            bail!(
+                "--env cmd:… needs --policy openai: the burn network reads only the built-in environments' encodings"
+            );
+        }
+        let text = std::fs::read_to_string(&a.levels)
+            .with_context(|| format!("reading task ids from {}", a.levels.display()))?;
+        let tasks: Vec<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        let pool = ProcessPool::new(ProcessConfig {
+            command: vec!["sh".into(), "-c".into(), cmd.to_string()],
+            timeout_ms: a.env_timeout_ms,
+            max_steps: a.max_steps as usize,
+        });
+        let policy = llm_policy(
+            &a,
+            "You are an agent acting in a text environment. Choose the next action.",
+        )?;
+        return eval_run(&store, &a, &policy, &|| pool.make(), tasks).await;
+    }
+    let env = match a.policy {
+        PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
+        PolicyKind::Openai => a.env.clone().unwrap_or_else(|| "sokoban".into()),
+    };
     with_world!(env.as_str(), |w| eval_in(w, a).await).map_err(anyhow::Error::msg)?
 }
 
+fn llm_policy(a: &EvalArgs, system_prompt: &str) -> anyhow::Result<crate::policy::llm::LlmPolicy> {
+    use crate::policy::llm::{LlmConfig, LlmPolicy};
+    Ok(LlmPolicy::new(
+        a.model.clone(),
+        LlmConfig {
+            base_url: a.base_url.clone(),
+            model: a.model.clone(),
+            system_prompt: a
+                .system_prompt
+                .clone()
+                .unwrap_or_else(|| system_prompt.to_string()),
+            temperature: a.temperature,
+            ..LlmConfig::default()
+        },
+    )?)
+}
+
 async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
-    use crate::eval::{EvalSpec, default_ks, evaluate};
     let store = a.store.open()?;
+    let levels = world
+        .read_tasks(&a.levels)
+        .context("reading the evaluation levels")?;
+    let max_steps = a.max_steps as usize;
+    match a.policy {
+        super::stage1::PolicyKind::Burn => {
+            let policy = load_policy(&store, &a.model, world.encoder()).await?;
+            eval_run(&store, &a, &policy, &|| world.make_env(max_steps), levels).await
+        }
+        super::stage1::PolicyKind::Openai => {
+            let policy = llm_policy(&a, world.system_prompt())?;
+            eval_run(&store, &a, &policy, &|| world.make_env(max_steps), levels).await
+        }
+    }
+}
+
+/// Samples, computes Pass@k, writes the eval run, prints the row.
+async fn eval_run<E, P>(
+    store: &crate::store::Store,
+    a: &EvalArgs,
+    policy: &P,
+    make_env: &(dyn Fn() -> crate::env::Result<E> + Sync),
+    levels: Vec<E::Task>,
+) -> anyhow::Result<u8>
+where
+    E: crate::env::Env,
+    P: crate::policy::Policy + ?Sized,
+{
+    use crate::eval::{EvalSpec, default_ks, evaluate};
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
@@ -214,10 +305,6 @@ async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
             a.samples
         );
     }
-    let policy = load_policy(&store, &a.model, world.encoder()).await?;
-    let levels = world
-        .read_tasks(&a.levels)
-        .context("reading the evaluation levels")?;
     let run_id = (!a.no_write).then(|| {
         a.run_id.clone().unwrap_or_else(|| {
             format!(
@@ -231,11 +318,10 @@ async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
     });
     let levels_source = a.levels.display().to_string();
     let command_line = command_line();
-    let max_steps = a.max_steps as usize;
     let r = evaluate(
-        &store,
-        &policy,
-        &|| world.make_env(max_steps),
+        store,
+        policy,
+        make_env,
         &EvalSpec {
             model: &a.model,
             levels: &levels,

@@ -528,6 +528,38 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&out_file).unwrap();
     assert!(text.lines().count() > 0 && text.contains("right"), "{text}");
+    // Pass@k of the LLM in the process environment.
+    let (code, csv, err) = leafe(&[
+        "eval",
+        "--store",
+        &store,
+        "--env",
+        &env,
+        "--policy",
+        "openai",
+        "--base-url",
+        &url,
+        "--model",
+        "scripted",
+        "--levels",
+        ids.to_str().unwrap(),
+        "--samples",
+        "4",
+        "--max-steps",
+        "10",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(csv.starts_with("model,split,tasks,samples,pass@1"), "{csv}");
+    // Walking left always falls into the pit: Pass@4 is 0.
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("scripted,test,3,4,0.0"),
+        "{csv}"
+    );
     // The burn network cannot act in a process environment: one clear line.
     let (code, _, err) = leafe(&[
         "explore",
