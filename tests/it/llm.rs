@@ -152,7 +152,7 @@ fn the_llm_policy_explores_with_the_experience_in_its_prompt() {
     let (url, seen) = server(Arc::new(|req: &Value, _| {
         let action = if user_text(req).contains("Experience from an earlier attempt") {
             "left"
-        } else if user_text(req).matches("action: up").count() % 2 == 0 {
+        } else if user_text(req).matches("action: up").count().is_multiple_of(2) {
             "up"
         } else {
             "down"
