@@ -152,7 +152,11 @@ fn the_llm_policy_explores_with_the_experience_in_its_prompt() {
     let (url, seen) = server(Arc::new(|req: &Value, _| {
         let action = if user_text(req).contains("Experience from an earlier attempt") {
             "left"
-        } else if user_text(req).matches("action: up").count().is_multiple_of(2) {
+        } else if user_text(req)
+            .matches("action: up")
+            .count()
+            .is_multiple_of(2)
+        {
             "up"
         } else {
             "down"
@@ -574,4 +578,72 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("needs --policy openai"), "{err}");
+}
+
+/// Opt-in, with a real model: set `LEAFE_LLM_BASE_URL` to a running
+/// OpenAI-compatible server (and `LEAFE_LLM_MODEL` to its model name) —
+/// README, "A real model", starts llama.cpp's `llama-server` with the Gemma 3
+/// 270M GGUF from PyPI. Explores the Python corridor with the model as the
+/// policy and the reflector, through the command line, and prints what it did.
+#[test]
+fn a_real_model_explores_the_corridor_when_asked_to() {
+    use crate::common::{leafe, local_store};
+    let Ok(url) = std::env::var("LEAFE_LLM_BASE_URL") else {
+        eprintln!("skipped: set LEAFE_LLM_BASE_URL to run against a real model");
+        return;
+    };
+    let model = std::env::var("LEAFE_LLM_MODEL").unwrap_or_else(|_| "default".into());
+    let (dir, store) = local_store();
+    let ids = dir.path().join("ids.txt");
+    std::fs::write(&ids, (0..8).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/corridor.py");
+    let env = format!("cmd:python3 {}", script.display());
+    let started = std::time::Instant::now();
+    let (code, out, err) = leafe(&[
+        "explore",
+        "--store",
+        &store,
+        "--env",
+        &env,
+        "--policy",
+        "openai",
+        "--reflector",
+        "llm",
+        "--base-url",
+        &url,
+        "--model",
+        &model,
+        "--levels",
+        ids.to_str().unwrap(),
+        "--run-id",
+        "real",
+        "--budget",
+        "80",
+        "--branches",
+        "2",
+        "--max-depth",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, csv, _) = leafe(&[
+        "sql",
+        "--store",
+        &store,
+        "--format",
+        "csv",
+        "SELECT origin, COUNT(*) AS episodes, SUM(CAST(success AS INT)) AS solved, SUM(interaction_cost) AS steps \
+         FROM episodes GROUP BY origin ORDER BY origin",
+    ]);
+    let (_, refl, _) = leafe(&[
+        "sql",
+        "--store",
+        &store,
+        "--format",
+        "csv",
+        "SELECT reflector, category, COUNT(*) AS n FROM reflections GROUP BY 1, 2 ORDER BY 3 DESC",
+    ]);
+    println!(
+        "real model `{model}` at {url}, {:.0} s:\n{out}{err}\n{csv}\n{refl}",
+        started.elapsed().as_secs_f64()
+    );
 }
