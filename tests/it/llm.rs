@@ -595,7 +595,7 @@ fn a_real_model_explores_the_corridor_when_asked_to() {
     let model = std::env::var("LEAFE_LLM_MODEL").unwrap_or_else(|_| "default".into());
     let (dir, store) = local_store();
     let ids = dir.path().join("ids.txt");
-    std::fs::write(&ids, (0..8).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(&ids, (0..4).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
     let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/corridor.py");
     let env = format!("cmd:python3 {}", script.display());
     let started = std::time::Instant::now();
