@@ -618,11 +618,13 @@ fn a_real_model_explores_the_corridor_when_asked_to() {
         "--run-id",
         "real",
         "--budget",
-        "80",
+        "40",
         "--branches",
         "2",
         "--max-depth",
         "1",
+        "--reflect-every",
+        "0",
     ]);
     assert_eq!(code, 0, "{err}");
     let (_, csv, _) = leafe(&[
