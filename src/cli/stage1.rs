@@ -73,28 +73,12 @@ pub struct ExploreArgs {
     /// position in the file.
     #[arg(long)]
     pub levels: PathBuf,
-    /// Who acts: the burn network `--model` of the store, or an LLM over an
-    /// OpenAI-compatible endpoint (`--base-url`; the key from
-    /// OPENAI_API_KEY).
-    #[arg(long, value_enum, default_value_t = PolicyKind::Burn)]
-    pub policy: PolicyKind,
+    #[command(flatten)]
+    pub agent: AgentArgs,
     /// Who reflects: the environment's rules, or the LLM (falling back on
     /// the rules when its answer is malformed).
     #[arg(long, value_enum, default_value_t = ReflectorKind::Rules)]
     pub reflector: ReflectorKind,
-    /// The OpenAI-compatible endpoint of `--policy openai` / `--reflector llm`.
-    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
-    pub base_url: String,
-    /// The LLM's model name on the server [default: --model].
-    #[arg(long)]
-    pub llm_model: Option<String>,
-    /// The LLM's system prompt [default: the environment's rules, or a
-    /// generic one for a cmd: environment].
-    #[arg(long)]
-    pub system_prompt: Option<String>,
-    /// Milliseconds a cmd: environment may take to answer a request.
-    #[arg(long, default_value_t = 30_000)]
-    pub env_timeout_ms: u64,
     /// TOML file with ExploreConfig fields; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -316,6 +300,92 @@ impl Progress for BarProgress {
     }
 }
 
+/// Who acts, and where, in `leafe explore` and `leafe eval`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Who acts: the burn network `--model` of the store, or an LLM over an
+    /// OpenAI-compatible endpoint (`--base-url`; the key from
+    /// OPENAI_API_KEY).
+    #[arg(long, value_enum, default_value_t = PolicyKind::Burn)]
+    pub policy: PolicyKind,
+    /// The OpenAI-compatible endpoint of `--policy openai` / `--reflector llm`.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+    pub base_url: String,
+    /// The LLM's model name on the server [default: --model].
+    #[arg(long)]
+    pub llm_model: Option<String>,
+    /// The LLM's system prompt [default: the environment's rules, or a
+    /// generic one for a cmd: environment].
+    #[arg(long)]
+    pub system_prompt: Option<String>,
+    /// Milliseconds a cmd: environment may take to answer a request.
+    #[arg(long, default_value_t = 30_000)]
+    pub env_timeout_ms: u64,
+}
+
+/// The generic system prompt for an environment process.
+pub(crate) const PROCESS_SYSTEM_PROMPT: &str =
+    "You are an agent acting in a text environment. Choose the next action.";
+
+impl AgentArgs {
+    /// The LLM's settings for `model` (`--llm-model` wins), with
+    /// `system_prompt` unless `--system-prompt` says otherwise.
+    pub(crate) fn llm_config(
+        &self,
+        model: &str,
+        system_prompt: &str,
+    ) -> crate::policy::llm::LlmConfig {
+        crate::policy::llm::LlmConfig {
+            base_url: self.base_url.clone(),
+            model: self.llm_model.clone().unwrap_or_else(|| model.to_string()),
+            system_prompt: self
+                .system_prompt
+                .clone()
+                .unwrap_or_else(|| system_prompt.to_string()),
+            ..crate::policy::llm::LlmConfig::default()
+        }
+    }
+
+    /// A pool of `sh -c cmd` environment processes truncating at `max_steps`.
+    pub(crate) fn pool(
+        &self,
+        cmd: &str,
+        max_steps: usize,
+    ) -> std::sync::Arc<crate::env::process::ProcessPool> {
+        crate::env::process::ProcessPool::new(crate::env::process::ProcessConfig {
+            command: vec!["sh".into(), "-c".into(), cmd.to_string()],
+            timeout_ms: self.env_timeout_ms,
+            max_steps,
+        })
+    }
+
+    /// Refuses the burn network in a process environment.
+    pub(crate) fn check_process(&self) -> anyhow::Result<()> {
+        if self.policy != PolicyKind::Openai {
+            anyhow::bail!(
+                "--env cmd:… needs --policy openai: the burn network reads only the built-in environments' encodings"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Task ids, one per line, of a process environment.
+pub(crate) fn read_task_ids(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading task ids from {}", path.display()))?;
+    let ids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ids.is_empty() {
+        anyhow::bail!("{}: no task ids (one per line)", path.display());
+    }
+    Ok(ids)
+}
+
 /// Who acts in `leafe explore`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PolicyKind {
@@ -341,7 +411,7 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
         let cmd = cmd.to_string();
         return explore_process(&cmd, a, quiet).await;
     }
-    let env = match a.policy {
+    let env = match a.agent.policy {
         PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
         PolicyKind::Openai => a.env.clone().unwrap_or_else(|| "sokoban".into()),
     };
@@ -357,17 +427,9 @@ fn llm_agents(
     Option<crate::policy::llm::LlmPolicy>,
     Box<dyn crate::reflect::Reflector>,
 )> {
-    use crate::policy::llm::{LlmConfig, LlmPolicy, LlmReflector};
-    let config = LlmConfig {
-        base_url: a.base_url.clone(),
-        model: a.llm_model.clone().unwrap_or_else(|| a.model.clone()),
-        system_prompt: a
-            .system_prompt
-            .clone()
-            .unwrap_or_else(|| system_prompt.to_string()),
-        ..LlmConfig::default()
-    };
-    let policy = match a.policy {
+    use crate::policy::llm::{LlmPolicy, LlmReflector};
+    let config = a.agent.llm_config(&a.model, system_prompt);
+    let policy = match a.agent.policy {
         PolicyKind::Openai => Some(LlmPolicy::new(a.model.clone(), config.clone())?),
         PolicyKind::Burn => None,
     };
@@ -384,33 +446,14 @@ fn llm_agents(
 
 /// `leafe explore --env cmd:…`: an LLM in an environment process.
 async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
-    use crate::env::process::{ProcessConfig, ProcessPool};
     let store = a.store.open()?;
-    if a.policy != PolicyKind::Openai {
-        anyhow::bail!(
-            "--env cmd:… needs --policy openai: the burn network reads only the built-in environments' encodings"
-        );
-    }
+    a.agent.check_process()?;
     let cfg = explore_config(&a)?;
-    let text = std::fs::read_to_string(&a.levels)
-        .with_context(|| format!("reading task ids from {}", a.levels.display()))?;
-    let tasks: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    if tasks.is_empty() {
-        anyhow::bail!("{}: no task ids (one per line)", a.levels.display());
-    }
-    let pool = ProcessPool::new(ProcessConfig {
-        command: vec!["sh".into(), "-c".into(), cmd.to_string()],
-        timeout_ms: a.env_timeout_ms,
-        max_steps: cfg.max_steps as usize,
-    });
+    let tasks = read_task_ids(&a.levels)?;
+    let pool = a.agent.pool(cmd, cfg.max_steps as usize);
     let (policy, reflector) = llm_agents(
         &a,
-        "You are an agent acting in a text environment. Choose the next action.",
+        PROCESS_SYSTEM_PROMPT,
         Box::new(crate::reflect::FeedbackReflector),
     )?;
     let policy = policy.expect("--policy openai");
@@ -497,7 +540,7 @@ where
         started: Instant::now(),
     };
     let started = Instant::now();
-    let s = match (a.policy, a.reflector) {
+    let s = match (a.agent.policy, a.reflector) {
         (PolicyKind::Burn, ReflectorKind::Rules) => job.run(&world, &store, &progress).await,
         _ => {
             let (llm, reflector) = llm_agents(&a, world.system_prompt(), rules)?;

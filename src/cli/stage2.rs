@@ -84,19 +84,8 @@ pub struct EvalArgs {
     /// [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
-    /// Who acts: the burn network of the store, or an LLM over an
-    /// OpenAI-compatible endpoint.
-    #[arg(long, value_enum, default_value_t = super::stage1::PolicyKind::Burn)]
-    pub policy: super::stage1::PolicyKind,
-    /// The OpenAI-compatible endpoint of `--policy openai`.
-    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
-    pub base_url: String,
-    /// The LLM's system prompt [default: the environment's rules].
-    #[arg(long)]
-    pub system_prompt: Option<String>,
-    /// Milliseconds a cmd: environment may take to answer a request.
-    #[arg(long, default_value_t = 30_000)]
-    pub env_timeout_ms: u64,
+    #[command(flatten)]
+    pub agent: super::stage1::AgentArgs,
     /// Held-out tasks (Boxoban levels for sokoban, a grid file for gridworld).
     #[arg(long)]
     pub levels: PathBuf,
@@ -208,35 +197,16 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
 
 /// `leafe eval`.
 pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
-    use super::stage1::PolicyKind;
-    use crate::env::process::{ProcessConfig, ProcessPool};
+    use super::stage1::{PROCESS_SYSTEM_PROMPT, PolicyKind, read_task_ids};
     let store = a.store.open()?;
     if let Some(cmd) = a.env.as_deref().and_then(|e| e.strip_prefix("cmd:")) {
-        if a.policy != PolicyKind::Openai {
-            bail!(
-                "--env cmd:… needs --policy openai: the burn network reads only the built-in environments' encodings"
-            );
-        }
-        let text = std::fs::read_to_string(&a.levels)
-            .with_context(|| format!("reading task ids from {}", a.levels.display()))?;
-        let tasks: Vec<String> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect();
-        let pool = ProcessPool::new(ProcessConfig {
-            command: vec!["sh".into(), "-c".into(), cmd.to_string()],
-            timeout_ms: a.env_timeout_ms,
-            max_steps: a.max_steps as usize,
-        });
-        let policy = llm_policy(
-            &a,
-            "You are an agent acting in a text environment. Choose the next action.",
-        )?;
+        a.agent.check_process()?;
+        let tasks = read_task_ids(&a.levels)?;
+        let pool = a.agent.pool(cmd, a.max_steps as usize);
+        let policy = llm_policy(&a, PROCESS_SYSTEM_PROMPT)?;
         return eval_run(&store, &a, &policy, &|| pool.make(), tasks).await;
     }
-    let env = match a.policy {
+    let env = match a.agent.policy {
         PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
         PolicyKind::Openai => a.env.clone().unwrap_or_else(|| "sokoban".into()),
     };
@@ -248,14 +218,8 @@ fn llm_policy(a: &EvalArgs, system_prompt: &str) -> anyhow::Result<crate::policy
     Ok(LlmPolicy::new(
         a.model.clone(),
         LlmConfig {
-            base_url: a.base_url.clone(),
-            model: a.model.clone(),
-            system_prompt: a
-                .system_prompt
-                .clone()
-                .unwrap_or_else(|| system_prompt.to_string()),
             temperature: a.temperature,
-            ..LlmConfig::default()
+            ..a.agent.llm_config(&a.model, system_prompt)
         },
     )?)
 }
@@ -266,7 +230,7 @@ async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
         .read_tasks(&a.levels)
         .context("reading the evaluation levels")?;
     let max_steps = a.max_steps as usize;
-    match a.policy {
+    match a.agent.policy {
         super::stage1::PolicyKind::Burn => {
             let policy = load_policy(&store, &a.model, world.encoder()).await?;
             eval_run(&store, &a, &policy, &|| world.make_env(max_steps), levels).await

@@ -106,43 +106,7 @@ fn config(url: &str) -> LlmConfig {
 }
 
 fn explore_grids(policy: &LlmPolicy) -> Vec<leafe::explore::TaskTree> {
-    let grids = generate(&GridworldGenConfig {
-        count: 4,
-        seed: 3,
-        ..GridworldGenConfig::default()
-    })
-    .unwrap();
-    let tasks = grids
-        .into_iter()
-        .enumerate()
-        .map(|(i, g)| Task {
-            index: i as u64,
-            task: g,
-            source: format!("g#{i}"),
-        })
-        .collect();
-    let cfg = ExploreConfig {
-        budget: 60,
-        max_steps: 8,
-        branches: 2,
-        max_depth: 1,
-        reflect_every: 0,
-        ..ExploreConfig::default()
-    };
-    let mut trees = Vec::new();
-    explore(
-        tasks,
-        &|| Ok(Gridworld::with_config(GridworldConfig { max_steps: 8 })),
-        policy,
-        &GridReflector,
-        &cfg,
-        |t| {
-            trees.push(t);
-            Ok(())
-        },
-    )
-    .unwrap();
-    trees
+    explore_on(policy, &GridReflector, 4, 3)
 }
 
 #[test]
@@ -321,9 +285,20 @@ fn explore_with(
     policy: &LlmPolicy,
     reflector: &dyn leafe::reflect::Reflector,
 ) -> Vec<leafe::explore::TaskTree> {
+    explore_on(policy, reflector, 3, 5)
+}
+
+/// Explores `count` generated grids (seed `seed`): budget 60, episodes of 8
+/// steps, 2 branches, depth 1, reflection only at failed ends.
+fn explore_on(
+    policy: &LlmPolicy,
+    reflector: &dyn leafe::reflect::Reflector,
+    count: usize,
+    seed: u64,
+) -> Vec<leafe::explore::TaskTree> {
     let grids = generate(&GridworldGenConfig {
-        count: 3,
-        seed: 5,
+        count,
+        seed,
         ..GridworldGenConfig::default()
     })
     .unwrap();
