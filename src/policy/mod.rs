@@ -142,6 +142,49 @@ pub trait Encoder: Send + Sync {
     fn encode(&self, observation: &Observation, board: usize, out: &mut [f32]) -> Result<()>;
 }
 
+/// One-hot planes of a text grid, the encoding the built-in grid
+/// environments share: the character at row `y`, column `x` of `text` sets
+/// channel `symbol(c)` of cell `(y, x)`; cells the text does not reach
+/// (padding) are channel 0 (walls). `out` is `[channels, pad_h, pad_w]`,
+/// row major.
+///
+/// # Errors
+/// A one-line reason for a buffer of the wrong length, a text larger than
+/// the padding, or a character `symbol` does not know.
+pub fn encode_symbol_planes(
+    text: &str,
+    channels: usize,
+    symbol: impl Fn(char) -> Option<usize>,
+    pad_h: usize,
+    pad_w: usize,
+    out: &mut [f32],
+) -> std::result::Result<(), String> {
+    let plane = pad_h * pad_w;
+    if out.len() != channels * plane {
+        return Err(format!(
+            "buffer has {} values, [{channels}, {pad_h}, {pad_w}] needs {}",
+            out.len(),
+            channels * plane
+        ));
+    }
+    // Everything starts as wall (padding); cells of the text overwrite it.
+    out.fill(0.0);
+    out[..plane].fill(1.0);
+    for (y, line) in text.lines().enumerate() {
+        for (x, c) in line.chars().enumerate() {
+            if y >= pad_h || x >= pad_w {
+                return Err(format!(
+                    "observation larger than the {pad_h}x{pad_w} padding"
+                ));
+            }
+            let ch = symbol(c).ok_or_else(|| format!("unknown symbol {c:?} in observation"))?;
+            out[y * pad_w + x] = 0.0;
+            out[ch * plane + y * pad_w + x] = 1.0;
+        }
+    }
+    Ok(())
+}
+
 /// Settings of experience guidance for networks.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]

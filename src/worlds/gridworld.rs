@@ -847,44 +847,16 @@ fn attempt(config: &GridworldGenConfig, rng: &mut ChaCha8Rng) -> Option<Grid> {
 /// [`EnvError::Encoding`] when `out.len() != 5 * board * board`, the text
 /// is larger than the padding, or it holds an unknown symbol.
 pub fn encode_text_planes(text: &str, board: usize, out: &mut [f32]) -> Result<()> {
-    let plane = board * board;
-    if out.len() != CHANNELS.len() * plane {
-        return Err(EnvError::Encoding {
-            message: format!(
-                "buffer has {} values, [{}, {board}, {board}] needs {}",
-                out.len(),
-                CHANNELS.len(),
-                CHANNELS.len() * plane
-            ),
-        });
-    }
-    // Everything starts as wall (padding); cells of the text overwrite it.
-    out.fill(0.0);
-    out[..plane].fill(1.0);
-    for (r, line) in text.lines().enumerate() {
-        for (c, ch) in line.chars().enumerate() {
-            if r >= board || c >= board {
-                return Err(EnvError::Encoding {
-                    message: format!("observation larger than the {board}x{board} padding"),
-                });
-            }
-            let channel = match ch {
-                '#' => 0,
-                ' ' | '_' => 1,
-                '^' => 2,
-                'G' => 3,
-                '@' => 4,
-                other => {
-                    return Err(EnvError::Encoding {
-                        message: format!("unknown symbol {other:?} in observation"),
-                    });
-                }
-            };
-            out[r * board + c] = 0.0;
-            out[channel * plane + r * board + c] = 1.0;
-        }
-    }
-    Ok(())
+    let symbol = |c| match c {
+        '#' => Some(0),
+        ' ' | '_' => Some(1),
+        '^' => Some(2),
+        'G' => Some(3),
+        '@' => Some(4),
+        _ => None,
+    };
+    policy::encode_symbol_planes(text, CHANNELS.len(), symbol, board, board, out)
+        .map_err(|message| EnvError::Encoding { message })
 }
 
 /// The gridworld's encoding for networks: the one-hot planes of

@@ -400,36 +400,18 @@ fn check_planes_buffer(len: usize, pad_h: usize, pad_w: usize) -> Result<usize> 
 /// one-hot planes as [`Sokoban::encode_planes`], `[C, pad_h, pad_w]`. This is
 /// how training reads states back from the store's `observation` column.
 pub fn encode_text_planes(text: &str, pad_h: usize, pad_w: usize, out: &mut [f32]) -> Result<()> {
-    let plane = check_planes_buffer(out.len(), pad_h, pad_w)?;
-    // Everything starts as wall (padding); cells of the text overwrite it.
-    out.fill(0.0);
-    out[..plane].fill(1.0);
-    for (y, line) in text.lines().enumerate() {
-        for (x, c) in line.chars().enumerate() {
-            if y >= pad_h || x >= pad_w {
-                return Err(EnvError::Encoding {
-                    message: format!("observation larger than the {pad_h}x{pad_w} padding"),
-                });
-            }
-            let ch = match c {
-                '#' => 0,
-                ' ' | '_' => 1,
-                '.' => 2,
-                '$' => 3,
-                '*' => 4,
-                '@' => 5,
-                '+' => 6,
-                other => {
-                    return Err(EnvError::Encoding {
-                        message: format!("unknown symbol {other:?} in observation"),
-                    });
-                }
-            };
-            out[y * pad_w + x] = 0.0;
-            out[ch * plane + y * pad_w + x] = 1.0;
-        }
-    }
-    Ok(())
+    let symbol = |c| match c {
+        '#' => Some(0),
+        ' ' | '_' => Some(1),
+        '.' => Some(2),
+        '$' => Some(3),
+        '*' => Some(4),
+        '@' => Some(5),
+        '+' => Some(6),
+        _ => None,
+    };
+    policy::encode_symbol_planes(text, CHANNELS.len(), symbol, pad_h, pad_w, out)
+        .map_err(|message| EnvError::Encoding { message })
 }
 
 /// What an LLM trained on Sokoban data is told: the rules, the symbols,
