@@ -56,22 +56,87 @@ pub(super) fn split(ex: &Example, dataset: Dataset, system: &str) -> (Vec<Value>
     (prompt, completion)
 }
 
+/// The trained steps of an example, each its own (t, prompt, completion):
+/// the completion is exactly one agent action, so a trainer never computes
+/// loss on text the environment wrote. Rehearsal trains every step,
+/// counterfactual every step from tau (the corrected branch; the prefix is
+/// only context), critical and preference the one step at tau (its
+/// corrected action). The prompt is the system prompt, the history before
+/// `t` as user (observation) / assistant (action) turns, and the
+/// observation at `t`.
+pub(super) fn step_splits(
+    ex: &Example,
+    dataset: Dataset,
+    system: &str,
+) -> Vec<(i32, Vec<Value>, Vec<Value>)> {
+    if matches!(dataset, Dataset::Critical | Dataset::Preference) {
+        let (prompt, completion) = split(ex, dataset, system);
+        return vec![(ex.tau, prompt, completion)];
+    }
+    let start = if dataset == Dataset::Rehearsal {
+        0
+    } else {
+        ex.tau
+    };
+    let mut out = Vec::new();
+    let mut history = vec![msg("system", system)];
+    for turn in &ex.turns {
+        if turn.t >= start {
+            let mut prompt = history.clone();
+            prompt.push(msg("user", &turn.observation));
+            out.push((turn.t, prompt, vec![msg("assistant", &turn.action)]));
+        }
+        history.push(msg("user", &turn.observation));
+        history.push(msg("assistant", &turn.action));
+    }
+    out
+}
+
+/// A multi-turn prompt folded into one user message (the history as text,
+/// then the observation), so that the only assistant turn of a
+/// `trl-messages` record is the trained action.
+fn fold(prompt: Vec<Value>) -> Vec<Value> {
+    if prompt.len() <= 2 {
+        return prompt;
+    }
+    let mut text = String::from("History:\n");
+    let last = prompt.len() - 1;
+    for (i, m) in prompt.iter().enumerate().skip(1) {
+        let content = m["content"].as_str().unwrap_or_default();
+        if i == last {
+            text.push_str("\nNow:\n");
+            text.push_str(content);
+        } else if m["role"] == "user" {
+            text.push_str(content);
+            text.push('\n');
+        } else {
+            text.push_str(&format!("-> {content}\n"));
+        }
+    }
+    vec![prompt[0].clone(), msg("user", &text)]
+}
+
 /// The record of an example in `opts.format`, from its prompt and
-/// completion (see [`split`]); `index` is its position in the output.
+/// completion (see [`split`], [`step_splits`]); `index` is its position in
+/// the output, `t` the trained step (per-step formats).
 pub(super) fn record(
     ex: &Example,
     opts: &ExportOptions,
     prompt: Vec<Value>,
     completion: Vec<Value>,
     index: u64,
+    t: Option<i32>,
 ) -> Value {
-    let meta = json!({
+    let mut meta = json!({
         "run_id": ex.run_id, "task_id": ex.task_id, "example_id": ex.example_id,
         "tau": ex.tau, "category": ex.category, "chosen_source": ex.chosen_source,
     });
+    if let Some(t) = t {
+        meta["t"] = json!(t);
+    }
     let mut record = match opts.format {
         Format::TrlMessages => {
-            let mut messages = prompt;
+            let mut messages = fold(prompt);
             messages.extend(completion);
             json!({ "messages": messages })
         }

@@ -10,11 +10,17 @@
 //!
 //! | format | record |
 //! |---|---|
-//! | `trl-messages` | `{"messages": [{"role", "content"}, …]}` |
-//! | `trl-prompt-completion` | `{"prompt": [...], "completion": [...]}`: only the completion carries loss |
-//! | `sharegpt` | `{"conversations": [{"from": "human"\|"gpt", "value"}], "system"}` (LLaMA-Factory) |
+//! | `trl-messages` | `{"messages": [system, user, assistant]}`: the history folded into the user turn, the one assistant turn the action (TRL: `assistant_only_loss=True`) |
+//! | `trl-prompt-completion` | `{"prompt": [...], "completion": [assistant]}`: multi-turn prompt, the action as the completion (TRL's default completion-only loss) |
+//! | `sharegpt` | `{"conversations": [{"from": "human"\|"gpt", "value"}], "system"}`, ending on the action (LLaMA-Factory: `mask_history: true`) |
 //! | `verl-parquet` | Parquet: `data_source`, `prompt` (list of role/content), `ability`, `reward_model {style, ground_truth}`, `extra_info {split, index, …}` |
 //! | `dpo` | `{"prompt", "chosen", "rejected"}` (conversational, TRL) |
+//!
+//! The supervised formats write one record per trained step — every step of
+//! a rehearsal trajectory, every step from tau of a corrected branch — whose
+//! completion is that one action: the loss falls on the agent's actions and
+//! never on text the environment wrote. `dpo` and `verl-parquet` keep one
+//! record per example.
 //!
 //! The experience (the reflection's diagnosis and fix) is never part of a
 //! prompt: counterfactual data teaches the corrected action without it. With
@@ -322,18 +328,38 @@ async fn emit(
     seen: &mut HashSet<u64>,
     index: &mut u64,
 ) -> Result<(), ExportError> {
-    let (prompt, completion) = formats::split(&ex, opts.dataset, &opts.system_prompt);
-    if completion.is_empty() || (opts.format == Format::Dpo && ex.rejected.is_none()) {
+    // Chat formats for supervised training get one record per trained
+    // step; DPO and verl keep one record per example.
+    let splits = match opts.format {
+        Format::TrlMessages | Format::TrlPromptCompletion | Format::Sharegpt => {
+            formats::step_splits(&ex, opts.dataset, &opts.system_prompt)
+                .into_iter()
+                .map(|(t, p, c)| (Some(t), p, c))
+                .collect()
+        }
+        Format::Dpo | Format::VerlParquet => {
+            let (p, c) = formats::split(&ex, opts.dataset, &opts.system_prompt);
+            vec![(None, p, c)]
+        }
+    };
+    if splits.iter().all(|(_, _, c)| c.is_empty())
+        || (opts.format == Format::Dpo && ex.rejected.is_none())
+    {
         summary.skipped += 1;
         return Ok(());
     }
-    if opts.dedup && !seen.insert(prompt_hash(&prompt)) {
-        summary.duplicates += 1;
-        return Ok(());
+    for (t, prompt, completion) in splits {
+        if completion.is_empty() {
+            continue;
+        }
+        if opts.dedup && !seen.insert(prompt_hash(&prompt)) {
+            summary.duplicates += 1;
+            continue;
+        }
+        let record = formats::record(&ex, opts, prompt, completion, *index, t);
+        sink.write(record).await?;
+        *index += 1;
+        summary.examples += 1;
     }
-    let record = formats::record(&ex, opts, prompt, completion, *index);
-    sink.write(record).await?;
-    *index += 1;
-    summary.examples += 1;
     Ok(())
 }

@@ -97,20 +97,35 @@ fn every_format_has_its_documented_shape_and_no_experience_in_any_prompt() {
         .collect();
     assert!(!branches.is_empty() && !experiences.is_empty());
 
-    // trl-messages: system, then user/assistant turns, ending on an action.
+    // One record per trained step: every own step of a successful branch.
+    let trained = sql_csv(
+        &url,
+        "SELECT COUNT(*) AS n FROM steps s JOIN episodes e \
+         ON s.run_id = e.run_id AND s.episode_id = e.episode_id \
+         WHERE e.origin = 'branch' AND e.success",
+    )[0]["n"]
+        .parse::<usize>()
+        .unwrap();
+    assert!(trained > branches.len());
+
+    // trl-messages: system, the history folded into one user turn, and the
+    // action as the only assistant turn (TRL: assistant_only_loss).
     export("counterfactual", "trl-messages", "m.jsonl", &[]);
     let recs = jsonl(&out("m.jsonl"));
-    assert_eq!(recs.len(), branches.len());
+    assert_eq!(recs.len(), trained);
     for r in &recs {
         let roles = roles(&r["messages"]);
-        assert_eq!(roles[0], "system");
+        assert_eq!(roles, ["system", "user", "assistant"], "{roles:?}");
         assert!(alternates(&roles[1..], "user", "assistant"), "{roles:?}");
         assert!(r.get("experience").is_none());
         assert!(r["leafe"]["run_id"].as_str().unwrap().starts_with('x'));
+        assert!(r["leafe"]["t"].as_i64().unwrap() >= r["leafe"]["tau"].as_i64().unwrap());
     }
 
-    // trl-prompt-completion: the completion is exactly the branch's own
-    // actions from tau, the prompt the history before it plus the state at tau.
+    // trl-prompt-completion: one record per step from tau; the completion is
+    // exactly that step's action (never the environment's text), the prompt
+    // the history before it plus the observation at t. Together the
+    // completions of a branch are its own actions from tau, in order.
     export(
         "counterfactual",
         "trl-prompt-completion",
@@ -118,40 +133,48 @@ fn every_format_has_its_documented_shape_and_no_experience_in_any_prompt() {
         &["--include-experience"],
     );
     let recs = jsonl(&out("pc.jsonl"));
-    assert_eq!(recs.len(), branches.len());
+    assert_eq!(recs.len(), trained);
+    let mut by_branch: std::collections::BTreeMap<(String, i64), Vec<(i64, String)>> =
+        Default::default();
     for r in &recs {
         let id = r["leafe"]["example_id"].as_i64().unwrap();
         let tau = r["leafe"]["tau"].as_i64().unwrap();
-        let own = sql_csv(
-            &url,
-            &format!("SELECT action_text FROM steps WHERE episode_id = {id} ORDER BY t"),
-        );
+        let t = r["leafe"]["t"].as_i64().unwrap();
+        assert!(t >= tau);
         let prompt_roles = roles(&r["prompt"]);
-        let completion_roles = roles(&r["completion"]);
         assert_eq!(prompt_roles[0], "system");
         assert!(alternates(&prompt_roles[1..], "user", "assistant"));
         assert_eq!(prompt_roles.last().unwrap(), "user");
         assert_eq!(
             prompt_roles.len(),
-            2 + 2 * tau as usize,
-            "history of {tau} steps"
+            2 + 2 * t as usize,
+            "history of {t} steps"
         );
-        assert!(alternates(&completion_roles, "assistant", "user"));
-        let actions: Vec<&str> = r["completion"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["role"] == "assistant")
-            .map(|m| m["content"].as_str().unwrap())
-            .collect();
-        let want: Vec<&str> = own.iter().map(|s| s["action_text"].as_str()).collect();
-        assert_eq!(actions, want, "episode {id}");
+        assert_eq!(roles(&r["completion"]), ["assistant"]);
+        let action = r["completion"][0]["content"].as_str().unwrap().to_string();
+        by_branch
+            .entry((r["leafe"]["run_id"].as_str().unwrap().to_string(), id))
+            .or_default()
+            .push((t, action));
         assert!(r["experience"].is_string(), "--include-experience adds it");
         // The experience is a separate field, never in the model input.
         let prompt = r["prompt"].to_string() + &r["completion"].to_string();
         for e in &experiences {
             assert!(!prompt.contains(e.as_str()), "experience leaked: {e}");
         }
+    }
+    assert_eq!(by_branch.len(), branches.len());
+    for ((run, id), mut steps) in by_branch {
+        steps.sort();
+        let own = sql_csv(
+            &url,
+            &format!(
+                "SELECT action_text FROM steps WHERE run_id = '{run}' AND episode_id = {id} ORDER BY t"
+            ),
+        );
+        let want: Vec<&str> = own.iter().map(|s| s["action_text"].as_str()).collect();
+        let got: Vec<&str> = steps.iter().map(|(_, a)| a.as_str()).collect();
+        assert_eq!(got, want, "episode {id}");
     }
 
     // sharegpt: human/gpt alternating, system apart.
@@ -256,7 +279,16 @@ fn every_format_has_its_documented_shape_and_no_experience_in_any_prompt() {
         "deep.jsonl",
         &["--where", "depth >= 2"],
     );
-    let deep = jsonl(&out("deep.jsonl"));
+    // One record per step: count the branches they come from.
+    let deep: std::collections::BTreeSet<(String, i64)> = jsonl(&out("deep.jsonl"))
+        .iter()
+        .map(|r| {
+            (
+                r["leafe"]["run_id"].as_str().unwrap().to_string(),
+                r["leafe"]["example_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     let want = branches.len()
         - sql_csv(
             &url,
@@ -436,4 +468,109 @@ fn the_failure_report_accounts_for_every_reflection_and_episode() {
     let (code, _, err) = leafe(&["report", "--store", &url, "--run", "none%"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("none%"), "{err}");
+}
+
+const LOADER: &str = r#"
+import sys, json
+from datasets import load_dataset
+out = {}
+for name, path in zip(sys.argv[1::2], sys.argv[2::2]):
+    d = load_dataset("json", data_files=path, split="train")
+    row = d[0]
+    info = {"rows": d.num_rows, "columns": sorted(d.column_names)}
+    if name == "messages":
+        info["roles"] = [m["role"] for m in row["messages"]]
+    if name == "prompt_completion":
+        info["completion_roles"] = sorted({m["role"] for r in d["completion"] for m in r})
+        info["prompt_last"] = row["prompt"][-1]["role"]
+    if name == "sharegpt":
+        info["last_from"] = sorted({c[-1]["from"] for c in d["conversations"]})
+    if name == "dpo":
+        info["chosen_roles"] = [m["role"] for m in row["chosen"]]
+    out[name] = info
+print(json.dumps(out))
+"#;
+
+/// The exported files load with Hugging Face `datasets` (what TRL and
+/// LLaMA-Factory read them with), and the trained side of each record is
+/// the agent's action alone. Needs python3 with `datasets` (`.ci/run`
+/// installs it); outside CI the test is skipped with a note when missing.
+#[test]
+fn the_trainers_loader_reads_every_format_with_the_loss_on_actions_only() {
+    let has = std::process::Command::new("python3")
+        .args(["-c", "import datasets"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must check the trainers' loader: pip install datasets"
+        );
+        eprintln!("note: python3 with datasets not found; loader test skipped");
+        return;
+    }
+    let (dir, url) = local_store();
+    let (code, _, err) = leafe(&[
+        "synth",
+        "--store",
+        &url,
+        "--episodes",
+        "300",
+        "--seed",
+        "4",
+        "--run-id",
+        "x",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut args: Vec<String> = vec!["-c".into(), LOADER.into()];
+    for (name, dataset, format) in [
+        ("messages", "counterfactual", "trl-messages"),
+        (
+            "prompt_completion",
+            "counterfactual",
+            "trl-prompt-completion",
+        ),
+        ("sharegpt", "rehearsal", "sharegpt"),
+        ("dpo", "preference", "dpo"),
+    ] {
+        let path = dir.path().join(format!("{name}.jsonl"));
+        let (code, _, err) = leafe(&[
+            "export",
+            "--store",
+            &url,
+            "--dataset",
+            dataset,
+            "--format",
+            format,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{format}: {err}");
+        args.push(name.into());
+        args.push(path.display().to_string());
+    }
+    let out = std::process::Command::new("python3")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["messages"]["roles"],
+        serde_json::json!(["system", "user", "assistant"])
+    );
+    assert_eq!(
+        v["prompt_completion"]["completion_roles"],
+        serde_json::json!(["assistant"])
+    );
+    assert_eq!(v["prompt_completion"]["prompt_last"], "user");
+    assert_eq!(v["sharegpt"]["last_from"], serde_json::json!(["gpt"]));
+    assert_eq!(v["dpo"]["chosen_roles"], serde_json::json!(["assistant"]));
+    for name in ["messages", "prompt_completion", "sharegpt", "dpo"] {
+        assert!(v[name]["rows"].as_u64().unwrap() > 0, "{v}");
+    }
 }
