@@ -2,87 +2,17 @@
 //! server in the test, answering by a script: deterministic replies,
 //! malformed replies, 500s, slow replies). No model, no network.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use leafe::env::Env;
 use leafe::explore::{ExploreConfig, Origin, Task, explore};
 use leafe::policy::llm::{LlmConfig, LlmPolicy};
+use leafe::policy::scripted::{completion, server};
 use leafe::policy::{Policy, PolicyError};
 use leafe::worlds::gridworld::{
     GridReflector, Gridworld, GridworldConfig, GridworldGenConfig, generate,
 };
 use serde_json::{Value, json};
-
-type Script = dyn Fn(&Value, usize) -> (u16, String, u64) + Send + Sync;
-
-/// Serves chat completions on 127.0.0.1 by `script(request, n)` → (status,
-/// body, delay ms); returns the base URL and the requests seen.
-pub(crate) fn server(script: Arc<Script>) -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { break };
-            let (script, log) = (script.clone(), log.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut out = stream;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        let mut h = String::new();
-                        reader.read_line(&mut h).unwrap();
-                        if h == "\r\n" || h.is_empty() {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let request: Value = serde_json::from_slice(&body).unwrap();
-                    let n = {
-                        let mut l = log.lock().unwrap();
-                        l.push(request.clone());
-                        l.len()
-                    };
-                    let (status, reply, delay) = script(&request, n);
-                    std::thread::sleep(std::time::Duration::from_millis(delay));
-                    let head = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                        reply.len()
-                    );
-                    if out
-                        .write_all(head.as_bytes())
-                        .and_then(|_| out.write_all(reply.as_bytes()))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, seen)
-}
-
-pub(crate) fn completion(content: &str) -> String {
-    json!({
-        "choices": [{ "message": { "role": "assistant", "content": content },
-                      "logprobs": { "content": [{ "logprob": -0.25 }, { "logprob": -0.5 }] } }],
-        "usage": { "total_tokens": 10 },
-    })
-    .to_string()
-}
 
 fn user_text(request: &Value) -> String {
     request["messages"]
