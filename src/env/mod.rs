@@ -364,13 +364,32 @@ pub fn roll_back<E: Env>(
     tau: usize,
     how: &Rollback<E::Snapshot>,
 ) -> Result<(RollbackKind, usize)> {
+    let mut executed = 0;
+    let kind = roll_back_counted(env, task, steps, tau, how, &mut executed)?;
+    Ok((kind, executed))
+}
+
+/// [`roll_back`], counting the transitions it executes into `executed` as
+/// it goes, so that a caller charges them to a budget even when the
+/// rollback fails half-way (a replay that diverges, a process that dies).
+///
+/// # Errors
+/// As [`roll_back`].
+pub fn roll_back_counted<E: Env>(
+    env: &mut E,
+    task: &E::Task,
+    steps: &[Step],
+    tau: usize,
+    how: &Rollback<E::Snapshot>,
+    executed: &mut usize,
+) -> Result<RollbackKind> {
     match how {
         Rollback::Snapshot(s) => {
             env.restore(s)?;
-            Ok((RollbackKind::Snapshot, 0))
+            Ok(RollbackKind::Snapshot)
         }
         Rollback::Replay { seed } => {
-            let executed = replay(env, task, *seed, &steps[..tau])?;
+            replay_counted(env, task, *seed, &steps[..tau], executed)?;
             if let Some(at) = steps.get(tau)
                 && env.observe() != at.observation
             {
@@ -380,7 +399,7 @@ pub fn roll_back<E: Env>(
                     t: tau,
                 });
             }
-            Ok((RollbackKind::Replay, executed))
+            Ok(RollbackKind::Replay)
         }
     }
 }
@@ -392,8 +411,23 @@ pub fn roll_back<E: Env>(
 /// # Errors
 /// [`EnvError::NonDeterministic`] at the first mismatch.
 pub fn replay<E: Env>(env: &mut E, task: &E::Task, seed: u64, prefix: &[Step]) -> Result<usize> {
-    let mut obs = env.reset(task, seed)?;
     let mut executed = 0;
+    replay_counted(env, task, seed, prefix, &mut executed)?;
+    Ok(executed)
+}
+
+/// [`replay`], counting executed transitions into `executed` as it goes.
+///
+/// # Errors
+/// As [`replay`].
+pub fn replay_counted<E: Env>(
+    env: &mut E,
+    task: &E::Task,
+    seed: u64,
+    prefix: &[Step],
+    executed: &mut usize,
+) -> Result<()> {
+    let mut obs = env.reset(task, seed)?;
     for step in prefix {
         if obs != step.observation {
             return Err(EnvError::NonDeterministic {
@@ -402,9 +436,11 @@ pub fn replay<E: Env>(env: &mut E, task: &E::Task, seed: u64, prefix: &[Step]) -
                 t: step.t,
             });
         }
+        // Counted before the call: a step the process may have executed
+        // before failing is charged, never lost.
+        *executed += 1;
         env.step(&step.action)?;
-        executed += 1;
         obs = env.observe();
     }
-    Ok(executed)
+    Ok(())
 }

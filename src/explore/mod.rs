@@ -225,8 +225,9 @@ pub struct TaskTree {
 }
 
 impl TaskTree {
-    /// Id of the tree's root (`None` when the environment failed before the
-    /// root took a step).
+    /// Id of the tree's root (`None` only for a tree built by hand without
+    /// episodes; a task the environment failed at its start has a root of no
+    /// steps with status `env_error`).
     pub fn root_id(&self) -> Option<i64> {
         self.episodes.first().map(|e| e.id)
     }

@@ -126,14 +126,32 @@ where
                 let (task_id, env, observation) = match started {
                     Ok(s) => s,
                     Err(e) => {
-                        // The task never started: an empty tree that says why.
+                        // The task never started: a root of no steps with
+                        // status env_error records it (its task id is the
+                        // source: the environment could not say).
                         tracing::warn!(task = %task.source, "environment failed: {e}");
                         done += 1;
                         on_tree(TaskTree {
                             task_index: task.index,
-                            task_id: String::new(),
+                            task_id: task.source.clone(),
                             task_source: task.source.clone(),
-                            episodes: Vec::new(),
+                            episodes: vec![EpisodeOut {
+                                id: episode_id(task.index, 0),
+                                parent: None,
+                                reflection: None,
+                                rollback_step: None,
+                                rollback: None,
+                                replayed: 0,
+                                depth: 0,
+                                sample_index: 0,
+                                origin: Origin::Root,
+                                experience_in_context: false,
+                                success: false,
+                                status: "env_error",
+                                episode_return: 0.0,
+                                length: 0,
+                                steps: Vec::new(),
+                            }],
                             reflections: Vec::new(),
                             interaction_cost: 0,
                             env_error: Some(e.to_string()),
@@ -343,24 +361,33 @@ where
                     if matches!(how, Rollback::Replay { .. }) && run.budget_left <= tau {
                         break;
                     }
+                    let mut replayed = 0;
                     let rolled = make_env().and_then(|mut env| {
-                        env.reset(&run.task.task, run.seed)?;
-                        let r =
-                            env::roll_back(&mut env, &run.task.task, &reflected.history, tau, &how);
-                        Ok((env, r))
+                        // A replay resets by itself; a snapshot needs the task.
+                        if matches!(how, Rollback::Snapshot(_)) {
+                            env.reset(&run.task.task, run.seed)?;
+                        }
+                        let kind = env::roll_back_counted(
+                            &mut env,
+                            &run.task.task,
+                            &reflected.history,
+                            tau,
+                            &how,
+                            &mut replayed,
+                        )?;
+                        Ok((env, kind))
                     });
-                    let (env, (kind, replayed)) = match rolled {
-                        Ok((env, Ok(r))) => (env, r),
-                        Ok((_, Err(e))) | Err(e) => {
-                            // A replay may have executed steps before it
-                            // failed; they are not known here, so the
-                            // task's cost stays a lower bound.
+                    // Replayed transitions are charged even when the
+                    // rollback failed half-way.
+                    run.budget_left = run.budget_left.saturating_sub(replayed);
+                    run.tree.interaction_cost += replayed;
+                    let (env, kind) = match rolled {
+                        Ok(r) => r,
+                        Err(e) => {
                             run.failed = Some(e.to_string());
                             break;
                         }
                     };
-                    run.budget_left -= replayed;
-                    run.tree.interaction_cost += replayed;
                     let observation = env.observe();
                     let branch = BranchStart {
                         parent: parent_id,

@@ -375,7 +375,7 @@ impl Policy for LlmPolicy {
             stats.retried += reply["_retries"].as_u64().unwrap_or(0);
             stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
             match parse(&reply, turns[i].legal) {
-                Ok((action, log_prob)) => out[i] = Some(self.decision(&turns[i], action, log_prob)),
+                Ok((action, log_prob)) => out[i] = Some(decision(action, log_prob)),
                 Err(why) => again.push((i, why)),
             }
         }
@@ -396,9 +396,7 @@ impl Policy for LlmPolicy {
                     parse(&reply, turns[*i].legal)
                 });
                 out[*i] = match parsed {
-                    Some(Ok((action, log_prob))) => {
-                        Some(self.decision(&turns[*i], action, log_prob))
-                    }
+                    Some(Ok((action, log_prob))) => Some(decision(action, log_prob)),
                     _ => {
                         // Still not a legal action: draw one, and count it.
                         stats.invalid += 1;
@@ -413,7 +411,7 @@ impl Policy for LlmPolicy {
                             });
                         }
                         let pick = legal[turns[*i].rng.random_range(0..legal.len())].clone();
-                        Some(self.decision(&turns[*i], pick, 0.0))
+                        Some(decision(pick, 0.0))
                     }
                 };
             }
@@ -431,16 +429,13 @@ impl Policy for LlmPolicy {
     }
 }
 
-impl LlmPolicy {
-    fn decision(&self, turn: &Turn<'_>, action: String, log_prob: f32) -> Decision {
-        // The index in the environment's action space is the explorer's to
-        // fill in: the policy sees only the legal actions.
-        let _ = turn;
-        Decision {
-            index: None,
-            action,
-            log_prob,
-        }
+/// A decision by name: the index in the environment's action space is the
+/// explorer's to fill in (the policy sees only the legal actions).
+fn decision(action: String, log_prob: f32) -> Decision {
+    Decision {
+        index: None,
+        action,
+        log_prob,
     }
 }
 
@@ -624,19 +619,19 @@ impl crate::reflect::Reflector for LlmReflector {
                 format!("Your reply was not valid: {why}. Reply with the JSON object only.")
             });
             let body = self.body(steps, now, status, min_tau, correction.as_deref());
-            let reply = self
-                .llm
-                .send(vec![body])
-                .ok()
-                .and_then(|mut r| r.pop())
-                .and_then(|r| r.ok());
+            let reply = match self.llm.send(vec![body]) {
+                Ok(mut r) => r.pop().unwrap_or_else(|| Err("no reply".into())),
+                Err(e) => Err(e.to_string()),
+            };
             let mut stats = self.llm.stats.lock().expect("stats");
             match reply {
-                None => {
-                    why = "the endpoint failed".into();
+                Err(e) => {
+                    // Not the model's answer but the endpoint's failure:
+                    // say which endpoint and why.
+                    why = format!("endpoint {} failed: {e}", self.llm.endpoint());
                     break;
                 }
-                Some(reply) => {
+                Ok(reply) => {
                     stats.requests += 1;
                     stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
                     match parse_reflection(&reply, steps, min_tau) {

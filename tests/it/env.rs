@@ -838,4 +838,13 @@ fn replay_that_diverges_is_reported() {
         "{err}"
     );
     assert!(err.to_string().contains("not deterministic"), "{err}");
+    // The two steps replayed before the divergence are counted all the same.
+    let mut executed = 0;
+    let mut fresh = Sokoban::with_config(SokobanConfig::default());
+    let how = Rollback::Replay { seed: 0 };
+    assert!(
+        leafe::env::roll_back_counted(&mut fresh, &levels[0], &steps, 4, &how, &mut executed)
+            .is_err()
+    );
+    assert_eq!(executed, 2);
 }

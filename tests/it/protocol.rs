@@ -400,3 +400,83 @@ fn a_task_the_environment_fails_is_recorded_and_the_job_goes_on() {
         }
     }
 }
+
+#[test]
+fn a_task_the_environment_cannot_start_is_stored_as_an_env_error_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("grids.txt");
+    let grids = generate(&GridworldGenConfig {
+        count: 2,
+        seed: 1,
+        ..GridworldGenConfig::default()
+    })
+    .unwrap();
+    write_grid_file(&file, &grids).unwrap();
+    let pool = ProcessPool::new(serve_config("gridworld", file.to_str().unwrap(), 20));
+    let policy = NeuralPolicy::untrained(
+        "untrained",
+        PolicyNetConfig::for_encoder(&GridPlanes, 10, 16),
+        Arc::new(GridPlanes),
+        1,
+    )
+    .unwrap();
+    let tasks: Vec<Task<String>> = ["0", "no-such-task", "1"]
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Task {
+            index: i as u64,
+            task: t.to_string(),
+            source: format!("ids#{i}"),
+        })
+        .collect();
+    let trees = trees_of(tasks, &|| pool.make(), &policy);
+    assert_eq!(trees.len(), 3);
+    let failed = &trees[1];
+    let e = failed.env_error.as_deref().unwrap();
+    assert!(
+        e.contains("unknown task_id") && e.contains("no-such-task"),
+        "{e}"
+    );
+    assert_eq!(failed.task_id, "ids#1");
+    assert_eq!(failed.episodes.len(), 1);
+    assert_eq!(
+        (failed.episodes[0].status, failed.episodes[0].steps.len()),
+        ("env_error", 0)
+    );
+    // Written like any tree: one episode row says the task failed.
+    let mut batcher = leafe::explore::rows::TreeBatcher::new(
+        16,
+        leafe::worlds::gridworld::action_space().clone(),
+    );
+    let (_sdir, url) = crate::common::local_store();
+    let store = leafe::store::Store::open(&url).unwrap();
+    crate::common::rt().block_on(async {
+        let mut run = store
+            .begin_run(leafe::store::RunSpec {
+                run_id: "f".into(),
+                kind: "explore".into(),
+                seed: None,
+                config: serde_json::Value::Null,
+                command_line: "test".into(),
+                meta: serde_json::Value::Null,
+            })
+            .await
+            .unwrap();
+        for t in &trees {
+            batcher.push(&mut run, t, "p", None).await.unwrap();
+        }
+        batcher.flush(&mut run).await.unwrap();
+        run.commit().await.unwrap();
+    });
+    assert!(trees[0].env_error.is_none() && trees[2].env_error.is_none());
+    let (code, csv, err) = crate::common::leafe(&[
+        "sql",
+        "--store",
+        &url,
+        "--format",
+        "csv",
+        "SELECT task_id, status FROM episodes WHERE status = 'env_error'",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(csv.lines().nth(1), Some("ids#1,env_error"), "{csv}");
+}

@@ -253,7 +253,21 @@ impl Reflector for SokobanReflector {
         if status == Status::Solved || min_tau >= steps.len() {
             return None;
         }
-        let level = parse_levels(&now.text, "observation").ok()?.pop()?;
+        // Everything below reads Sokoban's own observations; anything else
+        // is a wiring mistake, said once per reflection rather than taken
+        // for "on course".
+        let unreadable = |what: &str| {
+            tracing::warn!(
+                "the Sokoban reflector cannot read this trajectory ({what}): it reflects only on Sokoban observations"
+            );
+            None
+        };
+        let Some(level) = parse_levels(&now.text, "observation")
+            .ok()
+            .and_then(|mut l| l.pop())
+        else {
+            return unreadable("the observation is not a Sokoban board");
+        };
         let state = |o: &Observation| decode_state(&level, o.state.as_deref()?);
         let mut records = Vec::with_capacity(steps.len());
         for s in steps {
@@ -263,15 +277,20 @@ impl Reflector for SokobanReflector {
                     events |= e;
                 }
             }
+            let (Some(state), Some(action)) = (state(&s.observation), s.action_index) else {
+                return unreadable("a step without Sokoban state bytes or action index");
+            };
             records.push(StepRecord {
                 t: s.t,
-                state: state(&s.observation)?,
-                action: s.action_index?,
+                state,
+                action,
                 events,
                 reward: s.transition.reward,
             });
         }
-        let now = state(now)?;
+        let Some(now) = state(now) else {
+            return unreadable("the last observation has no Sokoban state bytes");
+        };
         self.reflect_level(&level, &records, &now, status, min_tau)
             .map(Verdict::into_experience)
     }
