@@ -19,3 +19,4 @@ mod reflect;
 mod schedule;
 mod stage1;
 mod store;
+mod textworld;
