@@ -184,6 +184,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
             &|| world.make_env(max_steps),
             &policy,
             reflector.as_ref(),
+            None,
             progress,
         )
         .await
@@ -191,7 +192,9 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
 
     /// Runs (or resumes) the job with any policy and reflector, in
     /// environments from `make_env` (an LLM over an external process, say).
-    /// `self.model` is recorded as the acting policy's name.
+    /// `self.model` is recorded as the acting policy's name. The model calls
+    /// the agents logged to `calls` go to each chunk's `llm_calls`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn run_with<E>(
         &self,
         store: &Store,
@@ -199,6 +202,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         make_env: &(dyn Fn() -> crate::env::Result<E> + Sync),
         policy: &(dyn Policy + '_),
         reflector: &(dyn crate::reflect::Reflector + '_),
+        calls: Option<&crate::policy::llm::CallLog>,
         progress: &dyn Progress,
     ) -> Result<ExploreSummary>
     where
@@ -323,6 +327,9 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                     .await?;
             }
             batcher.flush(&mut run).await?;
+            if let Some(log) = calls {
+                crate::explore::rows::write_llm_calls(&mut run, &log.take(), 16 * 1024).await?;
+            }
             run.commit().await?;
             summary.chunks += 1;
         }

@@ -46,6 +46,10 @@ pub struct Experience {
     /// fell back on another one names it (stored as `reflections.reflector`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_by: Option<String>,
+    /// The model request that wrote it (`llm_calls.call_id`), for an LLM
+    /// reflector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<i64>,
 }
 
 impl Experience {
@@ -173,6 +177,7 @@ impl Reflector for FeedbackReflector {
                 irreversible: true,
                 suggested_actions: Vec::new(),
                 written_by: None,
+                call: None,
             });
         }
         if status == Status::Running {
@@ -216,6 +221,7 @@ impl Reflector for FeedbackReflector {
             diagnosis,
             suggested_actions: Vec::new(),
             written_by: None,
+            call: None,
         })
     }
 }
@@ -234,6 +240,7 @@ mod tests {
             action: action.into(),
             action_index: None,
             log_prob: 0.0,
+            call: None,
             transition: Transition {
                 reward: 0.0,
                 status: Status::Running,

@@ -186,6 +186,7 @@ impl Writer<'_> {
                 action: ACTIONS[action].to_string(),
                 action_index: Some(action),
                 log_prob: -self.rng.random_range(0.02f32..2.0),
+                call: None,
                 transition: Transition {
                     reward,
                     status: crate::env::Status::Running,
@@ -325,6 +326,7 @@ pub async fn synthesize(
                     fix: fix.to_string(),
                     suggested_actions: vec![ACTIONS[(critical + 1) % 4].to_string()],
                     written_by: None,
+                    call: None,
                 },
                 reflector: "synth-reflector".into(),
             });

@@ -321,6 +321,24 @@ pub struct AgentArgs {
     /// Milliseconds a cmd: environment may take to answer a request.
     #[arg(long, default_value_t = 30_000)]
     pub env_timeout_ms: u64,
+    /// Answer the LLM's requests from the replies the store recorded
+    /// (`llm_calls`; a request is the same when its whole body is: model,
+    /// messages, settings, seed): `cache` asks the server only what was
+    /// never asked; `only` never asks it (a re-run without a server, the
+    /// same run when the settings are the same).
+    #[arg(long, value_enum, default_value_t = ReplayKind::Off)]
+    pub llm_replay: ReplayKind,
+}
+
+/// How `--llm-replay` answers requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayKind {
+    /// Every request goes to the server.
+    Off,
+    /// Recorded replies first, the server for the rest.
+    Cache,
+    /// Recorded replies only; a request never recorded is an error.
+    Only,
 }
 
 /// The generic system prompt for an environment process.
@@ -344,6 +362,45 @@ impl AgentArgs {
                 .unwrap_or_else(|| system_prompt.to_string()),
             ..crate::policy::llm::LlmConfig::default()
         }
+    }
+
+    /// The log the LLM agents write their calls to, loaded with the store's
+    /// recorded replies for `model` when `--llm-replay` asks for them.
+    pub(crate) async fn call_log(
+        &self,
+        store: &crate::store::Store,
+        model: &str,
+    ) -> anyhow::Result<std::sync::Arc<crate::policy::llm::CallLog>> {
+        use crate::policy::llm::{CallLog, Replay};
+        let replay = match self.llm_replay {
+            ReplayKind::Off => return Ok(std::sync::Arc::new(CallLog::new())),
+            ReplayKind::Cache => Replay::Cache,
+            ReplayKind::Only => Replay::Only,
+        };
+        let session = crate::query::QuerySession::open(store).await?;
+        let q = crate::query::load_query(None, "llm_replies")?.bind(
+            &std::collections::BTreeMap::from([
+                ("run".to_string(), "%".to_string()),
+                ("model".to_string(), model.to_string()),
+            ]),
+        )?;
+        let mut recorded = Vec::new();
+        for b in session.collect(&q).await? {
+            use arrow::array::AsArray;
+            let (keys, replies) = (
+                b.column(0).as_string::<i32>(),
+                b.column(1).as_string::<i32>(),
+            );
+            for i in 0..b.num_rows() {
+                recorded.push((keys.value(i).to_string(), replies.value(i).to_string()));
+            }
+        }
+        let log = CallLog::with_replay(replay, recorded);
+        eprintln!(
+            "--llm-replay: {} recorded replies of model `{model}` in the store",
+            log.recorded()
+        );
+        Ok(std::sync::Arc::new(log))
     }
 
     /// A pool of `sh -c cmd` environment processes truncating at `max_steps`.
@@ -423,6 +480,7 @@ fn llm_agents(
     a: &ExploreArgs,
     system_prompt: &str,
     rules: Box<dyn crate::reflect::Reflector>,
+    log: &std::sync::Arc<crate::policy::llm::CallLog>,
 ) -> anyhow::Result<(
     Option<crate::policy::llm::LlmPolicy>,
     Box<dyn crate::reflect::Reflector>,
@@ -430,16 +488,17 @@ fn llm_agents(
     use crate::policy::llm::{LlmPolicy, LlmReflector};
     let config = a.agent.llm_config(&a.model, system_prompt);
     let policy = match a.agent.policy {
-        PolicyKind::Openai => Some(LlmPolicy::new(a.model.clone(), config.clone())?),
+        PolicyKind::Openai => {
+            Some(LlmPolicy::new(a.model.clone(), config.clone())?.with_log(log.clone()))
+        }
         PolicyKind::Burn => None,
     };
     let reflector: Box<dyn crate::reflect::Reflector> = match a.reflector {
         ReflectorKind::Rules => rules,
-        ReflectorKind::Llm => Box::new(LlmReflector::new(
-            format!("llm:{}", a.model),
-            config,
-            rules,
-        )?),
+        ReflectorKind::Llm => Box::new(
+            LlmReflector::new(format!("llm:{}", a.model), config.clone(), rules)?
+                .with_log(log.clone()),
+        ),
     };
     Ok((policy, reflector))
 }
@@ -451,10 +510,15 @@ async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Resu
     let cfg = explore_config(&a)?;
     let tasks = read_task_ids(&a.levels)?;
     let pool = a.agent.pool(cmd, cfg.max_steps as usize);
+    let log = a
+        .agent
+        .call_log(&store, &a.agent.llm_config(&a.model, "").model)
+        .await?;
     let (policy, reflector) = llm_agents(
         &a,
         PROCESS_SYSTEM_PROMPT,
         Box::new(crate::reflect::FeedbackReflector),
+        &log,
     )?;
     let policy = policy.expect("--policy openai");
     let job = explore_job(&a, cfg, tasks);
@@ -470,6 +534,7 @@ async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Resu
             &|| pool.make(),
             &policy,
             reflector.as_ref(),
+            Some(&log),
             &progress,
         )
         .await
@@ -478,8 +543,8 @@ async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Resu
     print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
     let st = policy.stats();
     eprintln!(
-        "LLM: {} requests, {} retried, {} re-asked, {} invalid (a legal action drawn), {} tokens",
-        st.requests, st.retried, st.reasked, st.invalid, st.tokens
+        "LLM: {} requests ({} from recorded replies), {} retried, {} re-asked, {} invalid (a legal action drawn), {} tokens; calls in llm_calls",
+        st.requests, st.replayed, st.retried, st.reasked, st.invalid, st.tokens
     );
     Ok(0)
 }
@@ -543,7 +608,11 @@ where
     let s = match (a.agent.policy, a.reflector) {
         (PolicyKind::Burn, ReflectorKind::Rules) => job.run(&world, &store, &progress).await,
         _ => {
-            let (llm, reflector) = llm_agents(&a, world.system_prompt(), rules)?;
+            let log = a
+                .agent
+                .call_log(&store, &a.agent.llm_config(&a.model, "").model)
+                .await?;
+            let (llm, reflector) = llm_agents(&a, world.system_prompt(), rules, &log)?;
             let make_env = || world.make_env(max_steps);
             match &llm {
                 Some(policy) => {
@@ -553,6 +622,7 @@ where
                         &make_env,
                         policy,
                         reflector.as_ref(),
+                        Some(&log),
                         &progress,
                     )
                     .await
@@ -567,6 +637,7 @@ where
                         &make_env,
                         &policy,
                         reflector.as_ref(),
+                        Some(&log),
                         &progress,
                     )
                     .await

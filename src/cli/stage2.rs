@@ -203,8 +203,8 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
         a.agent.check_process()?;
         let tasks = read_task_ids(&a.levels)?;
         let pool = a.agent.pool(cmd, a.max_steps as usize);
-        let policy = llm_policy(&a, PROCESS_SYSTEM_PROMPT)?;
-        return eval_run(&store, &a, &policy, &|| pool.make(), tasks).await;
+        let (policy, log) = llm_policy(&a, PROCESS_SYSTEM_PROMPT, &store).await?;
+        return eval_run(&store, &a, &policy, &|| pool.make(), tasks, Some(&log)).await;
     }
     let env = match a.agent.policy {
         PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
@@ -213,15 +213,25 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     with_world!(env.as_str(), |w| eval_in(w, a).await).map_err(anyhow::Error::msg)?
 }
 
-fn llm_policy(a: &EvalArgs, system_prompt: &str) -> anyhow::Result<crate::policy::llm::LlmPolicy> {
+/// The LLM policy of `eval --policy openai`, and the log of its calls.
+async fn llm_policy(
+    a: &EvalArgs,
+    system_prompt: &str,
+    store: &crate::store::Store,
+) -> anyhow::Result<(
+    crate::policy::llm::LlmPolicy,
+    std::sync::Arc<crate::policy::llm::CallLog>,
+)> {
     use crate::policy::llm::{LlmConfig, LlmPolicy};
-    Ok(LlmPolicy::new(
-        a.model.clone(),
-        LlmConfig {
-            temperature: a.temperature,
-            ..a.agent.llm_config(&a.model, system_prompt)
-        },
-    )?)
+    let config = LlmConfig {
+        temperature: a.temperature,
+        ..a.agent.llm_config(&a.model, system_prompt)
+    };
+    let log = a.agent.call_log(store, &config.model).await?;
+    Ok((
+        LlmPolicy::new(a.model.clone(), config)?.with_log(log.clone()),
+        log,
+    ))
 }
 
 async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
@@ -233,11 +243,27 @@ async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
     match a.agent.policy {
         super::stage1::PolicyKind::Burn => {
             let policy = load_policy(&store, &a.model, world.encoder()).await?;
-            eval_run(&store, &a, &policy, &|| world.make_env(max_steps), levels).await
+            eval_run(
+                &store,
+                &a,
+                &policy,
+                &|| world.make_env(max_steps),
+                levels,
+                None,
+            )
+            .await
         }
         super::stage1::PolicyKind::Openai => {
-            let policy = llm_policy(&a, world.system_prompt())?;
-            eval_run(&store, &a, &policy, &|| world.make_env(max_steps), levels).await
+            let (policy, log) = llm_policy(&a, world.system_prompt(), &store).await?;
+            eval_run(
+                &store,
+                &a,
+                &policy,
+                &|| world.make_env(max_steps),
+                levels,
+                Some(&log),
+            )
+            .await
         }
     }
 }
@@ -249,6 +275,7 @@ async fn eval_run<E, P>(
     policy: &P,
     make_env: &(dyn Fn() -> crate::env::Result<E> + Sync),
     levels: Vec<E::Task>,
+    calls: Option<&crate::policy::llm::CallLog>,
 ) -> anyhow::Result<u8>
 where
     E: crate::env::Env,
@@ -298,6 +325,7 @@ where
             seed: a.seed,
             run_id: run_id.as_deref(),
             command_line: &command_line,
+            calls,
         },
     )
     .await?;

@@ -251,6 +251,9 @@ pub struct Step {
     pub action_index: Option<usize>,
     /// The log-probability of the action as sampled (0 where unknown).
     pub log_prob: f32,
+    /// The model request that chose the action (`llm_calls.call_id`), for
+    /// an LLM policy.
+    pub call: Option<i64>,
     /// What the step did.
     pub transition: Transition,
 }

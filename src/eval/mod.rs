@@ -42,6 +42,9 @@ pub struct EvalSpec<'a, T> {
     pub run_id: Option<&'a str>,
     /// The command line, recorded with the run.
     pub command_line: &'a str,
+    /// The model calls an LLM policy logged, written with the run (its
+    /// `llm_calls`; eval runs keep no steps).
+    pub calls: Option<&'a crate::policy::llm::CallLog>,
 }
 
 /// What an evaluation measured.
@@ -178,6 +181,9 @@ where
     }
     let batch = b.finish();
     run.write(Table::Episodes, &batch).await?;
+    if let Some(log) = spec.calls {
+        crate::explore::rows::write_llm_calls(&mut run, &log.take(), 16 * 1024).await?;
+    }
     run.commit().await?;
     Ok(result)
 }

@@ -1032,6 +1032,7 @@ async fn eval_stage(
                         seed: seed.wrapping_add(1_000_003),
                         run_id: Some(&eval_run),
                         command_line: r.command_line,
+                        calls: None,
                     },
                 )
                 .await?;

@@ -231,6 +231,7 @@ where
                 action_index: d.index.or_else(|| r.env.action_space().index_of(&d.action)),
                 action: d.action,
                 log_prob: d.log_prob,
+                call: d.call,
                 transition,
             });
             if status == Status::Running {

@@ -6,12 +6,14 @@
 //!
 //! Step rows: `action` is the action's index in the environment's choice
 //! space (-1 for a free-text action), `done` is set on an episode's last
-//! stored step, `mistake` is the step's first mistake flag.
+//! stored step, `mistake` is the step's first mistake flag, `llm_call_id`
+//! the model request that chose the action ([`write_llm_calls`] writes
+//! those requests).
 
 use crate::env::{ActionSpace, Step};
 use crate::store::{
-    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, Result, RunWriter,
-    StepBatchBuilder, StepRow, Table, now_us,
+    EpisodeBatchBuilder, EpisodeRow, LlmCallBatchBuilder, LlmCallRow, ReflectionBatchBuilder,
+    ReflectionRow, Result, RunWriter, StepBatchBuilder, StepRow, Table, now_us,
 };
 
 use super::TaskTree;
@@ -39,6 +41,7 @@ pub fn push_steps(
             mistake: s.transition.mistake(),
             log_prob: s.log_prob,
             experience_in_context,
+            llm_call_id: s.call,
         });
     }
 }
@@ -183,6 +186,7 @@ impl TreeBatcher {
                 suggested_actions: (!suggested.is_empty()).then_some(suggested.as_str()),
                 reflector: &r.reflector,
                 created_at_us,
+                llm_call_id: x.call,
             });
         }
         if self.steps.len() >= self.batch_rows {
@@ -210,4 +214,47 @@ impl TreeBatcher {
         }
         Ok(())
     }
+}
+
+/// Writes the `llm_calls` rows of `calls` to `run` (nothing when empty),
+/// in batches of `batch_rows`.
+///
+/// # Errors
+/// The store's.
+pub async fn write_llm_calls(
+    run: &mut RunWriter,
+    calls: &[crate::policy::llm::LlmCall],
+    batch_rows: usize,
+) -> Result<()> {
+    let mut b = LlmCallBatchBuilder::default();
+    for c in calls {
+        b.push(&LlmCallRow {
+            call_id: c.call_id,
+            kind: c.kind,
+            attempt: c.attempt,
+            model: &c.model,
+            request_key: &c.request_key,
+            seed: c.seed,
+            messages: &c.messages,
+            completion: c.completion.as_deref(),
+            parsed: c.parsed.as_deref(),
+            valid: c.valid,
+            error: c.error.as_deref(),
+            prompt_tokens: c.prompt_tokens,
+            completion_tokens: c.completion_tokens,
+            log_prob: c.log_prob,
+            latency_ms: c.latency_ms,
+            retries: c.retries,
+            cached: c.cached,
+            response: c.response.as_deref(),
+            created_at_us: c.created_at_us,
+        });
+        if b.len() >= batch_rows.max(1) {
+            run.write(Table::LlmCalls, &b.finish()).await?;
+        }
+    }
+    if !b.is_empty() {
+        run.write(Table::LlmCalls, &b.finish()).await?;
+    }
+    Ok(())
 }

@@ -256,6 +256,7 @@ where
                     .or_else(|| a.env.action_space().index_of(&decision.action)),
                 action: decision.action,
                 log_prob: decision.log_prob,
+                call: decision.call,
                 transition,
             });
             a.legal = a.env.legal_actions();

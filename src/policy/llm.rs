@@ -19,10 +19,19 @@
 //!
 //! The HTTP client runs on a runtime of its own, on a thread of its own, so
 //! the policy works from synchronous code and from inside an async job.
+//!
+//! Every request, its reply and what was read from it go to a [`CallLog`]
+//! when one is attached ([`LlmPolicy::with_log`]): the jobs write it to the
+//! store's `llm_calls` table, and `steps.llm_call_id` /
+//! `reflections.llm_call_id` point at the call that chose the action or
+//! wrote the reflection. The same log can answer requests from calls a
+//! store recorded ([`Replay`]), so a re-run is the same run without a server.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Sender, channel};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
@@ -99,10 +108,171 @@ pub struct LlmStats {
     pub invalid: u64,
     /// Tokens the server reported (prompt + completion).
     pub tokens: u64,
+    /// Requests answered from recorded replies (`--llm-replay`), among
+    /// `requests`.
+    pub replayed: u64,
 }
 
+/// Whether recorded replies answer requests instead of the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replay {
+    /// Every request goes to the server.
+    #[default]
+    Off,
+    /// A request recorded before is answered from the record; others go to
+    /// the server.
+    Cache,
+    /// Every request must have been recorded; one that was not is an error
+    /// (a re-run without a server).
+    Only,
+}
+
+/// One request to the model, as the `llm_calls` table stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmCall {
+    /// Id, unique within the log (and so within a run).
+    pub call_id: i64,
+    /// `act` or `reflect`.
+    pub kind: &'static str,
+    /// 0, or 1 when the model was asked again.
+    pub attempt: i32,
+    /// Model name sent.
+    pub model: String,
+    /// [`request_key`] of the body.
+    pub request_key: String,
+    /// Seed sent, if any.
+    pub seed: Option<i64>,
+    /// The messages sent, as JSON.
+    pub messages: String,
+    /// The reply's text, if a reply came.
+    pub completion: Option<String>,
+    /// What was read from it: the action, or the reflection's tau.
+    pub parsed: Option<String>,
+    /// Whether it was accepted.
+    pub valid: bool,
+    /// Why not, when not.
+    pub error: Option<String>,
+    /// `usage.prompt_tokens`.
+    pub prompt_tokens: Option<i64>,
+    /// `usage.completion_tokens`.
+    pub completion_tokens: Option<i64>,
+    /// Sum of the returned token log-probabilities.
+    pub log_prob: Option<f32>,
+    /// Wall time, retries included.
+    pub latency_ms: f64,
+    /// Transport retries.
+    pub retries: i32,
+    /// Answered from the replay cache.
+    pub cached: bool,
+    /// The server's reply body.
+    pub response: Option<String>,
+    /// When it was made.
+    pub created_at_us: i64,
+}
+
+/// The calls a policy and a reflector made, waiting to be written, and the
+/// recorded replies that may answer requests ([`Replay`]). Share one log
+/// between an [`LlmPolicy`] and an [`LlmReflector`] so their call ids do not
+/// collide.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    next_id: AtomicI64,
+    calls: Mutex<Vec<LlmCall>>,
+    replay: Replay,
+    recorded: HashMap<String, String>,
+}
+
+impl CallLog {
+    /// A log that records and never replays.
+    pub fn new() -> CallLog {
+        CallLog::default()
+    }
+
+    /// A log that answers by `replay` from `recorded` (request key, reply
+    /// body) pairs — the `request_key` and `response` columns of a store's
+    /// `llm_calls`. The first reply of a key wins.
+    pub fn with_replay(
+        replay: Replay,
+        recorded: impl IntoIterator<Item = (String, String)>,
+    ) -> CallLog {
+        let mut map = HashMap::new();
+        for (k, v) in recorded {
+            map.entry(k).or_insert(v);
+        }
+        CallLog {
+            replay,
+            recorded: map,
+            ..CallLog::default()
+        }
+    }
+
+    /// Recorded replies available to the replay.
+    pub fn recorded(&self) -> usize {
+        self.recorded.len()
+    }
+
+    /// Takes the calls logged so far (in the order they were made).
+    pub fn take(&self) -> Vec<LlmCall> {
+        std::mem::take(&mut *self.calls.lock().expect("call log"))
+    }
+
+    /// Logs a call; returns its id.
+    fn push(&self, mut call: LlmCall) -> i64 {
+        call.call_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = call.call_id;
+        self.calls.lock().expect("call log").push(call);
+        id
+    }
+
+    /// The recorded reply to a request, per the replay mode: `Ok(None)` to
+    /// ask the server.
+    fn lookup(&self, key: &str) -> std::result::Result<Option<Value>, String> {
+        if self.replay == Replay::Off {
+            return Ok(None);
+        }
+        match self.recorded.get(key) {
+            Some(body) => serde_json::from_str(body)
+                .map(Some)
+                .map_err(|e| format!("the recorded reply of request {key} is not JSON ({e})")),
+            None if self.replay == Replay::Only => Err(format!(
+                "no recorded reply for request {key} (--llm-replay only answers only what a run recorded)"
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A stable key of a request body: two 64-bit FNV-1a hashes of its JSON
+/// text, in hex. Equal bodies give equal keys on every machine and build.
+pub fn request_key(body: &Value) -> String {
+    let text = body.to_string();
+    let fnv = |basis: u64| {
+        text.bytes().fold(basis, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    format!(
+        "{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
+}
+
+/// A reply and how it came.
+#[derive(Debug, Clone)]
+struct Reply {
+    body: Value,
+    latency_ms: f64,
+    retries: i32,
+    cached: bool,
+}
+
+/// What became of one request: its key and its reply, or why none came.
+type Sent = (String, std::result::Result<Reply, String>);
+
 /// One request for the worker thread.
-type Job = (Vec<Value>, Sender<Vec<std::result::Result<Value, String>>>);
+type Job = (Vec<Value>, Sender<Vec<std::result::Result<Reply, String>>>);
 
 /// An LLM policy (see the module docs).
 #[derive(Debug)]
@@ -111,6 +281,7 @@ pub struct LlmPolicy {
     config: LlmConfig,
     jobs: Mutex<Sender<Job>>,
     stats: Mutex<LlmStats>,
+    log: Option<Arc<CallLog>>,
 }
 
 impl LlmPolicy {
@@ -153,7 +324,61 @@ impl LlmPolicy {
             config,
             jobs: Mutex::new(tx),
             stats: Mutex::new(LlmStats::default()),
+            log: None,
         })
+    }
+
+    /// Logs every call to `log` (and answers from it, per its [`Replay`]).
+    pub fn with_log(mut self, log: Arc<CallLog>) -> LlmPolicy {
+        self.log = Some(log);
+        self
+    }
+
+    /// Logs one call (nothing without a log); returns its id.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        kind: &'static str,
+        attempt: i32,
+        body: &Value,
+        sent: &Sent,
+        parsed: Option<String>,
+        error: Option<String>,
+    ) -> Option<i64> {
+        let log = self.log.as_ref()?;
+        let (key, reply) = sent;
+        let reply = reply.as_ref().ok();
+        let r = reply.map(|r| &r.body);
+        let usage = |k: &str| r.and_then(|r| r["usage"][k].as_i64());
+        Some(
+            log.push(LlmCall {
+                call_id: 0,
+                kind,
+                attempt,
+                model: self.config.model.clone(),
+                request_key: key.clone(),
+                seed: body["seed"].as_i64(),
+                messages: body["messages"].to_string(),
+                completion: r.and_then(|r| {
+                    r["choices"][0]["message"]["content"]
+                        .as_str()
+                        .map(str::to_string)
+                }),
+                valid: error.is_none(),
+                parsed,
+                error,
+                prompt_tokens: usage("prompt_tokens"),
+                completion_tokens: usage("completion_tokens"),
+                log_prob: r
+                    .and_then(|r| r["choices"][0]["logprobs"]["content"].as_array())
+                    .map(|t| t.iter().filter_map(|x| x["logprob"].as_f64()).sum::<f64>() as f32),
+                latency_ms: reply.map_or(0.0, |r| r.latency_ms),
+                retries: reply.map_or(0, |r| r.retries),
+                cached: reply.is_some_and(|r| r.cached),
+                response: r.map(Value::to_string),
+                created_at_us: crate::store::now_us(),
+            }),
+        )
     }
 
     /// What the policy did so far.
@@ -232,18 +457,50 @@ impl LlmPolicy {
         body
     }
 
-    fn send(&self, bodies: Vec<Value>) -> Result<Vec<std::result::Result<Value, String>>> {
-        let (tx, rx) = channel();
+    /// Sends the requests (all in flight), answering from the log's replay
+    /// where it may; returns each request's key and reply in order.
+    fn send(&self, bodies: &[Value]) -> Result<Vec<Sent>> {
         let failed = |m: &str| PolicyError::Llm {
             endpoint: self.endpoint(),
             message: m.into(),
         };
+        let mut out: Vec<Sent> = Vec::with_capacity(bodies.len());
+        let mut ask = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            let key = request_key(body);
+            let answer = match &self.log {
+                Some(log) => log.lookup(&key),
+                None => Ok(None),
+            };
+            let reply = match answer {
+                Ok(Some(body)) => Ok(Reply {
+                    body,
+                    latency_ms: 0.0,
+                    retries: 0,
+                    cached: true,
+                }),
+                Ok(None) => {
+                    ask.push(i);
+                    Err(String::new())
+                }
+                Err(why) => Err(why),
+            };
+            out.push((key, reply));
+        }
+        if ask.is_empty() {
+            return Ok(out);
+        }
+        let (tx, rx) = channel();
         self.jobs
             .lock()
             .expect("jobs")
-            .send((bodies, tx))
+            .send((ask.iter().map(|&i| bodies[i].clone()).collect(), tx))
             .map_err(|_| failed("the client thread is gone"))?;
-        rx.recv().map_err(|_| failed("the client thread is gone"))
+        let replies = rx.recv().map_err(|_| failed("the client thread is gone"))?;
+        for (i, r) in ask.into_iter().zip(replies) {
+            out[i].1 = r;
+        }
+        Ok(out)
     }
 }
 
@@ -284,7 +541,7 @@ async fn send_all(
     key: Option<&str>,
     config: &LlmConfig,
     bodies: Vec<Value>,
-) -> Vec<std::result::Result<Value, String>> {
+) -> Vec<std::result::Result<Reply, String>> {
     use futures::StreamExt;
     futures::stream::iter(
         bodies
@@ -296,15 +553,15 @@ async fn send_all(
     .await
 }
 
-/// One request with retries; `Ok` carries the reply and `_retries` how many
-/// transport retries it took.
+/// One request with retries.
 async fn send_one(
     client: &reqwest::Client,
     endpoint: &str,
     key: Option<&str>,
     config: &LlmConfig,
     body: Value,
-) -> std::result::Result<Value, String> {
+) -> std::result::Result<Reply, String> {
+    let started = Instant::now();
     let mut attempt = 0;
     loop {
         let mut request = client
@@ -335,9 +592,13 @@ async fn send_one(
             }
         };
         match outcome {
-            Ok(mut v) => {
-                v["_retries"] = json!(attempt);
-                return Ok(v);
+            Ok(v) => {
+                return Ok(Reply {
+                    body: v,
+                    latency_ms: started.elapsed().as_secs_f64() * 1e3,
+                    retries: attempt as i32,
+                    cached: false,
+                });
             }
             Err((true, m)) if attempt < config.retries => {
                 tracing::debug!("retrying a chat completion: {m}");
@@ -357,47 +618,72 @@ impl Policy for LlmPolicy {
 
     fn act(&self, turns: &mut [Turn<'_>], _temperature: f32) -> Result<Vec<Decision>> {
         let seeds: Vec<u64> = turns.iter_mut().map(|t| t.rng.random()).collect();
-        let bodies = turns
+        let bodies: Vec<Value> = turns
             .iter()
             .zip(&seeds)
             .map(|(t, &s)| self.body(t, s, None))
             .collect();
-        let mut replies = self.send(bodies)?;
+        let replies = self.send(&bodies)?;
         let mut stats = LlmStats::default();
         let mut out: Vec<Option<Decision>> = vec![None; turns.len()];
         let mut again = Vec::new();
-        for (i, r) in replies.drain(..).enumerate() {
-            let reply = r.map_err(|m| PolicyError::Llm {
-                endpoint: self.endpoint(),
-                message: m,
-            })?;
+        for (i, sent) in replies.iter().enumerate() {
+            let reply = match &sent.1 {
+                Ok(r) => r,
+                Err(m) => {
+                    self.record("act", 0, &bodies[i], sent, None, Some(m.clone()));
+                    return Err(PolicyError::Llm {
+                        endpoint: self.endpoint(),
+                        message: m.clone(),
+                    });
+                }
+            };
             stats.requests += 1;
-            stats.retried += reply["_retries"].as_u64().unwrap_or(0);
-            stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
-            match parse(&reply, turns[i].legal) {
-                Ok((action, log_prob)) => out[i] = Some(decision(action, log_prob)),
-                Err(why) => again.push((i, why)),
+            stats.replayed += u64::from(reply.cached);
+            stats.retried += reply.retries as u64;
+            stats.tokens += reply.body["usage"]["total_tokens"].as_u64().unwrap_or(0);
+            match parse(&reply.body, turns[i].legal) {
+                Ok((action, log_prob)) => {
+                    let call = self.record("act", 0, &bodies[i], sent, Some(action.clone()), None);
+                    out[i] = Some(decision(action, log_prob, call));
+                }
+                Err(why) => {
+                    let call = self.record("act", 0, &bodies[i], sent, None, Some(why.clone()));
+                    again.push((i, why, call));
+                }
             }
         }
         if !again.is_empty() {
             stats.reasked += again.len() as u64;
-            let bodies = again
+            let bodies: Vec<Value> = again
                 .iter()
-                .map(|(i, why)| {
+                .map(|(i, why, _)| {
                     let correction = format!("Your reply was not valid: {why}. Reply with JSON: {{\"action\": \"<one legal action>\"}}");
                     self.body(&turns[*i], seeds[*i].wrapping_add(1), Some(&correction))
                 })
                 .collect();
-            let replies = self.send(bodies)?;
-            for ((i, why), r) in again.iter().zip(replies) {
-                let parsed = r.ok().map(|reply| {
+            let replies = self.send(&bodies)?;
+            for (((i, why, first), sent), body) in again.iter().zip(&replies).zip(&bodies) {
+                let parsed = sent.1.as_ref().map(|reply| {
                     stats.requests += 1;
-                    stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
-                    parse(&reply, turns[*i].legal)
+                    stats.replayed += u64::from(reply.cached);
+                    stats.tokens += reply.body["usage"]["total_tokens"].as_u64().unwrap_or(0);
+                    parse(&reply.body, turns[*i].legal)
                 });
                 out[*i] = match parsed {
-                    Some(Ok((action, log_prob))) => Some(decision(action, log_prob)),
-                    _ => {
+                    Ok(Ok((action, log_prob))) => {
+                        let call = self.record("act", 1, body, sent, Some(action.clone()), None);
+                        Some(decision(action, log_prob, call))
+                    }
+                    other => {
+                        let error = match other {
+                            Ok(Err(e)) => e,
+                            Err(e) => e.clone(),
+                            Ok(Ok(_)) => unreachable!("handled above"),
+                        };
+                        let call = self
+                            .record("act", 1, body, sent, None, Some(error))
+                            .or(*first);
                         // Still not a legal action: draw one, and count it.
                         stats.invalid += 1;
                         tracing::warn!(
@@ -411,7 +697,7 @@ impl Policy for LlmPolicy {
                             });
                         }
                         let pick = legal[turns[*i].rng.random_range(0..legal.len())].clone();
-                        Some(decision(pick, 0.0))
+                        Some(decision(pick, 0.0, call))
                     }
                 };
             }
@@ -422,6 +708,7 @@ impl Policy for LlmPolicy {
         s.reasked += stats.reasked;
         s.invalid += stats.invalid;
         s.tokens += stats.tokens;
+        s.replayed += stats.replayed;
         Ok(out
             .into_iter()
             .map(|d| d.expect("every turn decided"))
@@ -431,11 +718,12 @@ impl Policy for LlmPolicy {
 
 /// A decision by name: the index in the environment's action space is the
 /// explorer's to fill in (the policy sees only the legal actions).
-fn decision(action: String, log_prob: f32) -> Decision {
+fn decision(action: String, log_prob: f32, call: Option<i64>) -> Decision {
     Decision {
         index: None,
         action,
         log_prob,
+        call,
     }
 }
 
@@ -479,6 +767,13 @@ impl LlmReflector {
             name,
             fallback,
         })
+    }
+
+    /// Logs every call to `log` (share the policy's), and answers from it
+    /// per its [`Replay`].
+    pub fn with_log(mut self, log: Arc<CallLog>) -> LlmReflector {
+        self.llm.log = Some(log);
+        self
     }
 
     /// Requests and fallbacks so far (`invalid` counts fallbacks).
@@ -580,13 +875,15 @@ fn parse_reflection(
     Ok(crate::reflect::Experience {
         trigger_step: n,
         tau,
-        critical_action: v["critical_action"].as_str().map(str::to_string),
+        // The action taken at tau, whatever the model calls it.
+        critical_action: Some(steps[tau].action.clone()),
         category: text("category")?,
         irreversible: v["irreversible"].as_bool().unwrap_or(false),
         diagnosis: text("diagnosis")?,
         fix: text("fix")?,
         suggested_actions: Vec::new(),
         written_by: None,
+        call: None,
     })
 }
 
@@ -614,33 +911,51 @@ impl crate::reflect::Reflector for LlmReflector {
             return None;
         }
         let mut why = String::new();
-        for attempt in 0..2 {
+        for attempt in 0..2i32 {
             let correction = (attempt > 0).then(|| {
                 format!("Your reply was not valid: {why}. Reply with the JSON object only.")
             });
             let body = self.body(steps, now, status, min_tau, correction.as_deref());
-            let reply = match self.llm.send(vec![body]) {
-                Ok(mut r) => r.pop().unwrap_or_else(|| Err("no reply".into())),
-                Err(e) => Err(e.to_string()),
+            let sent = match self.llm.send(std::slice::from_ref(&body)) {
+                Ok(mut r) => r
+                    .pop()
+                    .unwrap_or_else(|| (request_key(&body), Err("no reply".into()))),
+                Err(e) => (request_key(&body), Err(e.to_string())),
             };
-            let mut stats = self.llm.stats.lock().expect("stats");
-            match reply {
+            let reply = match &sent.1 {
                 Err(e) => {
                     // Not the model's answer but the endpoint's failure:
                     // say which endpoint and why.
                     why = format!("endpoint {} failed: {e}", self.llm.endpoint());
+                    self.llm
+                        .record("reflect", attempt, &body, &sent, None, Some(why.clone()));
                     break;
                 }
-                Ok(reply) => {
-                    stats.requests += 1;
-                    stats.tokens += reply["usage"]["total_tokens"].as_u64().unwrap_or(0);
-                    match parse_reflection(&reply, steps, min_tau) {
-                        Ok(e) => return Some(e),
-                        Err(w) => {
-                            stats.reasked += u64::from(attempt == 0);
-                            why = w;
-                        }
-                    }
+                Ok(reply) => reply,
+            };
+            {
+                let mut stats = self.llm.stats.lock().expect("stats");
+                stats.requests += 1;
+                stats.replayed += u64::from(reply.cached);
+                stats.tokens += reply.body["usage"]["total_tokens"].as_u64().unwrap_or(0);
+            }
+            match parse_reflection(&reply.body, steps, min_tau) {
+                Ok(mut e) => {
+                    e.call = self.llm.record(
+                        "reflect",
+                        attempt,
+                        &body,
+                        &sent,
+                        Some(e.tau.to_string()),
+                        None,
+                    );
+                    return Some(e);
+                }
+                Err(w) => {
+                    self.llm.stats.lock().expect("stats").reasked += u64::from(attempt == 0);
+                    self.llm
+                        .record("reflect", attempt, &body, &sent, None, Some(w.clone()));
+                    why = w;
                 }
             }
         }
@@ -653,5 +968,37 @@ impl crate::reflect::Reflector for LlmReflector {
             self.name
         ));
         Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_keys_are_stable_and_tell_bodies_apart() {
+        let a =
+            json!({ "model": "m", "messages": [{ "role": "user", "content": "hi" }], "seed": 1 });
+        // Fixed across builds and machines: stores keep these keys.
+        assert_eq!(request_key(&a), request_key(&a.clone()));
+        assert_eq!(request_key(&a).len(), 32);
+        assert_eq!(request_key(&json!({})), "08f44b07b5901a2538f9a7b0117a6312");
+        let mut b = a.clone();
+        b["seed"] = json!(2);
+        assert_ne!(request_key(&a), request_key(&b));
+    }
+
+    #[test]
+    fn the_replay_answers_per_its_mode() {
+        let reply = r#"{"choices":[{"message":{"content":"{\"action\":\"up\"}"}}]}"#;
+        let recorded = || vec![("k1".to_string(), reply.to_string())];
+        let off = CallLog::with_replay(Replay::Off, recorded());
+        assert_eq!(off.lookup("k1"), Ok(None));
+        let cache = CallLog::with_replay(Replay::Cache, recorded());
+        assert!(cache.lookup("k1").unwrap().is_some());
+        assert_eq!(cache.lookup("k2"), Ok(None));
+        let only = CallLog::with_replay(Replay::Only, recorded());
+        assert!(only.lookup("k1").unwrap().is_some());
+        assert!(only.lookup("k2").unwrap_err().contains("no recorded reply"));
     }
 }

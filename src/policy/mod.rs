@@ -110,6 +110,8 @@ pub struct Decision {
     /// Its log-probability under the distribution it was sampled from (0
     /// where unknown).
     pub log_prob: f32,
+    /// The model request that chose it (`llm_calls.call_id`), for an LLM.
+    pub call: Option<i64>,
 }
 
 /// Something that chooses actions.
@@ -379,6 +381,7 @@ mod tests {
             fix: String::new(),
             suggested_actions: vec!["c".into()],
             written_by: None,
+            call: None,
         };
         let mut logits = [0.0f32, 0.0, 0.0];
         adjust_at_tau(&GuidanceConfig::default(), &exp, &actions, &mut logits);

@@ -454,6 +454,7 @@ impl Policy for NeuralPolicy {
                 action: names[a].clone(),
                 index: Some(a),
                 log_prob,
+                call: None,
             });
         }
         Ok(out)

@@ -73,6 +73,7 @@ const CATALOG: &[(&str, &str)] = &[
         "interaction_cost",
         include_str!("../../queries/interaction_cost.sql"),
     ),
+    ("llm_replies", include_str!("../../queries/llm_replies.sql")),
     (
         "pairs_by_depth",
         include_str!("../../queries/pairs_by_depth.sql"),

@@ -73,8 +73,8 @@ use commit::hostname;
 pub use commit::{CommitMarker, FileEntry, RunInfo, RunLock};
 pub use gc::GcReport;
 pub use rows::{
-    EpisodeBatchBuilder, EpisodeRow, ReflectionBatchBuilder, ReflectionRow, StepBatchBuilder,
-    StepRow,
+    EpisodeBatchBuilder, EpisodeRow, LlmCallBatchBuilder, LlmCallRow, ReflectionBatchBuilder,
+    ReflectionRow, StepBatchBuilder, StepRow,
 };
 pub use schema::{PARTITION_COLUMN, Table, TableSchema};
 pub use writer::{RunSpec, RunWriter, WriterOptions};

@@ -237,6 +237,7 @@ table_rows! {
         mistake: Option<&'a str> => StringBuilder,
         log_prob: f32 => Float32Builder,
         experience_in_context: bool => BooleanBuilder,
+        llm_call_id: Option<i64> => Int64Builder,
     }
 }
 
@@ -258,6 +259,34 @@ table_rows! {
         suggested_actions: Option<&'a str> => StringBuilder,
         reflector: &'a str => StringBuilder,
         created_at_us as created_at: i64 => UtcMicrosBuilder,
+        llm_call_id: Option<i64> => Int64Builder,
+    }
+}
+
+table_rows! {
+    /// One row of `llm_calls` (see `schemas/llm_calls.toml`).
+    LlmCallRow<'a>,
+    /// Accumulates `llm_calls` rows into a record batch.
+    LlmCallBatchBuilder => Table::LlmCalls {
+        call_id: i64 => Int64Builder,
+        kind: &'a str => StringBuilder,
+        attempt: i32 => Int32Builder,
+        model: &'a str => StringBuilder,
+        request_key: &'a str => StringBuilder,
+        seed: Option<i64> => Int64Builder,
+        messages: &'a str => StringBuilder,
+        completion: Option<&'a str> => StringBuilder,
+        parsed: Option<&'a str> => StringBuilder,
+        valid: bool => BooleanBuilder,
+        error: Option<&'a str> => StringBuilder,
+        prompt_tokens: Option<i64> => Int64Builder,
+        completion_tokens: Option<i64> => Int64Builder,
+        log_prob: Option<f32> => Float32Builder,
+        latency_ms: f64 => Float64Builder,
+        retries: i32 => Int32Builder,
+        cached: bool => BooleanBuilder,
+        response: Option<&'a str> => StringBuilder,
+        created_at_us as created_at: i64 => UtcMicrosBuilder,
     }
 }
 
@@ -266,7 +295,7 @@ mod tests {
     use super::*;
 
     /// Every generated column list, with the table it writes.
-    fn lists() -> [(&'static str, Table, &'static [RowColumn]); 3] {
+    fn lists() -> [(&'static str, Table, &'static [RowColumn]); 4] {
         [
             ("EpisodeRow", EpisodeRow::TABLE, EpisodeRow::COLUMNS),
             ("StepRow", StepRow::TABLE, StepRow::COLUMNS),
@@ -275,6 +304,7 @@ mod tests {
                 ReflectionRow::TABLE,
                 ReflectionRow::COLUMNS,
             ),
+            ("LlmCallRow", LlmCallRow::TABLE, LlmCallRow::COLUMNS),
         ]
     }
 
@@ -412,6 +442,7 @@ mod tests {
             suggested_actions: None,
             reflector: "r",
             created_at_us: 42,
+            llm_call_id: None,
         };
         b.push(&row(Some(3)));
         b.push(&row(None));

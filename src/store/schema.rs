@@ -39,15 +39,18 @@ pub enum Table {
     Steps,
     /// One row per reflection.
     Reflections,
+    /// One row per request to a language model.
+    LlmCalls,
 }
 
 impl Table {
     /// Every table, in a stable order.
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Runs,
         Table::Episodes,
         Table::Steps,
         Table::Reflections,
+        Table::LlmCalls,
     ];
 
     /// The table's name: its directory in the store and its name in SQL.
@@ -57,6 +60,7 @@ impl Table {
             Table::Episodes => "episodes",
             Table::Steps => "steps",
             Table::Reflections => "reflections",
+            Table::LlmCalls => "llm_calls",
         }
     }
 
@@ -66,6 +70,7 @@ impl Table {
             Table::Episodes => include_str!("../../schemas/episodes.toml"),
             Table::Steps => include_str!("../../schemas/steps.toml"),
             Table::Reflections => include_str!("../../schemas/reflections.toml"),
+            Table::LlmCalls => include_str!("../../schemas/llm_calls.toml"),
         }
     }
 

@@ -1002,6 +1002,7 @@ impl Reflector for GridReflector {
             fix: format!("at step {k} do not move {dir} (a trap is there); go around it"),
             suggested_actions,
             written_by: None,
+            call: None,
         })
     }
 }
@@ -1043,6 +1044,7 @@ mod tests {
                     action: a.to_string(),
                     action_index: action_index(a),
                     log_prob: 0.0,
+                    call: None,
                     transition,
                 }
             })

@@ -771,6 +771,7 @@ fn record(
             action: name.to_string(),
             action_index: Some(a),
             log_prob: 0.0,
+            call: None,
             transition,
         });
     }

@@ -418,6 +418,131 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
         csv.lines().nth(1).unwrap().parse::<i64>().unwrap() > 0,
         "{csv}"
     );
+    // Every request is a row of llm_calls, and every step points at the
+    // call that chose it: the action it parsed and the prompt it saw.
+    let requests = seen.lock().unwrap().len();
+    let (code, csv, err) = leafe(&[
+        "sql",
+        "--store",
+        &store,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS calls, SUM(CAST(valid AS INT)) AS valid, SUM(CAST(cached AS INT)) AS cached, \
+         COUNT(DISTINCT kind) AS kinds, MIN(model) AS model FROM llm_calls WHERE run_id LIKE 'c.%'",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        csv.lines().nth(1).unwrap(),
+        format!("{requests},{requests},0,1,scripted"),
+        "{csv}"
+    );
+    let (code, csv, err) = leafe(&[
+        "sql",
+        "--store",
+        &store,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS steps, \
+         SUM(CASE WHEN c.parsed = s.action_text AND c.messages LIKE '%' || s.observation || '%' THEN 1 ELSE 0 END) AS linked \
+         FROM steps s LEFT JOIN llm_calls c ON c.run_id = s.run_id AND c.call_id = s.llm_call_id \
+         WHERE s.run_id LIKE 'c.%'",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<i64> = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(row[0] > 0 && row[0] == row[1], "{csv}");
+    // The same job again without a server, every reply from the record:
+    // the same steps, and not one request.
+    let (code, out2, err) = leafe(&[
+        "explore",
+        "--store",
+        &store,
+        "--env",
+        &env,
+        "--policy",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "scripted",
+        "--levels",
+        ids.to_str().unwrap(),
+        "--run-id",
+        "c-replayed",
+        "--budget",
+        "60",
+        "--llm-replay",
+        "only",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("({requests} from recorded replies)")),
+        "{err}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        requests,
+        "a replayed run asks nothing"
+    );
+    let trace = |pattern: &str| {
+        let (code, csv, err) = leafe(&[
+            "sql",
+            "--store",
+            &store,
+            "--format",
+            "csv",
+            &format!(
+                "SELECT e.task_id, e.origin, e.sample_index, s.t, s.action_text, s.reward FROM steps s \
+                 JOIN episodes e ON e.run_id = s.run_id AND e.episode_id = s.episode_id \
+                 WHERE s.run_id LIKE '{pattern}' ORDER BY 1, 2, 3, 4"
+            ),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        csv
+    };
+    assert_eq!(trace("c.%"), trace("c-replayed.%"));
+    assert_eq!(
+        out.split(" env steps")
+            .next()
+            .unwrap()
+            .split("committed), ")
+            .nth(1),
+        out2.split(" env steps")
+            .next()
+            .unwrap()
+            .split("committed), ")
+            .nth(1),
+        "{out}\n{out2}"
+    );
+    // A request that was never recorded (another seed) is refused in one line.
+    let (code, _, err) = leafe(&[
+        "explore",
+        "--store",
+        &store,
+        "--env",
+        &env,
+        "--policy",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--model",
+        "scripted",
+        "--levels",
+        ids.to_str().unwrap(),
+        "--run-id",
+        "c-other-seed",
+        "--seed",
+        "99",
+        "--llm-replay",
+        "only",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no recorded reply for request"), "{err}");
     let out_file = dir.path().join("c.jsonl");
     let (code, _, err) = leafe(&[
         "export",

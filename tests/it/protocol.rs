@@ -350,6 +350,7 @@ fn a_task_the_environment_fails_is_recorded_and_the_job_goes_on() {
                     action: "right".into(),
                     index: Some(1),
                     log_prob: 0.0,
+                    call: None,
                 })
                 .collect())
         }

@@ -50,6 +50,7 @@ fn step_batch(episode_id: i64, n: i32) -> arrow::record_batch::RecordBatch {
             mistake: None,
             log_prob: -1.0,
             experience_in_context: false,
+            llm_call_id: None,
         });
     }
     b.finish()
@@ -94,6 +95,7 @@ fn every_builder_produces_exactly_its_schema_and_files_carry_it() {
         suggested_actions: None,
         reflector: "r",
         created_at_us: 0,
+        llm_call_id: None,
     });
     for (table, batch) in [
         (Table::Episodes, e.finish()),
@@ -464,4 +466,47 @@ fn files_roll_over_and_row_groups_are_bounded() {
         let nulls = count(&store, "SELECT COUNT(*) FROM steps WHERE state IS NULL").await;
         assert_eq!(nulls, 0);
     });
+}
+
+/// A store written by leafe before schema version 2 (steps and reflections
+/// without `llm_call_id`, no `llm_calls`) reads as before: the new column
+/// reads as null, the new table is empty.
+#[test]
+fn a_store_of_schema_version_1_stays_readable() {
+    use crate::common::leafe;
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1");
+    copy_dir(&src, dir.path());
+    let store = dir.path().to_str().unwrap();
+    let (code, csv, err) = leafe(&[
+        "sql",
+        "--store",
+        store,
+        "--format",
+        "csv",
+        "SELECT (SELECT COUNT(*) FROM episodes) AS e, (SELECT COUNT(*) FROM steps) AS s, \
+         (SELECT COUNT(*) FROM steps WHERE llm_call_id IS NULL) AS s_null, \
+         (SELECT COUNT(*) FROM reflections WHERE llm_call_id IS NULL) AS r_null, \
+         (SELECT COUNT(*) FROM llm_calls) AS calls",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(csv.lines().nth(1).unwrap(), "30,530,530,11,0", "{csv}");
+    // The queries of today run on it.
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/counterfactual_pairs.sql");
+    let (code, _, err) = leafe(&["sql", "--store", store, "--file", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }

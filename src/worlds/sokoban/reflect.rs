@@ -179,6 +179,7 @@ impl Verdict {
                 .map(|&a| DIR_NAMES[a & 3].to_string())
                 .collect(),
             written_by: None,
+            call: None,
         }
     }
 }
