@@ -63,9 +63,11 @@ pub struct ExploreArgs {
     /// `--policy openai`.
     #[arg(long)]
     pub model: String,
-    /// Environment: sokoban, gridworld, or `cmd:COMMAND` — a process that
-    /// speaks the env protocol (docs/protocol.md), run with `sh -c`
-    /// [default: the model's].
+    /// Environment: sokoban, gridworld, `cmd:COMMAND` — a process that
+    /// speaks the env protocol (docs/protocol.md), run with `sh -c` — or
+    /// `textworld:GAMES_DIR [--max-steps N …]`, TextWorld through the
+    /// built-in adapter (needs `textworld` in `$LEAFE_PYTHON`, default
+    /// python3) [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
     /// Tasks to explore (Boxoban levels for sokoban, a grid file for
@@ -345,6 +347,62 @@ pub enum ReplayKind {
 pub(crate) const PROCESS_SYSTEM_PROMPT: &str =
     "You are an agent acting in a text environment. Choose the next action.";
 
+/// The system prompt for `--env textworld:…`.
+const TEXTWORLD_SYSTEM_PROMPT: &str = "You play a text adventure game. The goal is stated at the start; \
+     each turn, choose one of the admissible commands to get closer to it. Explore rooms, open containers, \
+     take and put objects as the goal says.";
+
+/// The TextWorld adapter, compiled in so `--env textworld:` works from any
+/// installed binary.
+const TEXTWORLD_ADAPTER: &str = include_str!("../../examples/textworld_env.py");
+
+/// An environment process named by `--env`: `cmd:COMMAND`, or
+/// `textworld:GAMES_DIR [ADAPTER OPTIONS]` (the compiled-in adapter of
+/// `examples/textworld_env.py`, run by `$LEAFE_PYTHON` or `python3`, which
+/// must have `textworld`). Returns the command and its system prompt; `None`
+/// for a built-in environment.
+pub(crate) fn process_env(env: Option<&str>) -> anyhow::Result<Option<(String, &'static str)>> {
+    let Some(env) = env else { return Ok(None) };
+    if let Some(cmd) = env.strip_prefix("cmd:") {
+        return Ok(Some((cmd.to_string(), PROCESS_SYSTEM_PROMPT)));
+    }
+    let Some(spec) = env.strip_prefix("textworld:") else {
+        return Ok(None);
+    };
+    // The adapter under the cache directory, named by its content.
+    let hash =
+        crate::policy::llm::request_key(&serde_json::Value::String(TEXTWORLD_ADAPTER.into()));
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("leafe");
+    let script = dir.join(format!("textworld_env-{}.py", &hash[..12]));
+    if !script.exists() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(".textworld_env-{}.py", std::process::id()));
+        std::fs::write(&tmp, TEXTWORLD_ADAPTER)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &script).with_context(|| format!("writing {}", script.display()))?;
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let python = std::env::var("LEAFE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let spec = spec.trim();
+    let args = match spec.split_once(char::is_whitespace) {
+        _ if spec.is_empty() || spec.starts_with('-') => spec.to_string(),
+        Some((games, rest)) => format!("--games {} {rest}", quote(games)),
+        None => format!("--games {}", quote(spec)),
+    };
+    Ok(Some((
+        format!(
+            "{} {} {args}",
+            quote(&python),
+            quote(&script.to_string_lossy())
+        ),
+        TEXTWORLD_SYSTEM_PROMPT,
+    )))
+}
+
 impl AgentArgs {
     /// The LLM's settings for `model` (`--llm-model` wins), with
     /// `system_prompt` unless `--system-prompt` says otherwise.
@@ -464,9 +522,8 @@ pub enum ReflectorKind {
 /// `leafe explore`.
 pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
-    if let Some(cmd) = a.env.as_deref().and_then(|e| e.strip_prefix("cmd:")) {
-        let cmd = cmd.to_string();
-        return explore_process(&cmd, a, quiet).await;
+    if let Some((cmd, prompt)) = process_env(a.env.as_deref())? {
+        return explore_process(&cmd, prompt, a, quiet).await;
     }
     let env = match a.agent.policy {
         PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
@@ -503,8 +560,13 @@ fn llm_agents(
     Ok((policy, reflector))
 }
 
-/// `leafe explore --env cmd:…`: an LLM in an environment process.
-async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
+/// `leafe explore --env cmd:…|textworld:…`: an LLM in an environment process.
+async fn explore_process(
+    cmd: &str,
+    system_prompt: &str,
+    a: ExploreArgs,
+    quiet: bool,
+) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     a.agent.check_process()?;
     let cfg = explore_config(&a)?;
@@ -516,7 +578,7 @@ async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Resu
         .await?;
     let (policy, reflector) = llm_agents(
         &a,
-        PROCESS_SYSTEM_PROMPT,
+        system_prompt,
         Box::new(crate::reflect::FeedbackReflector),
         &log,
     )?;
@@ -530,7 +592,7 @@ async fn explore_process(cmd: &str, a: ExploreArgs, quiet: bool) -> anyhow::Resu
     let s = job
         .run_with(
             &store,
-            &format!("cmd:{cmd}"),
+            a.env.as_deref().unwrap_or("cmd"),
             &|| pool.make(),
             &policy,
             reflector.as_ref(),

@@ -79,8 +79,10 @@ pub struct EvalArgs {
     /// server's model name for `--policy openai`.
     #[arg(long)]
     pub model: String,
-    /// Environment: sokoban, gridworld, or `cmd:COMMAND` (a process that
-    /// speaks the env protocol; task ids one per line in --levels)
+    /// Environment: sokoban, gridworld, `cmd:COMMAND` (a process that
+    /// speaks the env protocol; task ids one per line in --levels), or
+    /// `textworld:GAMES_DIR [--max-steps N …]` (TextWorld through the
+    /// built-in adapter; `textworld` in `$LEAFE_PYTHON`, default python3)
     /// [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
@@ -197,13 +199,13 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
 
 /// `leafe eval`.
 pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
-    use super::stage1::{PROCESS_SYSTEM_PROMPT, PolicyKind, read_task_ids};
+    use super::stage1::{PolicyKind, process_env, read_task_ids};
     let store = a.store.open()?;
-    if let Some(cmd) = a.env.as_deref().and_then(|e| e.strip_prefix("cmd:")) {
+    if let Some((cmd, prompt)) = process_env(a.env.as_deref())? {
         a.agent.check_process()?;
         let tasks = read_task_ids(&a.levels)?;
-        let pool = a.agent.pool(cmd, a.max_steps as usize);
-        let (policy, log) = llm_policy(&a, PROCESS_SYSTEM_PROMPT, &store).await?;
+        let pool = a.agent.pool(&cmd, a.max_steps as usize);
+        let (policy, log) = llm_policy(&a, prompt, &store).await?;
         return eval_run(&store, &a, &policy, &|| pool.make(), tasks, Some(&log)).await;
     }
     let env = match a.agent.policy {

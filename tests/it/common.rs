@@ -101,9 +101,15 @@ pub fn rt() -> tokio::runtime::Runtime {
 
 /// Runs the `leafe` binary: (exit code, stdout, stderr).
 pub fn leafe(args: &[&str]) -> (i32, String, String) {
+    leafe_with(args, &[])
+}
+
+/// [`leafe`] with environment variables set for the command.
+pub fn leafe_with(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
     use assert_cmd::cargo::CommandCargoExt;
     let out = std::process::Command::cargo_bin("leafe")
         .unwrap()
+        .envs(vars.iter().copied())
         .env_remove("LEAFE_STORE")
         .env("RUST_LOG", "warn")
         .args(args)

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use leafe::policy::scripted::{completion, server};
 use serde_json::{Value, json};
 
-use crate::common::{leafe, local_store};
+use crate::common::{leafe, leafe_with, local_store};
 
 /// The Python that has `textworld`, or `None` (skip) outside CI.
 fn textworld_python() -> Option<String> {
@@ -194,4 +194,119 @@ fn textworld_games_are_explored_through_the_adapter_with_rollback_by_replay() {
         out_file.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
+
+    // Pass@k through the compiled-in adapter (`--env textworld:DIR`), on
+    // the games made above.
+    let (code, csv, err) = leafe_with(
+        &[
+            "eval",
+            "--store",
+            &store,
+            "--env",
+            &format!("textworld:{} --max-steps 12", games.display()),
+            "--policy",
+            "openai",
+            "--base-url",
+            &url,
+            "--model",
+            "random-admissible",
+            "--levels",
+            tasks.to_str().unwrap(),
+            "--samples",
+            "3",
+            "--format",
+            "csv",
+        ],
+        &[("LEAFE_PYTHON", python.as_str())],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(csv.starts_with("model,split,tasks,samples,pass@1"), "{csv}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("random-admissible,test,2,3,"),
+        "{csv}"
+    );
+    let rows = sql(
+        &store,
+        "SELECT COUNT(*) FROM llm_calls WHERE run_id LIKE 'eval-%'",
+    );
+    assert!(rows[0][0].parse::<i64>().unwrap() >= 6, "{rows:?}");
+}
+
+/// Opt-in, with a real model (README, "A real model"): set
+/// `LEAFE_LLM_BASE_URL` (and `LEAFE_LLM_MODEL`) to a running
+/// OpenAI-compatible server. The model plays four generated TextWorld games
+/// as the policy and writes the reflections; then the same job is replayed
+/// from the store's `llm_calls` without the server, and must match.
+#[test]
+fn a_real_model_plays_textworld_when_asked_to() {
+    let Ok(url) = std::env::var("LEAFE_LLM_BASE_URL") else {
+        eprintln!("note: LEAFE_LLM_BASE_URL unset; the real-model TextWorld test is skipped");
+        return;
+    };
+    let model = std::env::var("LEAFE_LLM_MODEL").unwrap_or_else(|_| "default".into());
+    let Some(python) = textworld_python() else {
+        return;
+    };
+    let (dir, store) = local_store();
+    let tasks = dir.path().join("tasks.txt");
+    std::fs::write(&tasks, "1\n2\n3\n4\n").unwrap();
+    let env = format!(
+        "textworld:{} --max-steps 20",
+        dir.path().join("games").display()
+    );
+    let vars = [("LEAFE_PYTHON", python.as_str())];
+    let run = |run: &str, base_url: &str, replay: &str| {
+        let started = std::time::Instant::now();
+        let (code, out, err) = leafe_with(
+            &[
+                "explore",
+                "--store",
+                &store,
+                "--env",
+                &env,
+                "--policy",
+                "openai",
+                "--base-url",
+                base_url,
+                "--model",
+                &model,
+                "--reflector",
+                "llm",
+                "--levels",
+                tasks.to_str().unwrap(),
+                "--run-id",
+                run,
+                "--budget",
+                "80",
+                "--llm-replay",
+                replay,
+            ],
+            &vars,
+        );
+        assert_eq!(code, 0, "{err}");
+        eprintln!("{out}{err}wall {:.1}s", started.elapsed().as_secs_f64());
+        out
+    };
+    let live = run("live", &url, "off");
+    let replayed = run("replayed", "http://127.0.0.1:9/v1", "only");
+    let counts = |out: &str| {
+        out.split("committed), ")
+            .nth(1)
+            .unwrap()
+            .split(", rollbacks")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(counts(&live), counts(&replayed));
+    let rows = sql(
+        &store,
+        "SELECT kind, COUNT(*) AS calls, SUM(CAST(valid AS INT)) AS valid, ROUND(AVG(latency_ms)) AS ms \
+         FROM llm_calls WHERE run_id LIKE 'live.%' GROUP BY kind ORDER BY kind",
+    );
+    eprintln!("llm_calls of the live run (kind, calls, valid, mean ms): {rows:?}");
+    assert!(!rows.is_empty());
 }
