@@ -112,6 +112,14 @@ pub struct ReflectorConfig {
     /// Ask the solver for the first move of a plan from the state at `tau`
     /// (the suggested action).
     pub suggest_with_solver: bool,
+    /// Let the reflector consult what the agent cannot know: Sokoban's
+    /// solver (rule 2's proof of a lost level, `verify_flagged`,
+    /// `suggest_with_solver`) and a simulator lookahead for its suggested
+    /// moves. Off by default: the reflector reads the trajectory, its
+    /// rewards and the environment's feedback only (mistake flags,
+    /// repeated positions, the step limit). On, it is the `sokoban-oracle`
+    /// reflector of the ablation row.
+    pub oracle: bool,
 }
 
 impl Default for ReflectorConfig {
@@ -124,6 +132,7 @@ impl Default for ReflectorConfig {
             idle_limit: 40,
             verify_flagged: true,
             suggest_with_solver: true,
+            oracle: false,
         }
     }
 }

@@ -58,13 +58,22 @@ fn play(level: &Level, max_steps: u16, actions: &[usize]) -> (Sokoban, Vec<StepR
     (env, steps)
 }
 
+/// The oracle reflector (solver and lookahead allowed): the ablation
+/// variant these tests pin down; [`feedback_only`] is the default.
+fn oracle() -> SokobanReflector {
+    SokobanReflector::new(ReflectorConfig {
+        oracle: true,
+        ..ReflectorConfig::default()
+    })
+}
+
 fn reflect(
     level: &Level,
     env: &Sokoban,
     steps: &[StepRecord],
     min_tau: usize,
 ) -> Option<Experience> {
-    SokobanReflector::default().reflect_level(level, steps, env.state(), env.status(), min_tau)
+    oracle().reflect_level(level, steps, env.state(), env.status(), min_tau)
 }
 
 fn exact() -> SolverConfig {
@@ -99,7 +108,7 @@ fn a_push_into_a_corner_is_the_critical_step() {
     // round it, 3: push it right into the top-right corner, 4-5: wander.
     let (env, steps) = play(&l, 120, &[UP, LEFT, UP, RIGHT, DOWN, DOWN]);
     for status in [Status::Running, Status::StepLimit] {
-        let e = SokobanReflector::default()
+        let e = oracle()
             .reflect_level(&l, &steps, env.state(), status, 0)
             .expect("a flagged mistake is always reported");
         assert_eq!(e.category, Category::DeadSquare);
@@ -215,6 +224,7 @@ fn a_long_walk_without_repeats_is_a_step_limit_failure() {
     // ... unless the idle limit is short.
     let strict = SokobanReflector::new(ReflectorConfig {
         idle_limit: 10,
+        oracle: true,
         ..ReflectorConfig::default()
     });
     let e = strict
@@ -239,6 +249,7 @@ fn mistakes_before_min_tau_are_never_chosen() {
     // Trusting the flags: the first flagged owned step is step 8.
     let flags_only = SokobanReflector::new(ReflectorConfig {
         verify_flagged: false,
+        oracle: true,
         ..ReflectorConfig::default()
     });
     let e = flags_only
@@ -314,7 +325,7 @@ fn an_unflagged_hopeless_push_is_found_by_the_solver() {
 #[test]
 fn on_boxoban_rollouts_tau_is_the_step_that_made_the_level_hopeless() {
     let levels = fixture_levels("unfiltered-test-000-first60.txt", 6);
-    let reflector = SokobanReflector::default();
+    let reflector = oracle();
     let solver = exact();
     let mut rng = ChaCha8Rng::seed_from_u64(2603);
     let (mut irreversible, mut wandering) = (0, 0);
@@ -400,7 +411,7 @@ proptest! {
         let (env, steps) = play(&l, 120, &actions);
         let min_tau = (min_tau_frac * steps.len() as f64) as usize;
         let status = if running || env.status() == Status::Solved { env.status() } else { Status::StepLimit };
-        let got = SokobanReflector::default().reflect_level(&l, &steps, env.state(), status, min_tau);
+        let got = oracle().reflect_level(&l, &steps, env.state(), status, min_tau);
         let Some(e) = got else {
             prop_assert!(status != Status::StepLimit);
             return Ok(());
@@ -612,4 +623,85 @@ proptest! {
         let expected = if candidate.iter().all(|&x| x == NEG_INF) { raw } else { candidate };
         prop_assert_eq!(out, expected);
     }
+}
+
+/// The default reflector reads only the trajectory, its rewards and the
+/// environment's feedback: on hand-made trajectories it names tau from the
+/// mistake flags and the repeated positions, and it never runs the solver
+/// (counted per thread by `solve`).
+#[test]
+fn the_feedback_only_reflector_finds_tau_without_the_solver() {
+    use leafe::worlds::sokoban::solve::solver_calls_on_this_thread;
+    let feedback_only = SokobanReflector::default();
+    assert!(
+        !feedback_only.config.oracle,
+        "the default consults no oracle"
+    );
+    assert_eq!(
+        leafe::reflect::Reflector::name(&feedback_only),
+        "sokoban-feedback"
+    );
+    assert_eq!(leafe::reflect::Reflector::name(&oracle()), "sokoban-oracle");
+    let before = solver_calls_on_this_thread();
+    // A push into the corner, flagged by the environment: tau is that step.
+    let l = level(CORNER);
+    let (env, steps) = play(&l, 120, &[UP, LEFT, UP, RIGHT, DOWN, DOWN]);
+    for status in [Status::Running, Status::StepLimit] {
+        let e = feedback_only
+            .reflect_level(&l, &steps, env.state(), status, 0)
+            .expect("a flagged mistake is always reported");
+        assert_eq!(
+            (e.category, e.tau, e.critical_action),
+            (Category::DeadSquare, 3, Some(RIGHT))
+        );
+        assert!(
+            e.suggested_actions.is_empty(),
+            "nothing simulated, nothing suggested"
+        );
+    }
+    // Two flagged pushes: the first owned one.
+    let l = level(FREEZE);
+    let (env, steps) = play(
+        &l,
+        120,
+        &[LEFT, LEFT, UP, UP, RIGHT, DOWN, UP, RIGHT, DOWN, UP],
+    );
+    let e = feedback_only
+        .reflect_level(&l, &steps, env.state(), Status::StepLimit, 0)
+        .unwrap();
+    assert_eq!((e.category, e.tau), (Category::DeadSquare, 5));
+    let e = feedback_only
+        .reflect_level(&l, &steps, env.state(), Status::StepLimit, 6)
+        .unwrap();
+    assert_eq!((e.category, e.tau), (Category::DeadSquare, 8));
+    // Back and forth without progress to the step limit: a loop from the
+    // start of the unproductive stretch.
+    let l = level(CORNER);
+    let (env, steps) = play(
+        &l,
+        12,
+        &[
+            UP, LEFT, RIGHT, LEFT, RIGHT, LEFT, RIGHT, LEFT, RIGHT, LEFT, RIGHT, LEFT,
+        ],
+    );
+    let e = feedback_only
+        .reflect_level(&l, &steps, env.state(), env.status(), 0)
+        .unwrap();
+    assert_eq!((e.category, e.tau), (Category::Loop, 1));
+    // A hopeless push no flag reports stays unseen without the solver: the
+    // reflector does not pretend to know.
+    let l = level("########\n#.     #\n#  $ $ #\n#  @   #\n#   .  #\n########");
+    let (env, steps) = play(&l, 120, &[UP, RIGHT, DOWN, RIGHT, UP, LEFT, LEFT]);
+    let e = feedback_only
+        .reflect_level(&l, &steps, env.state(), Status::StepLimit, 0)
+        .unwrap();
+    assert_ne!(e.category, Category::Unsolvable);
+    assert_eq!(
+        solver_calls_on_this_thread(),
+        before,
+        "the feedback-only reflector ran the solver"
+    );
+    // The oracle does run it.
+    let _ = oracle().reflect_level(&l, &steps, env.state(), Status::StepLimit, 0);
+    assert!(solver_calls_on_this_thread() > before);
 }

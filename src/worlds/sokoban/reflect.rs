@@ -232,6 +232,8 @@ pub struct SokobanReflector {
 impl SokobanReflector {
     /// The reflector's name in the store.
     pub const NAME: &'static str = "sokoban-feedback";
+    /// Its name with [`ReflectorConfig::oracle`] on.
+    pub const ORACLE_NAME: &'static str = "sokoban-oracle";
 
     /// A reflector with these settings.
     pub fn new(config: ReflectorConfig) -> SokobanReflector {
@@ -241,7 +243,11 @@ impl SokobanReflector {
 
 impl Reflector for SokobanReflector {
     fn name(&self) -> &str {
-        Self::NAME
+        if self.config.oracle {
+            Self::ORACLE_NAME
+        } else {
+            Self::NAME
+        }
     }
 
     fn reflect(
@@ -411,16 +417,17 @@ impl Ctx<'_> {
 
     fn run(&mut self, running: bool) -> Option<Verdict> {
         let (n, min_tau) = (self.n(), self.min_tau);
+        let oracle = self.config.oracle;
         // Rule 1: the environment's sound deadlock flags.
         if let Some(k) = (min_tau..n).find(|&i| self.steps[i].events.is_mistake()) {
-            if self.config.verify_flagged && self.proven_unsolvable(k) {
+            if oracle && self.config.verify_flagged && self.proven_unsolvable(k) {
                 let j = self.first_unsolvable(min_tau, k);
                 return Some(self.unsolvable(j, Some(k)));
             }
             return Some(self.flagged(k));
         }
-        // Rule 2: the solver's proof on the current state.
-        if self.proven_unsolvable(n) {
+        // Rule 2 (oracle only): the solver's proof on the current state.
+        if oracle && self.proven_unsolvable(n) {
             let j = self.first_unsolvable(min_tau, n);
             return Some(self.unsolvable(j, None));
         }
@@ -671,9 +678,7 @@ impl Ctx<'_> {
             Category::StepLimit
         };
         let taken = self.steps[tau].action;
-        let probe = self
-            .config
-            .suggest_with_solver
+        let probe = (self.config.oracle && self.config.suggest_with_solver)
             .then(|| self.probe(tau))
             .filter(|p| p.solvability == Solvability::Solvable);
         let critical = match probe.and_then(|p| p.first_move) {
@@ -795,6 +800,11 @@ impl Ctx<'_> {
     /// not flagged as a mistake and not `critical`. The flag says whether
     /// the suggestion is the solver's.
     fn suggest(&mut self, k: usize, critical: Option<usize>) -> (Vec<usize>, bool) {
+        if !self.config.oracle {
+            // Without the oracle nothing is simulated: the fix says only to
+            // take another move than the critical one.
+            return (Vec::new(), false);
+        }
         if self.config.suggest_with_solver {
             let p = self.probe(k);
             if p.solvability == Solvability::Solvable

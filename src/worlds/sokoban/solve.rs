@@ -127,8 +127,19 @@ pub fn is_solvable(env: &Sokoban, config: &SolverConfig) -> Solvability {
     solve_state(env, config).solvability
 }
 
+thread_local! {
+    static SOLVER_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many searches this thread has run ([`solve_from`], and everything
+/// built on it): lets a test prove that a method never consulted the solver.
+pub fn solver_calls_on_this_thread() -> u64 {
+    SOLVER_CALLS.with(std::cell::Cell::get)
+}
+
 /// Solve from boxes at `boxes` and the player at `player` on `level`.
 pub fn solve_from(level: &Level, boxes: &Bits, player: u8, config: &SolverConfig) -> Solution {
+    SOLVER_CALLS.with(|c| c.set(c.get() + 1));
     let start = Instant::now();
     let mut search = Search::new(level);
     let (solvability, pushes) = search.run(*boxes, player, config, start);
