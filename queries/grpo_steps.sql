@@ -2,22 +2,32 @@
 -- sampled episode with the group-normalised advantage of its episode.
 --
 -- The advantage is computed exactly as in grpo_groups.sql: per (run, task)
--- group, (return - mean) / (std + eps), with window functions. The stored
+-- group, (r - mean) / (std + eps) of the reward r that `reward` names, with
+-- window functions. The stored
 -- log_prob is the behaviour policy's, for the clipped importance ratio.
 --
 -- @param run string = %      Run ids to include, as a SQL LIKE pattern (% for all).
 -- @param eps float = 1e-6    Added to the standard deviation.
+-- @param reward string = success  What is normalised: `success` (1 when the
+--                             episode solved its task, else 0: GRPO's default) or
+--                             `return` (the shaped episode return).
 --
 -- Returns: run_id, task_id, episode_id, t, observation, action, log_prob,
 --          advantage. Ordered by run, episode, t.
-WITH groups AS (
+WITH scored AS (
+    SELECT run_id, episode_id, task_id,
+           CASE WHEN ${reward} = 'return' THEN episode_return
+                ELSE CAST(CASE WHEN success THEN 1 ELSE 0 END AS DOUBLE) END AS r
+    FROM episodes
+    WHERE origin = 'grpo' AND run_id LIKE ${run}
+),
+groups AS (
     SELECT run_id,
            episode_id,
            task_id,
-           (episode_return - AVG(episode_return) OVER (PARTITION BY run_id, task_id))
-             / (COALESCE(STDDEV_POP(episode_return) OVER (PARTITION BY run_id, task_id), 0.0) + ${eps}) AS advantage
-    FROM episodes
-    WHERE origin = 'grpo' AND run_id LIKE ${run}
+           (r - AVG(r) OVER (PARTITION BY run_id, task_id))
+             / (COALESCE(STDDEV_POP(r) OVER (PARTITION BY run_id, task_id), 0.0) + ${eps}) AS advantage
+    FROM scored
 )
 SELECT g.run_id,
        g.task_id,

@@ -51,6 +51,10 @@ pub enum ExpMethod {
     Leafe,
     /// The same, from branches sampled without the experience.
     LeafeNoExperience,
+    /// LEAFE with the oracle reflector (Sokoban's solver picks tau and the
+    /// fix) and the lookahead guidance: the ablation row that shows what
+    /// oracle access adds.
+    LeafeOracle,
     /// Rejection-sampling fine-tuning: rehearsal of successful independent rollouts.
     Rft,
     /// Outcome RL with group-normalised advantages.
@@ -64,6 +68,7 @@ impl ExpMethod {
             ExpMethod::Base => "base",
             ExpMethod::Leafe => "leafe",
             ExpMethod::LeafeNoExperience => "leafe-noexp",
+            ExpMethod::LeafeOracle => "leafe-oracle",
             ExpMethod::Rft => "rft",
             ExpMethod::Grpo => "grpo",
         }
@@ -75,6 +80,7 @@ impl ExpMethod {
             ExpMethod::Base => "base (BC)",
             ExpMethod::Leafe => "LEAFE",
             ExpMethod::LeafeNoExperience => "LEAFE w/o experience",
+            ExpMethod::LeafeOracle => "LEAFE, oracle reflector",
             ExpMethod::Rft => "RFT",
             ExpMethod::Grpo => "GRPO",
         }
@@ -86,6 +92,7 @@ impl ExpMethod {
         match self {
             ExpMethod::Leafe | ExpMethod::Grpo => Some("explore-leafe"),
             ExpMethod::LeafeNoExperience => Some("explore-noexp"),
+            ExpMethod::LeafeOracle => Some("explore-oracle"),
             ExpMethod::Rft => Some("explore-rft"),
             ExpMethod::Base => None,
         }
@@ -104,6 +111,8 @@ pub struct LevelsConfig {
     pub heldout: GeneratorConfig,
     /// The shifted split: larger boards or more boxes.
     pub shifted: GeneratorConfig,
+    /// The harder shifted split: larger boards and more boxes.
+    pub hard: GeneratorConfig,
 }
 
 impl Default for LevelsConfig {
@@ -131,6 +140,14 @@ impl Default for LevelsConfig {
                 height: 7,
                 count: 100,
                 seed: 3,
+                ..base.clone()
+            },
+            hard: GeneratorConfig {
+                width: 7,
+                height: 7,
+                boxes: 3,
+                count: 100,
+                seed: 4,
                 ..base
             },
         }
@@ -180,6 +197,10 @@ pub struct ExperimentConfig {
     /// Independent rollouts per task at most for the RFT data (the per-task
     /// budget of `explore` bounds it as it bounds LEAFE).
     pub rft_root_samples: usize,
+    /// The guide's lookahead penalty (nats) of the `leafe_oracle` row, whose
+    /// reflector is the oracle; every other method explores with
+    /// `explore.guidance` (penalty 0: no lookahead).
+    pub oracle_penalty: f32,
     /// Distillation of LEAFE, LEAFE w/o experience and RFT.
     pub distill: DistillConfig,
     /// The GRPO baseline (its budget is LEAFE's exploration steps).
@@ -191,10 +212,11 @@ pub struct ExperimentConfig {
 impl Default for ExperimentConfig {
     fn default() -> Self {
         ExperimentConfig {
-            seeds: vec![0, 1, 2],
+            seeds: vec![0, 1, 2, 3, 4],
             methods: vec![
                 ExpMethod::Leafe,
                 ExpMethod::LeafeNoExperience,
+                ExpMethod::LeafeOracle,
                 ExpMethod::Rft,
                 ExpMethod::Grpo,
             ],
@@ -202,6 +224,7 @@ impl Default for ExperimentConfig {
             pretrain: PretrainConfig::default(),
             explore: ExploreConfig::default(),
             rft_root_samples: 64,
+            oracle_penalty: 4.0,
             distill: DistillConfig {
                 fit: crate::train::FitConfig {
                     epochs: 10,
@@ -293,7 +316,7 @@ pub struct Cell {
     pub seed: u64,
     /// Method.
     pub method: ExpMethod,
-    /// `heldout` or `shifted`.
+    /// `heldout`, `shifted` or `hard`.
     pub split: String,
     /// Tasks evaluated.
     pub tasks: usize,
@@ -344,6 +367,7 @@ struct Splits {
     tasks: Vec<Level>,
     heldout: Vec<Level>,
     shifted: Vec<Level>,
+    hard: Vec<Level>,
 }
 
 fn make_levels(cfg: &ExperimentConfig) -> anyhow::Result<Splits> {
@@ -352,18 +376,20 @@ fn make_levels(cfg: &ExperimentConfig) -> anyhow::Result<Splits> {
     let seen: std::collections::HashSet<String> = train.iter().map(|l| l.task_id()).collect();
     let mut heldout = generate(&cfg.levels.heldout).context("generating the held-out levels")?;
     let mut shifted = generate(&cfg.levels.shifted).context("generating the shifted levels")?;
-    heldout.retain(|l| !seen.contains(&l.task_id()));
-    shifted.retain(|l| !seen.contains(&l.task_id()));
-    dedup(&mut heldout);
-    dedup(&mut shifted);
-    if heldout.is_empty() || shifted.is_empty() {
-        bail!("the held-out or shifted split is empty after removing training levels");
+    let mut hard = generate(&cfg.levels.hard).context("generating the hard levels")?;
+    for split in [&mut heldout, &mut shifted, &mut hard] {
+        split.retain(|l| !seen.contains(&l.task_id()));
+        dedup(split);
+    }
+    if heldout.is_empty() || shifted.is_empty() || hard.is_empty() {
+        bail!("the held-out, shifted or hard split is empty after removing training levels");
     }
     Ok(Splits {
         demos: demos.to_vec(),
         tasks: tasks.to_vec(),
         heldout,
         shifted,
+        hard,
     })
 }
 
@@ -492,14 +518,16 @@ struct LevelsSummary {
     heldout: usize,
     /// Shifted levels.
     shifted: usize,
+    /// Hard levels.
+    hard: usize,
 }
 
 impl LevelsSummary {
     /// The stage's log detail.
     fn detail(&self) -> String {
         format!(
-            "{} demo, {} train, {} held-out, {} shifted levels",
-            self.demos, self.train, self.heldout, self.shifted
+            "{} demo, {} train, {} held-out, {} shifted, {} hard levels",
+            self.demos, self.train, self.heldout, self.shifted, self.hard
         )
     }
 
@@ -510,6 +538,7 @@ impl LevelsSummary {
             ("train".to_string(), self.train),
             ("heldout".to_string(), self.heldout),
             ("shifted".to_string(), self.shifted),
+            ("hard".to_string(), self.hard),
         ])
     }
 }
@@ -528,6 +557,7 @@ async fn levels_stage(
         ("train", &splits.tasks),
         ("heldout", &splits.heldout),
         ("shifted", &splits.shifted),
+        ("hard", &splits.hard),
     ] {
         store
             .put_report_file(
@@ -542,6 +572,7 @@ async fn levels_stage(
         train: splits.tasks.len(),
         heldout: splits.heldout.len(),
         shifted: splits.shifted.len(),
+        hard: splits.hard.len(),
     };
     Ok((splits, summary))
 }
@@ -673,6 +704,15 @@ fn explorations(cfg: &ExperimentConfig, seed: u64) -> Vec<(&'static str, Explore
                 ..cfg.explore.clone()
             },
         ));
+    }
+    if wants(ExpMethod::LeafeOracle) {
+        let mut oracle = ExploreConfig {
+            seed,
+            ..cfg.explore.clone()
+        };
+        oracle.reflector.oracle = true;
+        oracle.guidance.penalty = cfg.oracle_penalty;
+        explores.push(("explore-oracle", oracle));
     }
     if wants(ExpMethod::Rft) {
         explores.push((
@@ -984,7 +1024,7 @@ fn train_env_steps(
     }
 }
 
-/// Evaluates method `m`'s model on the held-out and the shifted split, each as
+/// Evaluates method `m`'s model on the held-out, shifted and hard splits, each as
 /// run `<run>.s<seed>.eval.<method>.<split>`; a split evaluated before is
 /// read back from its run's commit marker. Returns one cell per split.
 async fn eval_stage(
@@ -1000,6 +1040,7 @@ async fn eval_stage(
     for (split, levels) in [
         ("heldout", &r.splits.heldout),
         ("shifted", &r.splits.shifted),
+        ("hard", &r.splits.hard),
     ] {
         let t = Instant::now();
         let eval_run = format!("{}.eval.{}.{split}", r.p, m.id());

@@ -83,7 +83,7 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         md,
         "Setting: Sokoban, train {}×{} with {} boxes (≥ {} pushes); {} demonstration levels for the base policy, {} exploration tasks; \
-         held-out: {} levels of the training distribution; shifted: {} levels of {}×{} with {} boxes. \
+         held-out: {} levels of the training distribution; shifted: {} levels of {}×{} with {} boxes; hard: {} levels of {}×{} with {} boxes. \
          Seeds {:?}. Evaluation: {} samples per task at temperature {}, step limit {}; Pass@k is the unbiased estimator, mean ± std over seeds.\n",
         c.levels.train.width,
         c.levels.train.height,
@@ -96,6 +96,10 @@ pub fn markdown(r: &Results) -> String {
         c.levels.shifted.width,
         c.levels.shifted.height,
         c.levels.shifted.boxes,
+        r.splits.get("hard").copied().unwrap_or(0),
+        c.levels.hard.width,
+        c.levels.hard.height,
+        c.levels.hard.boxes,
         c.seeds,
         c.eval.samples,
         c.eval.temperature,

@@ -196,7 +196,10 @@ pub struct GuidanceConfig {
     pub exclude_critical: bool,
     /// Subtracted (in nats) from the logit of a move the experience warns
     /// against at `t > tau`, where the environment's guide can tell (0
-    /// disables the penalties).
+    /// disables the penalties). Sokoban's guide tells by a one-step
+    /// lookahead on a copy of the board, which an agent acting in the real
+    /// environment does not have: 0 by default, on only for the oracle
+    /// ablation.
     pub penalty: f32,
     /// Added (in nats) to the logits of the suggested actions at `t == tau`.
     pub suggested_bonus: f32,
@@ -206,7 +209,7 @@ impl Default for GuidanceConfig {
     fn default() -> Self {
         GuidanceConfig {
             exclude_critical: true,
-            penalty: 4.0,
+            penalty: 0.0,
             suggested_bonus: 1.0,
         }
     }

@@ -53,6 +53,33 @@ pub struct GrpoConfig {
     pub max_steps: u16,
     /// Seed.
     pub seed: u64,
+    /// The reward whose group-normalised value is every step's advantage.
+    pub reward: GrpoReward,
+}
+
+/// What GRPO normalises within a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrpoReward {
+    /// 1 when the episode solved its task, else 0 (the outcome reward of
+    /// GRPO as published). Groups that all fail or all succeed carry no
+    /// signal.
+    #[default]
+    Success,
+    /// The environment's shaped episode return (Sokoban: -0.1 a step, +1 a
+    /// box on target, +10 solved). Even all-failure groups then get
+    /// advantages, from differences in shaping that need not point to
+    /// success.
+    Return,
+}
+
+impl GrpoReward {
+    fn as_str(self) -> &'static str {
+        match self {
+            GrpoReward::Success => "success",
+            GrpoReward::Return => "return",
+        }
+    }
 }
 
 impl Default for GrpoConfig {
@@ -69,6 +96,7 @@ impl Default for GrpoConfig {
             temperature: 1.0,
             max_steps: 60,
             seed: 0,
+            reward: GrpoReward::Success,
         }
     }
 }
@@ -197,7 +225,7 @@ pub async fn grpo<E: Env>(
         run.commit().await?;
 
         // Store → SQL advantages → tensors.
-        let rows = read_rows(store, &query, &run_id, &policy, width).await?;
+        let rows = read_rows(store, &query, &run_id, config.reward, &policy, width).await?;
         // Update: clipped surrogate + KL(init || current) (k3 estimator).
         let n = rows.actions.len();
         let ref_logp = reference_logp(init, &rows)?;
@@ -256,15 +284,16 @@ async fn read_rows(
     store: &Store,
     query: &crate::query::QueryText,
     run_id: &str,
+    reward: GrpoReward,
     policy: &NeuralPolicy,
     width: usize,
 ) -> Result<Rows> {
     let board = policy.config().board;
     let bound = query
-        .bind(&std::collections::BTreeMap::from([(
-            "run".to_string(),
-            run_id.to_string(),
-        )]))
+        .bind(&std::collections::BTreeMap::from([
+            ("run".to_string(), run_id.to_string()),
+            ("reward".to_string(), reward.as_str().to_string()),
+        ]))
         .map_err(|e| TrainError::Invalid(e.to_string()))?;
     let session = QuerySession::open(store)
         .await

@@ -42,10 +42,13 @@ impl World for SokobanWorld {
         crate::worlds::sokoban::NAME
     }
 
+    /// Every method's episodes end where the environment detects a
+    /// deadlock (dead square, frozen boxes): the same termination for
+    /// exploration, evaluation, GRPO and RFT.
     fn make_env(&self, max_steps: usize) -> env::Result<Sokoban> {
         Ok(Sokoban::with_config(SokobanConfig {
             max_steps: max_steps.min(u16::MAX as usize) as u16,
-            end_on_deadlock: false,
+            end_on_deadlock: true,
         }))
     }
 

@@ -30,8 +30,8 @@ fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
         serde_json::from_slice(&std::fs::read(report.join("results.json")).unwrap()).unwrap();
     let cfg: ExperimentConfig = serde_json::from_value(results["config"].clone()).unwrap();
     let cells = results["cells"].as_array().unwrap();
-    // 2 seeds × (base + 4 methods) × 2 splits.
-    assert_eq!(cells.len(), cfg.seeds.len() * cfg.evaluated().len() * 2);
+    // 2 seeds × (base + 5 methods) × 3 splits (held-out, shifted, hard).
+    assert_eq!(cells.len(), cfg.seeds.len() * cfg.evaluated().len() * 3);
     for c in cells {
         let pass = c["pass_at_k"].as_object().unwrap();
         let mut last = 0.0;
@@ -58,7 +58,7 @@ fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("| LEAFE |") && md.contains("Pass@8"), "{md}");
-    for split in ["heldout", "shifted"] {
+    for split in ["heldout", "shifted", "hard"] {
         let svg = std::fs::read_to_string(report.join(format!("pass_at_k_{split}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("polyline"));
         assert!(report.join(format!("levels/{split}.txt")).exists());
@@ -74,7 +74,8 @@ fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        runs.contains("experiment,1") && runs.contains("eval,20"),
+        // 2 seeds × 6 models × 3 splits.
+        runs.contains("experiment,1") && runs.contains("eval,36"),
         "{runs}"
     );
 

@@ -49,7 +49,8 @@ fn sokoban(level: &leafe::worlds::sokoban::Level) -> Sokoban {
         level.clone(),
         SokobanConfig {
             max_steps: 40,
-            end_on_deadlock: false,
+            // As the built-in world makes it (and `leafe env serve` serves it).
+            end_on_deadlock: true,
         },
     )
 }

@@ -478,7 +478,7 @@ fn at_tau_the_critical_action_is_excluded_and_suggestions_get_the_bonus() {
     let env = Sokoban::new(level(TWO_TRAPS), SokobanConfig::default());
     let g = Guidance::new(
         &experience(5, Category::DeadSquare, Some(UP), vec![RIGHT]),
-        &GuidanceConfig::default(),
+        &lookahead(),
     );
     let v = Visited::new();
     assert_eq!(
@@ -503,7 +503,7 @@ fn guidance_never_excludes_every_action() {
     let env = Sokoban::new(level(TWO_TRAPS), SokobanConfig::default());
     let g = Guidance::new(
         &experience(0, Category::Loop, Some(UP), vec![]),
-        &GuidanceConfig::default(),
+        &lookahead(),
     );
     let masked = [0.0, NEG_INF, NEG_INF, NEG_INF];
     assert_eq!(adjusted(&g, &env, 0, &Visited::new(), masked), masked);
@@ -520,7 +520,7 @@ fn after_tau_the_lookahead_penalty_hits_exactly_the_deadlocking_moves() {
     ] {
         let g = Guidance::new(
             &experience(2, category, Some(DOWN), vec![DOWN]),
-            &GuidanceConfig::default(),
+            &lookahead(),
         );
         // Up and left push a box onto a dead square; the critical action and
         // the suggestion play no part after tau.
@@ -547,10 +547,7 @@ fn loop_and_step_limit_guidance_penalise_returns_and_no_ops() {
     );
     assert_eq!(v.len(), 2);
     // Now at (4,3): left returns to the start; right is a free new square.
-    let g = Guidance::new(
-        &experience(0, Category::Loop, None, vec![]),
-        &GuidanceConfig::default(),
-    );
+    let g = Guidance::new(&experience(0, Category::Loop, None, vec![]), &lookahead());
     assert_eq!(adjusted(&g, &env, 2, &v, [0.0; 4]), [0.0, 0.0, -4.0, 0.0]);
     // In a corner, step-limit guidance also penalises the two bumps (once
     // each, though a bump also "returns" to the current position).
@@ -562,7 +559,7 @@ fn loop_and_step_limit_guidance_penalise_returns_and_no_ops() {
     v.insert(corner.state());
     let g = Guidance::new(
         &experience(0, Category::StepLimit, None, vec![]),
-        &GuidanceConfig::default(),
+        &lookahead(),
     );
     assert_eq!(
         adjusted(&g, &corner, 1, &v, [0.0; 4]),
@@ -704,4 +701,13 @@ fn the_feedback_only_reflector_finds_tau_without_the_solver() {
     // The oracle does run it.
     let _ = oracle().reflect_level(&l, &steps, env.state(), Status::StepLimit, 0);
     assert!(solver_calls_on_this_thread() > before);
+}
+
+/// The oracle ablation's guidance: the one-step lookahead penalty on (the
+/// default has it off).
+fn lookahead() -> GuidanceConfig {
+    GuidanceConfig {
+        penalty: 4.0,
+        ..GuidanceConfig::default()
+    }
 }

@@ -468,9 +468,13 @@ fn grpo_samples_through_the_store_within_budget_and_sql_advantages_match_rust() 
             env!("CARGO_MANIFEST_DIR"),
             "/queries/grpo_groups.sql"
         ));
+        // With the shaped return as the reward (success: checked below).
         let q = QueryText::from_file(path)
             .unwrap()
-            .bind(&BTreeMap::new())
+            .bind(&BTreeMap::from([(
+                "reward".to_string(),
+                "return".to_string(),
+            )]))
             .unwrap();
         let mut groups: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
         for b in s.collect(&q).await.unwrap() {
@@ -512,6 +516,50 @@ fn grpo_samples_through_the_store_within_budget_and_sql_advantages_match_rust() 
                     (adv - (ret - mean) / (std + 1e-6)).abs() < 1e-6,
                     "{adv} vs {ret} {mean} {std}"
                 );
+            }
+        }
+        // The default reward is success (1/0): the same normalisation of it.
+        let q = QueryText::from_file(path)
+            .unwrap()
+            .bind(&BTreeMap::new())
+            .unwrap();
+        let mut by_group: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
+        for b in s.collect(&q).await.unwrap() {
+            let run = b
+                .column_by_name("run_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let task = b
+                .column_by_name("task_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let ok = b.column_by_name("success").unwrap().as_boolean().clone();
+            let adv = b
+                .column_by_name("advantage")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Float64Type>()
+                .clone();
+            for i in 0..b.num_rows() {
+                by_group
+                    .entry((run.value(i).into(), task.value(i).into()))
+                    .or_default()
+                    .push((f64::from(u8::from(ok.value(i))), adv.value(i)));
+            }
+        }
+        for rows in by_group.values() {
+            let n = rows.len() as f64;
+            let mean = rows.iter().map(|r| r.0).sum::<f64>() / n;
+            let std = (rows.iter().map(|r| (r.0 - mean).powi(2)).sum::<f64>() / n).sqrt();
+            for &(r, adv) in rows {
+                assert!(
+                    (adv - (r - mean) / (std + 1e-6)).abs() < 1e-6,
+                    "{adv} vs {r}"
+                );
+                if std == 0.0 {
+                    assert_eq!(adv, 0.0, "an all-equal group carries no signal");
+                }
             }
         }
     });
