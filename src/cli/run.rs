@@ -77,7 +77,7 @@ pub async fn run_cmd(a: RunArgs, quiet: bool) -> anyhow::Result<u8> {
     let summary = report::summarize(&results);
     for (split, rows) in &summary {
         println!(
-            "\n{split} ({} tasks, {} samples each; mean ± std over {} seed(s))",
+            "\n{split} ({} tasks, {} samples each; mean ± 95% CI over {} seed(s))",
             results.splits.get(split.as_str()).copied().unwrap_or(0),
             cfg.eval.samples,
             cfg.seeds.len()

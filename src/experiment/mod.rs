@@ -18,6 +18,7 @@
 //! same name is refused.
 
 pub mod report;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -360,6 +361,127 @@ pub struct Results {
     pub stages: Vec<StageTime>,
     /// The command that regenerates it.
     pub command_line: String,
+    /// Paired differences over tasks (LEAFE against the baselines).
+    #[serde(default)]
+    pub paired: Vec<Paired>,
+}
+
+/// A paired comparison of two methods on one split at one k: per task the
+/// difference of their Pass@k (each averaged over seeds), its mean over
+/// tasks and the 95 % bootstrap interval of that mean (tasks resampled).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Paired {
+    /// Split.
+    pub split: String,
+    /// The method compared.
+    pub a: ExpMethod,
+    /// The method it is compared against.
+    pub b: ExpMethod,
+    /// k of Pass@k.
+    pub k: u64,
+    /// Tasks paired.
+    pub tasks: usize,
+    /// Mean of a − b over tasks.
+    pub mean: f64,
+    /// 2.5 % bootstrap quantile.
+    pub lo: f64,
+    /// 97.5 % bootstrap quantile.
+    pub hi: f64,
+}
+
+/// Bootstrap resamples of [`paired_differences`].
+pub(crate) const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
+/// LEAFE against base, RFT and GRPO (where evaluated), per split, at the
+/// smallest and largest k, from the eval episodes of the store
+/// (`queries/pass_at_k_inputs.sql`).
+async fn paired_differences(
+    store: &Store,
+    run: &str,
+    cfg: &ExperimentConfig,
+    ks: &[u64],
+) -> anyhow::Result<Vec<Paired>> {
+    let session = QuerySession::open(store).await?;
+    let q = load_query(None, "pass_at_k_inputs")?.bind(&BTreeMap::from([(
+        "run".to_string(),
+        format!("{run}.s%.eval.%"),
+    )]))?;
+    // (policy, split) -> task -> (n, c)
+    let mut counts: BTreeMap<(String, String), BTreeMap<String, (u64, u64)>> = BTreeMap::new();
+    for b in session.collect(&q).await? {
+        let col = |name: &str| {
+            b.column_by_name(name)
+                .with_context(|| format!("pass_at_k_inputs.sql returns no `{name}`"))
+        };
+        let (policy, split, task) = (
+            col("policy")?.as_string::<i32>(),
+            col("split")?.as_string::<i32>(),
+            col("task_id")?.as_string::<i32>(),
+        );
+        let n = arrow::compute::cast(col("n")?, &arrow::datatypes::DataType::Int64)?;
+        let c = arrow::compute::cast(col("c")?, &arrow::datatypes::DataType::Int64)?;
+        let (n, c) = (n.as_primitive::<Int64Type>(), c.as_primitive::<Int64Type>());
+        for i in 0..b.num_rows() {
+            counts
+                .entry((policy.value(i).to_string(), split.value(i).to_string()))
+                .or_default()
+                .insert(
+                    task.value(i).to_string(),
+                    (n.value(i) as u64, c.value(i) as u64),
+                );
+        }
+    }
+    let evaluated = cfg.evaluated();
+    let (Some(&k_lo), Some(&k_hi)) = (ks.first(), ks.last()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for split in ["heldout", "shifted", "hard"] {
+        // Per method: task -> Pass@k per seed.
+        let per_task = |m: ExpMethod, k: u64| -> Option<BTreeMap<String, f64>> {
+            let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+            for seed in &cfg.seeds {
+                let tasks =
+                    counts.get(&(format!("{run}.s{seed}.{}", m.id()), split.to_string()))?;
+                for (task, &(n, c)) in tasks {
+                    let e = sums.entry(task.clone()).or_default();
+                    e.0 += crate::eval::pass_at_k(n, c, k.min(n));
+                    e.1 += 1;
+                }
+            }
+            Some(
+                sums.into_iter()
+                    .map(|(t, (s, n))| (t, s / n as f64))
+                    .collect(),
+            )
+        };
+        for b in [ExpMethod::Base, ExpMethod::Rft, ExpMethod::Grpo] {
+            if !evaluated.contains(&ExpMethod::Leafe) || !evaluated.contains(&b) {
+                continue;
+            }
+            for k in [k_lo, k_hi] {
+                let (Some(va), Some(vb)) = (per_task(ExpMethod::Leafe, k), per_task(b, k)) else {
+                    continue;
+                };
+                let diffs: Vec<f64> = va
+                    .iter()
+                    .filter_map(|(t, a)| vb.get(t).map(|b| a - b))
+                    .collect();
+                let (mean, lo, hi) = stats::paired_bootstrap(&diffs, BOOTSTRAP_RESAMPLES, 2603 + k);
+                out.push(Paired {
+                    split: split.to_string(),
+                    a: ExpMethod::Leafe,
+                    b,
+                    k,
+                    tasks: diffs.len(),
+                    mean,
+                    lo,
+                    hi,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 struct Splits {
@@ -459,6 +581,7 @@ pub async fn run_experiment(
         }
         stages.extend(r.stages);
     }
+    let paired = paired_differences(store, run, cfg, &ks).await?;
     let results = Results {
         run: run.to_string(),
         config: cfg.clone(),
@@ -468,6 +591,7 @@ pub async fn run_experiment(
         training,
         stages,
         command_line: command_line.to_string(),
+        paired,
     };
     report::write(store, &results).await?;
     Ok(results)

@@ -21,7 +21,8 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// One method's row: per k the (mean, std) over seeds, and the mean training
+/// One method's row: per k the mean over seeds and the half-width of its
+/// 95 % confidence interval (Student's t), and the mean training
 /// interaction in environment steps.
 pub type Row = (ExpMethod, Vec<(f64, f64)>, f64);
 
@@ -57,7 +58,7 @@ pub fn summarize(r: &Results) -> Summary {
                             .iter()
                             .map(|c| c.pass_at_k.get(&k.to_string()).copied().unwrap_or(f64::NAN))
                             .collect();
-                        mean_std(&v)
+                        super::stats::mean_ci95(&v)
                     })
                     .collect();
             let steps =
@@ -84,7 +85,7 @@ pub fn markdown(r: &Results) -> String {
         md,
         "Setting: Sokoban, train {}×{} with {} boxes (≥ {} pushes); {} demonstration levels for the base policy, {} exploration tasks; \
          held-out: {} levels of the training distribution; shifted: {} levels of {}×{} with {} boxes; hard: {} levels of {}×{} with {} boxes. \
-         Seeds {:?}. Evaluation: {} samples per task at temperature {}, step limit {}; Pass@k is the unbiased estimator, mean ± std over seeds.\n",
+         Seeds {:?}. Evaluation: {} samples per task at temperature {}, step limit {}; Pass@k is the unbiased estimator, mean over seeds ± the half-width of its 95 % confidence interval (Student's t).\n",
         c.levels.train.width,
         c.levels.train.height,
         c.levels.train.boxes,
@@ -151,6 +152,35 @@ pub fn markdown(r: &Results) -> String {
             );
         }
     }
+    if !r.paired.is_empty() {
+        let _ = writeln!(md, "## Paired differences over tasks\n");
+        let _ = writeln!(
+            md,
+            "Per task, each method's Pass@k averaged over seeds; the mean difference over tasks and its 95 % \
+             interval from {} bootstrap resamples of the tasks. An interval that excludes 0 is a difference the \
+             task sample supports.\n",
+            super::BOOTSTRAP_RESAMPLES
+        );
+        let _ = writeln!(
+            md,
+            "| split | comparison | k | tasks | mean | 95 % interval |\n|---|---|---:|---:|---:|---|"
+        );
+        for p in &r.paired {
+            let _ = writeln!(
+                md,
+                "| {} | {} − {} | {} | {} | {:+.3} | [{:+.3}, {:+.3}] |",
+                p.split,
+                p.a.label(),
+                p.b.label(),
+                p.k,
+                p.tasks,
+                p.mean,
+                p.lo,
+                p.hi
+            );
+        }
+        md.push('\n');
+    }
     if !r.training.is_empty() {
         let _ = writeln!(md, "## Training data\n");
         let _ = writeln!(
@@ -214,7 +244,7 @@ pub fn svg(r: &Results, split: &str, rows: &[Row]) -> String {
     let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="18" text-anchor="middle" font-size="14">Pass@k, {split} ({}; mean ± std over seeds)</text>"#,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14">Pass@k, {split} ({}; mean ± 95% CI over seeds)</text>"#,
         left + pw / 2.0,
         r.run
     );
