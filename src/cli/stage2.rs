@@ -44,7 +44,7 @@ pub struct TrainArgs {
     /// Name of the trained model.
     #[arg(long)]
     pub out_model: String,
-    /// TOML file with DistillConfig fields; flags override it.
+    /// TOML file with DistillConfig fields (beta, fit), or with `--method grpo` GrpoConfig fields (group_size, learning_rate, kl_coef, reward, loss_norm, …); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Directory of the training queries (counterfactual_pairs.sql,
@@ -129,6 +129,17 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
 
 async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
+    if a.method == Method::Grpo && !a.incremental {
+        // --config holds GrpoConfig fields here (read by grpo_cmd).
+        if store.model_manifest(&a.out_model).await?.is_some() {
+            bail!(
+                "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
+                a.out_model,
+                store.url()
+            );
+        }
+        return grpo_cmd(world, a, quiet).await;
+    }
     let mut cfg: DistillConfig = read_toml(a.config.as_deref())?;
     if let Some(v) = a.beta {
         cfg.beta = v;
@@ -148,9 +159,6 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
             a.out_model,
             store.url()
         );
-    }
-    if a.method == Method::Grpo {
-        return grpo_cmd(world, a, quiet).await;
     }
     let pb = bar(0, quiet);
     let started = Instant::now();

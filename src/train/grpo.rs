@@ -55,6 +55,22 @@ pub struct GrpoConfig {
     pub seed: u64,
     /// The reward whose group-normalised value is every step's advantage.
     pub reward: GrpoReward,
+    /// How the clipped surrogate is averaged: over steps (every step counts
+    /// once, so a 60-step failure weighs 10× a 6-step success) or over
+    /// episodes (each step weighted by mean length / its episode's length,
+    /// so every episode counts once, as a sequence-level GRPO loss).
+    pub loss_norm: LossNorm,
+}
+
+/// See [`GrpoConfig::loss_norm`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossNorm {
+    /// Mean over the steps of a batch.
+    #[default]
+    Steps,
+    /// Every episode weighs the same.
+    Episodes,
 }
 
 /// What GRPO normalises within a group.
@@ -89,14 +105,15 @@ impl Default for GrpoConfig {
             tasks_per_iteration: 32,
             max_iterations: 1000,
             clip: 0.2,
-            kl_coef: 0.02,
+            kl_coef: 0.1,
             epochs: 2,
             batch_size: 512,
-            learning_rate: 3e-4,
+            learning_rate: 1e-4,
             temperature: 1.0,
             max_steps: 60,
             seed: 0,
             reward: GrpoReward::Success,
+            loss_norm: LossNorm::Steps,
         }
     }
 }
@@ -117,6 +134,8 @@ struct Rows {
     actions: Vec<i32>,
     old_logp: Vec<f32>,
     advantages: Vec<f32>,
+    /// Loss weight of each row (1, or mean length / episode length).
+    weights: Vec<f32>,
 }
 
 /// Runs GRPO from `init` on `levels` until `budget` environment steps are spent
@@ -225,7 +244,16 @@ pub async fn grpo<E: Env>(
         run.commit().await?;
 
         // Store → SQL advantages → tensors.
-        let rows = read_rows(store, &query, &run_id, config.reward, &policy, width).await?;
+        let rows = read_rows(
+            store,
+            &query,
+            &run_id,
+            config.reward,
+            config.loss_norm,
+            &policy,
+            width,
+        )
+        .await?;
         // Update: clipped surrogate + KL(init || current) (k3 estimator).
         let n = rows.actions.len();
         let ref_logp = reference_logp(init, &rows)?;
@@ -254,11 +282,13 @@ pub async fn grpo<E: Env>(
                     Tensor::<1>::from_data(TensorData::new(pick(&rows.advantages), [b]), &device);
                 let reference =
                     Tensor::<1>::from_data(TensorData::new(pick(&ref_logp), [b]), &device);
+                let weight =
+                    Tensor::<1>::from_data(TensorData::new(pick(&rows.weights), [b]), &device);
                 let logp = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
                 let ratio = (logp.clone() - old).exp();
                 let surrogate = (ratio.clone() * adv.clone())
                     .min_pair(ratio.clamp(1.0 - config.clip, 1.0 + config.clip) * adv);
-                let mut loss = surrogate.mean().neg();
+                let mut loss = (surrogate * weight).mean().neg();
                 if config.kl_coef > 0.0 {
                     let d = reference - logp;
                     let kl = (d.clone().exp() - d).sub_scalar(1.0).mean();
@@ -285,6 +315,7 @@ async fn read_rows(
     query: &crate::query::QueryText,
     run_id: &str,
     reward: GrpoReward,
+    loss_norm: LossNorm,
     policy: &NeuralPolicy,
     width: usize,
 ) -> Result<Rows> {
@@ -307,7 +338,9 @@ async fn read_rows(
         actions: Vec::new(),
         old_logp: Vec::new(),
         advantages: Vec::new(),
+        weights: Vec::new(),
     };
+    let mut episodes: Vec<(String, i64)> = Vec::new();
     let bad = |what: &str| TrainError::Invalid(format!("{}: {what}", query.source_name));
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| bad(&e.to_string()))?;
@@ -332,10 +365,18 @@ async fn read_rows(
             .as_primitive_opt::<Float64Type>()
             .ok_or_else(|| bad("`advantage` is not Float64"))?
             .clone();
+        let run = col("run_id")?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| bad("`run_id` is not Utf8"))?
+            .clone();
+        let episode = arrow::compute::cast(col("episode_id")?, &arrow::datatypes::DataType::Int64)
+            .map_err(|e| bad(&e.to_string()))?;
+        let episode = episode.as_primitive::<arrow::datatypes::Int64Type>();
         for i in 0..batch.num_rows() {
             if adv.is_null(i) {
                 continue;
             }
+            episodes.push((run.value(i).to_string(), episode.value(i)));
             let start = rows.planes.len();
             rows.planes.resize(start + width, 0.0);
             policy
@@ -351,6 +392,18 @@ async fn read_rows(
             rows.advantages.push(adv.value(i) as f32);
         }
     }
+    rows.weights = match loss_norm {
+        LossNorm::Steps => vec![1.0; rows.actions.len()],
+        LossNorm::Episodes => {
+            let mut len: std::collections::HashMap<&(String, i64), usize> =
+                std::collections::HashMap::new();
+            for e in &episodes {
+                *len.entry(e).or_default() += 1;
+            }
+            let mean = episodes.len() as f32 / len.len().max(1) as f32;
+            episodes.iter().map(|e| mean / len[e] as f32).collect()
+        }
+    };
     Ok(rows)
 }
 
