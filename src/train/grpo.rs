@@ -255,49 +255,8 @@ pub async fn grpo<E: Env>(
         )
         .await?;
         // Update: clipped surrogate + KL(init || current) (k3 estimator).
-        let n = rows.actions.len();
         let ref_logp = reference_logp(init, &rows)?;
-        let mut order: Vec<usize> = (0..n).collect();
-        for _ in 0..config.epochs {
-            order.shuffle(&mut rng);
-            for chunk in order.chunks(config.batch_size.max(1)) {
-                let b = chunk.len();
-                let pick = |v: &Vec<f32>| chunk.iter().map(|&i| v[i]).collect::<Vec<f32>>();
-                let mut xs = Vec::with_capacity(b * width);
-                for &i in chunk {
-                    xs.extend_from_slice(&rows.planes[i * width..(i + 1) * width]);
-                }
-                // [b, width], [b, 1], [b] × 3
-                let x = Tensor::<2>::from_data(TensorData::new(xs, [b, width]), &device);
-                let y = Tensor::<2, Int>::from_data(
-                    TensorData::new(
-                        chunk.iter().map(|&i| rows.actions[i]).collect::<Vec<i32>>(),
-                        [b, 1],
-                    ),
-                    &device,
-                );
-                let old =
-                    Tensor::<1>::from_data(TensorData::new(pick(&rows.old_logp), [b]), &device);
-                let adv =
-                    Tensor::<1>::from_data(TensorData::new(pick(&rows.advantages), [b]), &device);
-                let reference =
-                    Tensor::<1>::from_data(TensorData::new(pick(&ref_logp), [b]), &device);
-                let weight =
-                    Tensor::<1>::from_data(TensorData::new(pick(&rows.weights), [b]), &device);
-                let logp = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
-                let ratio = (logp.clone() - old).exp();
-                let surrogate = (ratio.clone() * adv.clone())
-                    .min_pair(ratio.clamp(1.0 - config.clip, 1.0 + config.clip) * adv);
-                let mut loss = (surrogate * weight).mean().neg();
-                if config.kl_coef > 0.0 {
-                    let d = reference - logp;
-                    let kl = (d.clone().exp() - d).sub_scalar(1.0).mean();
-                    loss = loss + kl.mul_scalar(config.kl_coef);
-                }
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                net = optim.step(config.learning_rate, net, grads);
-            }
-        }
+        net = update_epochs(net, &mut optim, &rows, &ref_logp, config, &mut rng, width);
         policy = NeuralPolicy::new(
             init.name(),
             init.config().clone(),
@@ -308,6 +267,110 @@ pub async fn grpo<E: Env>(
         progress(&report);
     }
     Ok((policy, report))
+}
+
+/// `config.epochs` passes of the clipped surrogate (+ the KL penalty to
+/// the reference log-probabilities) over `rows` in shuffled minibatches.
+fn update_epochs(
+    mut net: crate::policy::PolicyNet,
+    optim: &mut burn::optim::ModuleOptimizer,
+    rows: &Rows,
+    ref_logp: &[f32],
+    config: &GrpoConfig,
+    rng: &mut ChaCha8Rng,
+    width: usize,
+) -> crate::policy::PolicyNet {
+    let device = default_device().autodiff();
+    let mut order: Vec<usize> = (0..rows.actions.len()).collect();
+    for _ in 0..config.epochs {
+        order.shuffle(rng);
+        for chunk in order.chunks(config.batch_size.max(1)) {
+            let b = chunk.len();
+            let pick = |v: &[f32]| chunk.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+            let mut xs = Vec::with_capacity(b * width);
+            for &i in chunk {
+                xs.extend_from_slice(&rows.planes[i * width..(i + 1) * width]);
+            }
+            // [b, width], [b, 1], [b] × 4
+            let x = Tensor::<2>::from_data(TensorData::new(xs, [b, width]), &device);
+            let y = Tensor::<2, Int>::from_data(
+                TensorData::new(
+                    chunk.iter().map(|&i| rows.actions[i]).collect::<Vec<i32>>(),
+                    [b, 1],
+                ),
+                &device,
+            );
+            let vector = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(pick(v), [b]), &device);
+            let (old, adv) = (vector(&rows.old_logp), vector(&rows.advantages));
+            let (reference, weight) = (vector(ref_logp), vector(&rows.weights));
+            let logp = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
+            let ratio = (logp.clone() - old).exp();
+            let surrogate = (ratio.clone() * adv.clone())
+                .min_pair(ratio.clamp(1.0 - config.clip, 1.0 + config.clip) * adv);
+            let mut loss = (surrogate * weight).mean().neg();
+            if config.kl_coef > 0.0 {
+                let d = reference - logp;
+                let kl = (d.clone().exp() - d).sub_scalar(1.0).mean();
+                loss = loss + kl.mul_scalar(config.kl_coef);
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(config.learning_rate, net, grads);
+        }
+    }
+    net
+}
+
+/// One GRPO update of `policy` on a fixed batch, outside the sampling loop
+/// (a fresh optimiser; `config.epochs` passes; the KL is to `reference`):
+/// each row is an observation, the action taken, its behaviour
+/// log-probability and its advantage. For tests and for users who compute
+/// advantages their own way.
+///
+/// # Errors
+/// When an observation cannot be encoded, or the lengths differ.
+pub fn update_on_batch(
+    policy: &NeuralPolicy,
+    reference: &NeuralPolicy,
+    rows: &[(Observation, usize, f32, f32)],
+    config: &GrpoConfig,
+) -> Result<NeuralPolicy> {
+    let width = policy.config().input_size();
+    let mut batch = Rows {
+        planes: vec![0.0; rows.len() * width],
+        actions: Vec::with_capacity(rows.len()),
+        old_logp: Vec::with_capacity(rows.len()),
+        advantages: Vec::with_capacity(rows.len()),
+        weights: vec![1.0; rows.len()],
+    };
+    for (i, (obs, action, logp, adv)) in rows.iter().enumerate() {
+        policy
+            .encoder()
+            .encode(
+                obs,
+                policy.config().board,
+                &mut batch.planes[i * width..(i + 1) * width],
+            )
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+        batch.actions.push(*action as i32);
+        batch.old_logp.push(*logp);
+        batch.advantages.push(*adv);
+    }
+    let ref_logp = reference_logp(reference, &batch)?;
+    let device = default_device().autodiff();
+    let net = policy
+        .config()
+        .init(&device, config.seed)
+        .load_record(policy.net().clone().into_record());
+    let mut optim = AdamConfig::new().init();
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let net = update_epochs(net, &mut optim, &batch, &ref_logp, config, &mut rng, width);
+    NeuralPolicy::new(
+        policy.name(),
+        policy.config().clone(),
+        net.valid(),
+        policy.encoder().clone(),
+    )
+    .map_err(Into::into)
 }
 
 async fn read_rows(
