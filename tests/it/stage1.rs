@@ -681,3 +681,76 @@ fn a_grpo_update_raises_positive_advantage_actions_on_a_fixed_batch() {
         assert!((logp(&same, o, *a) - before).abs() < 1e-5);
     }
 }
+
+/// Distillation's weighted loss (Σ w·CE / Σ w, rehearsal rows weighted by
+/// beta): on states where the counterfactual action and a rehearsed action
+/// disagree, a small beta moves the policy toward the counterfactual
+/// action, a large one toward the rehearsed action.
+#[test]
+fn beta_weights_rehearsal_against_the_counterfactual_actions() {
+    use leafe::env::Observation;
+    use leafe::train::{FitConfig, Samples, fit};
+    let policy = tiny_base();
+    let obs: Vec<Observation> = levels(6, 91)
+        .iter()
+        .map(|l| Sokoban::new(l.clone(), Default::default()).observation())
+        .collect();
+    let (counterfactual, rehearsed) = (3usize, 1usize); // right vs down
+    let width = policy.config().input_size();
+    let margin = |net: &leafe::policy::PolicyNet| {
+        let p = NeuralPolicy::new(
+            "m",
+            policy.config().clone(),
+            net.clone(),
+            policy.encoder().clone(),
+        )
+        .unwrap();
+        obs.iter()
+            .map(|o| {
+                let mut planes = vec![0.0; width];
+                p.encoder()
+                    .encode(o, p.config().board, &mut planes)
+                    .unwrap();
+                let lp = p.log_probs(&planes, 1).unwrap();
+                lp[counterfactual] - lp[rehearsed]
+            })
+            .sum::<f32>()
+            / obs.len() as f32
+    };
+    let trained = |beta: f32| {
+        let mut s = Samples::default();
+        let pairs: Vec<(Observation, usize)> =
+            obs.iter().map(|o| (o.clone(), counterfactual)).collect();
+        s.extend_encoded(&pairs, policy.encoder().as_ref(), policy.config().board)
+            .unwrap();
+        let pairs: Vec<(Observation, usize)> = obs.iter().map(|o| (o.clone(), rehearsed)).collect();
+        s.extend_encoded(&pairs, policy.encoder().as_ref(), policy.config().board)
+            .unwrap();
+        s.weights = [vec![1.0; obs.len()], vec![beta; obs.len()]].concat();
+        let cfg = FitConfig {
+            epochs: 40,
+            batch_size: 64,
+            learning_rate: 3e-3,
+            seed: 0,
+        };
+        fit(
+            policy.net().clone(),
+            policy.config(),
+            &s,
+            &cfg,
+            |_, _, _| {},
+        )
+        .unwrap()
+        .0
+    };
+    let before = margin(policy.net());
+    let (small, large) = (margin(&trained(0.25)), margin(&trained(4.0)));
+    assert!(
+        small > 0.0 && small > before,
+        "beta 0.25: toward the counterfactual action ({before} → {small})"
+    );
+    assert!(
+        large < 0.0 && large < small,
+        "beta 4: toward the rehearsed action ({large})"
+    );
+}
