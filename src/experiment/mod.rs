@@ -915,6 +915,10 @@ async fn explore_stage(r: &mut Replicate<'_>, base: &str) -> anyhow::Result<Expl
             config: ecfg,
             command_line: r.command_line.to_string(),
         };
+        let (searches, lookahead) = (
+            crate::worlds::sokoban::solve::solver_searches(),
+            crate::worlds::sokoban::guide::lookahead_steps(),
+        );
         let s = job.run(&SokobanWorld, r.store, &()).await?;
         let (tasks, solved, env_steps) = run_stats(r.store, &format!("{p}.{id}.%")).await?;
         let summary = ExplorationSummary {
@@ -923,7 +927,14 @@ async fn explore_stage(r: &mut Replicate<'_>, base: &str) -> anyhow::Result<Expl
             env_steps,
             fresh: (s.tasks != 0).then_some((s.episodes, s.reflections)),
         };
-        r.stage(id, t, summary.detail());
+        // What the method consulted besides the environment (the oracle's
+        // solver and simulator; 0 for every method but the oracle row).
+        let consulted = format!(
+            "; consulted {} solver searches, {} simulated lookahead moves",
+            crate::worlds::sokoban::solve::solver_searches() - searches,
+            crate::worlds::sokoban::guide::lookahead_steps() - lookahead
+        );
+        r.stage(id, t, summary.detail() + &consulted);
         runs.insert(id, summary);
     }
     Ok(ExploreStageSummary { runs })

@@ -29,6 +29,21 @@ use crate::worlds::sokoban::{Level, Sokoban, SokobanConfig, State, action_index,
 
 pub use crate::policy::GuidanceConfig;
 
+/// Simulated moves (one-step lookaheads on a copy of the board) run by the
+/// guide and the oracle reflector's suggestions, process-wide: shown next
+/// to the runs that used them (the oracle ablation's cost; 0 by default).
+static LOOKAHEAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many simulated lookahead moves the process has run so far.
+pub fn lookahead_steps() -> u64 {
+    LOOKAHEAD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts `n` simulated moves.
+pub(crate) fn count_lookahead(n: u64) {
+    LOOKAHEAD.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// A position: boxes and player cell (the step count and status do not
 /// matter for "been here before").
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -208,6 +223,7 @@ impl Guidance {
             // inline bit sets), no heap.
             let mut sim = env.clone();
             let start = *env.state();
+            count_lookahead(n as u64);
             for (a, v) in out[..n].iter_mut().enumerate() {
                 sim.restore_state(&start);
                 let ev = sim.apply(a);

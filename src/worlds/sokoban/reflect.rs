@@ -814,6 +814,7 @@ impl Ctx<'_> {
             }
         }
         let mut env = Sokoban::new(self.level.clone(), Default::default());
+        super::guide::count_lookahead(4);
         let start = State {
             status: Status::Running,
             steps: 0,

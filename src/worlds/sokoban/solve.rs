@@ -131,6 +131,15 @@ thread_local! {
     static SOLVER_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// Searches run by every thread of the process (shown next to the runs
+/// that consulted the solver: the oracle ablation's cost).
+static SEARCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many solver searches the process has run so far.
+pub fn solver_searches() -> u64 {
+    SEARCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How many searches this thread has run ([`solve_from`], and everything
 /// built on it): lets a test prove that a method never consulted the solver.
 pub fn solver_calls_on_this_thread() -> u64 {
@@ -140,6 +149,7 @@ pub fn solver_calls_on_this_thread() -> u64 {
 /// Solve from boxes at `boxes` and the player at `player` on `level`.
 pub fn solve_from(level: &Level, boxes: &Bits, player: u8, config: &SolverConfig) -> Solution {
     SOLVER_CALLS.with(|c| c.set(c.get() + 1));
+    SEARCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let start = Instant::now();
     let mut search = Search::new(level);
     let (solvability, pushes) = search.run(*boxes, player, config, start);
