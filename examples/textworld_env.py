@@ -18,7 +18,12 @@ deterministic in TextWorld. Logs go to stderr.
 """
 import argparse, json, os, re, subprocess, sys, tempfile
 
-import textworld
+try:
+    import textworld
+except ImportError:
+    sys.exit(f"textworld_env.py: `textworld` is not installed for {sys.executable}; "
+             "run `{0} -m pip install 'textworld==1.7.*'`, or point LEAFE_PYTHON at a Python "
+             "that has it".format(sys.executable))
 
 p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 p.add_argument("--games", default="textworld-games", help="where generated games are kept")

@@ -423,13 +423,15 @@ impl AgentArgs {
     }
 
     /// The log the LLM agents write their calls to, loaded with the store's
-    /// recorded replies for `model` when `--llm-replay` asks for them.
+    /// recorded replies of the server's model (`--llm-model`, else `model`)
+    /// when `--llm-replay` asks for them.
     pub(crate) async fn call_log(
         &self,
         store: &crate::store::Store,
         model: &str,
     ) -> anyhow::Result<std::sync::Arc<crate::policy::llm::CallLog>> {
         use crate::policy::llm::{CallLog, Replay};
+        let model = self.llm_model.as_deref().unwrap_or(model);
         let replay = match self.llm_replay {
             ReplayKind::Off => return Ok(std::sync::Arc::new(CallLog::new())),
             ReplayKind::Cache => Replay::Cache,
@@ -572,10 +574,7 @@ async fn explore_process(
     let cfg = explore_config(&a)?;
     let tasks = read_task_ids(&a.levels)?;
     let pool = a.agent.pool(cmd, cfg.max_steps as usize);
-    let log = a
-        .agent
-        .call_log(&store, &a.agent.llm_config(&a.model, "").model)
-        .await?;
+    let log = a.agent.call_log(&store, &a.model).await?;
     let (policy, reflector) = llm_agents(
         &a,
         system_prompt,
@@ -670,10 +669,7 @@ where
     let s = match (a.agent.policy, a.reflector) {
         (PolicyKind::Burn, ReflectorKind::Rules) => job.run(&world, &store, &progress).await,
         _ => {
-            let log = a
-                .agent
-                .call_log(&store, &a.agent.llm_config(&a.model, "").model)
-                .await?;
+            let log = a.agent.call_log(&store, &a.model).await?;
             let (llm, reflector) = llm_agents(&a, world.system_prompt(), rules, &log)?;
             let make_env = || world.make_env(max_steps);
             match &llm {

@@ -237,7 +237,7 @@ async fn llm_policy(
         temperature: a.temperature,
         ..a.agent.llm_config(&a.model, system_prompt)
     };
-    let log = a.agent.call_log(store, &config.model).await?;
+    let log = a.agent.call_log(store, &a.model).await?;
     Ok((
         LlmPolicy::new(a.model.clone(), config)?.with_log(log.clone()),
         log,

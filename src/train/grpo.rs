@@ -166,11 +166,7 @@ pub async fn grpo<E: Env>(
     let probe = make_env().map_err(|e| TrainError::Invalid(e.to_string()))?;
     let ids: Vec<String> = levels.iter().map(|l| probe.task_id(l)).collect();
     drop(probe);
-    let device = default_device().autodiff();
-    let mut net = init
-        .config()
-        .init(&device, config.seed)
-        .load_record(init.net().clone().into_record());
+    let mut net = super::trainable(init.net().clone(), init.config(), config.seed);
     let mut optim = AdamConfig::new().init();
     let mut policy = init.clone();
     let mut report = GrpoReport::default();
@@ -356,11 +352,7 @@ pub fn update_on_batch(
         batch.advantages.push(*adv);
     }
     let ref_logp = reference_logp(reference, &batch)?;
-    let device = default_device().autodiff();
-    let net = policy
-        .config()
-        .init(&device, config.seed)
-        .load_record(policy.net().clone().into_record());
+    let net = super::trainable(policy.net().clone(), policy.config(), config.seed);
     let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let net = update_epochs(net, &mut optim, &batch, &ref_logp, config, &mut rng, width);

@@ -129,6 +129,16 @@ impl Default for FitConfig {
     }
 }
 
+/// `net`'s weights in a network whose parameters are tracked for gradients:
+/// parameters must be created on the autodiff device to be tracked, so a
+/// fresh network is built there (seeded by `seed`) and the weights loaded
+/// into it.
+pub(crate) fn trainable(net: PolicyNet, config: &PolicyNetConfig, seed: u64) -> PolicyNet {
+    config
+        .init(&default_device().autodiff(), seed)
+        .load_record(net.into_record())
+}
+
 /// Fits `net` to the samples with (weighted) cross-entropy,
 /// Σ w_i · CE_i / Σ w_i per minibatch; returns the trained network
 /// and the mean loss of each epoch. `progress` is called after every step with
@@ -152,11 +162,7 @@ pub fn fit(
         )));
     }
     let device = default_device().autodiff();
-    // Parameters must be created on the autodiff device to be tracked: build a
-    // fresh network there and load the given weights into it.
-    let mut net = config
-        .init(&device, fit.seed)
-        .load_record(net.into_record());
+    let mut net = trainable(net, config, fit.seed);
     let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed);
     let mut order: Vec<usize> = (0..samples.len()).collect();

@@ -458,27 +458,31 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
     assert!(row[0] > 0 && row[0] == row[1], "{csv}");
     // The same job again without a server, every reply from the record:
     // the same steps, and not one request.
-    let (code, out2, err) = leafe(&[
-        "explore",
-        "--store",
-        &store,
-        "--env",
-        &env,
-        "--policy",
-        "openai",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "scripted",
-        "--levels",
-        ids.to_str().unwrap(),
-        "--run-id",
-        "c-replayed",
-        "--budget",
-        "60",
-        "--llm-replay",
-        "only",
-    ]);
+    // `--llm-replay only` against a port nothing listens on.
+    let replayed = |run_id: &str, more: &[&str]| {
+        let mut args = vec![
+            "explore",
+            "--store",
+            &store,
+            "--env",
+            &env,
+            "--policy",
+            "openai",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "scripted",
+            "--levels",
+            ids.to_str().unwrap(),
+            "--run-id",
+            run_id,
+            "--llm-replay",
+            "only",
+        ];
+        args.extend_from_slice(more);
+        leafe(&args)
+    };
+    let (code, out2, err) = replayed("c-replayed", &["--budget", "60"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!("({requests} from recorded replies)")),
@@ -520,27 +524,7 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
         "{out}\n{out2}"
     );
     // A request that was never recorded (another seed) is refused in one line.
-    let (code, _, err) = leafe(&[
-        "explore",
-        "--store",
-        &store,
-        "--env",
-        &env,
-        "--policy",
-        "openai",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--model",
-        "scripted",
-        "--levels",
-        ids.to_str().unwrap(),
-        "--run-id",
-        "c-other-seed",
-        "--seed",
-        "99",
-        "--llm-replay",
-        "only",
-    ]);
+    let (code, _, err) = replayed("c-other-seed", &["--seed", "99"]);
     assert_ne!(code, 0);
     assert!(err.contains("no recorded reply for request"), "{err}");
     let out_file = dir.path().join("c.jsonl");
