@@ -135,7 +135,7 @@ fn stage2(c: &mut Criterion) {
             None,
             &gcfg,
             "bench",
-            |_| {},
+            |_, _| {},
         ))
         .unwrap();
     println!(
@@ -156,7 +156,7 @@ fn stage2(c: &mut Criterion) {
                 None,
                 &gcfg,
                 "bench",
-                |_| {},
+                |_, _| {},
             ))
             .unwrap()
         })

@@ -178,7 +178,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
             .with_guide(world.guide(&self.config.guidance));
         let reflector = world.reflector(&self.config.reflector);
         let max_steps = self.config.max_steps as usize;
-        self.run_with(
+        self.run_counted(
             store,
             world.name(),
             &|| world.make_env(max_steps),
@@ -186,6 +186,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
             reflector.as_ref(),
             None,
             progress,
+            &|| world.consulted(),
         )
         .await
     }
@@ -204,6 +205,39 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         reflector: &(dyn crate::reflect::Reflector + '_),
         calls: Option<&crate::policy::llm::CallLog>,
         progress: &dyn Progress,
+    ) -> Result<ExploreSummary>
+    where
+        E: Env<Task = T>,
+    {
+        self.run_counted(
+            store,
+            env_name,
+            make_env,
+            policy,
+            reflector,
+            calls,
+            progress,
+            &Vec::new,
+        )
+        .await
+    }
+
+    /// [`ExploreJob::run_with`], recording in each chunk's commit marker
+    /// (`meta.consulted`) how much the counters of `consulted` (see
+    /// [`World::consulted`]) rose while the chunk was explored. The counters
+    /// are process-wide: run one job at a time in a process to read them per
+    /// job.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_counted<E>(
+        &self,
+        store: &Store,
+        env_name: &str,
+        make_env: &(dyn Fn() -> crate::env::Result<E> + Sync),
+        policy: &(dyn Policy + '_),
+        reflector: &(dyn crate::reflect::Reflector + '_),
+        calls: Option<&crate::policy::llm::CallLog>,
+        progress: &dyn Progress,
+        consulted: &dyn Fn() -> Vec<(&'static str, u64)>,
     ) -> Result<ExploreSummary>
     where
         E: Env<Task = T>,
@@ -260,6 +294,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
             // Explore the chunk (CPU-bound) before opening the run, so a crash
             // mid-exploration leaves no lock behind.
             let mut trees: Vec<TaskTree> = Vec::with_capacity(chunk.len());
+            let before = consulted();
             tokio::task::block_in_place(|| {
                 explore(
                     chunk.to_vec(),
@@ -289,6 +324,13 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                     },
                 )
             })?;
+            let rose: serde_json::Map<String, serde_json::Value> = consulted()
+                .into_iter()
+                .map(|(name, now)| {
+                    let was = before.iter().find(|b| b.0 == name).map_or(0, |b| b.1);
+                    (name.to_string(), now.saturating_sub(was).into())
+                })
+                .collect();
             trees.sort_by_key(|t| t.task_index);
             let (by_snapshot, by_replay) = trees.iter().fold((0, 0), |(s, r), t| {
                 let (ts, tr) = t.rollbacks();
@@ -311,6 +353,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                         "job": identity,
                         "tasks": tasks,
                         "rollbacks": { "snapshot": by_snapshot, "replay": by_replay },
+                        "consulted": rose.clone(),
                     }),
                 };
                 chunk_no += 1;

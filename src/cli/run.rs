@@ -12,6 +12,10 @@ use crate::experiment::{ExperimentConfig, Log, report, run_experiment};
 /// shows it; pass an edited copy with --config).
 pub const DEFAULT_CONFIG: &str = include_str!("../experiment/default.toml");
 
+/// The large experiment, shipped with the binary (`leafe run --preset
+/// large`): the default with GRPO at 10× LEAFE's budget and a finer curve.
+pub const LARGE_CONFIG: &str = include_str!("../experiment/large.toml");
+
 /// Arguments of `leafe run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -19,8 +23,13 @@ pub struct RunArgs {
     pub store: StoreArgs,
     /// Experiment config (TOML; every field optional, see --print-config).
     /// Default: the shipped default experiment.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
+    /// A shipped experiment: `default` (≈ 10 min on 2 cores), or `large`
+    /// (GRPO at 10× LEAFE's environment steps and a finer
+    /// success-vs-steps curve; ≈ 4× as long).
+    #[arg(long, value_parser = ["default", "large"])]
+    pub preset: Option<String>,
     /// Run name: model, run and report ids derive from it. Default:
     /// `exp-<hash of the config>`, so rerunning the same config resumes it
     /// (or, if finished, rebuilds the report from the store).
@@ -42,7 +51,7 @@ impl Log for Stderr {
 /// The config a run uses: the file, or the shipped default.
 pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<ExperimentConfig> {
     match path {
-        None => toml::from_str(DEFAULT_CONFIG).context("the shipped default config"),
+        None => preset("default"),
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading config {}", p.display()))?;
@@ -51,9 +60,22 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<ExperimentC
     }
 }
 
+/// A shipped experiment by name: `default` or `large`.
+pub fn preset(name: &str) -> anyhow::Result<ExperimentConfig> {
+    let text = match name {
+        "default" => DEFAULT_CONFIG,
+        "large" => LARGE_CONFIG,
+        other => anyhow::bail!("no shipped experiment `{other}` (default, large)"),
+    };
+    toml::from_str(text).with_context(|| format!("the shipped {name} config"))
+}
+
 /// `leafe run`.
 pub async fn run_cmd(a: RunArgs, quiet: bool) -> anyhow::Result<u8> {
-    let cfg = load_config(a.config.as_deref())?;
+    let cfg = match a.preset.as_deref() {
+        Some(name) => preset(name)?,
+        None => load_config(a.config.as_deref())?,
+    };
     if a.print_config {
         print!("{}", toml::to_string(&cfg).context("printing the config")?);
         return Ok(0);

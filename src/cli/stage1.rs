@@ -114,6 +114,10 @@ pub struct ExploreArgs {
     /// Branch from tau without the experience's guidance (ablation).
     #[arg(long)]
     pub no_experience: bool,
+    /// Start branches from the task's start with the experience, instead of
+    /// rolling back to tau (ablation).
+    #[arg(long)]
+    pub no_rollback: bool,
 }
 
 pub(crate) fn read_toml<T: serde::de::DeserializeOwned + Default>(
@@ -629,6 +633,9 @@ fn explore_config(a: &ExploreArgs) -> anyhow::Result<ExploreConfig> {
     }
     if a.no_experience {
         cfg.use_experience = false;
+    }
+    if a.no_rollback {
+        cfg.rollback = false;
     }
     Ok(cfg)
 }

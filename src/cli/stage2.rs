@@ -409,7 +409,7 @@ async fn grpo_cmd<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
         Some(&a.queries),
         &cfg,
         &command_line(),
-        |r| {
+        |r, _| {
             pb.set_position(r.env_steps.min(budget));
             pb.set_message(format!(
                 "iteration {}, success {:.3}",

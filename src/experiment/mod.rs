@@ -34,7 +34,7 @@ use crate::explore::World;
 use crate::pipeline::{ExploreJob, Shard};
 use crate::query::{QuerySession, load_query};
 use crate::store::{RunSpec, Store};
-use crate::train::distill::{DistillConfig, Method, distill};
+use crate::train::distill::{DistillConfig, Method, distill_runs, like_exact};
 use crate::train::grpo::{GrpoConfig, grpo};
 use crate::train::{PretrainConfig, load_policy, pretrain_world, record_and_save};
 use crate::worlds::SokobanWorld;
@@ -52,6 +52,9 @@ pub enum ExpMethod {
     Leafe,
     /// The same, from branches sampled without the experience.
     LeafeNoExperience,
+    /// The same, from branches that start from the task's start with the
+    /// experience in context instead of rolling back to tau.
+    LeafeNoRollback,
     /// LEAFE with the oracle reflector (Sokoban's solver picks tau and the
     /// fix) and the lookahead guidance: the ablation row that shows what
     /// oracle access adds.
@@ -69,6 +72,7 @@ impl ExpMethod {
             ExpMethod::Base => "base",
             ExpMethod::Leafe => "leafe",
             ExpMethod::LeafeNoExperience => "leafe-noexp",
+            ExpMethod::LeafeNoRollback => "leafe-norollback",
             ExpMethod::LeafeOracle => "leafe-oracle",
             ExpMethod::Rft => "rft",
             ExpMethod::Grpo => "grpo",
@@ -81,6 +85,7 @@ impl ExpMethod {
             ExpMethod::Base => "base (BC)",
             ExpMethod::Leafe => "LEAFE",
             ExpMethod::LeafeNoExperience => "LEAFE w/o experience",
+            ExpMethod::LeafeNoRollback => "LEAFE w/o rollback",
             ExpMethod::LeafeOracle => "LEAFE, oracle reflector",
             ExpMethod::Rft => "RFT",
             ExpMethod::Grpo => "GRPO",
@@ -93,6 +98,7 @@ impl ExpMethod {
         match self {
             ExpMethod::Leafe | ExpMethod::Grpo => Some("explore-leafe"),
             ExpMethod::LeafeNoExperience => Some("explore-noexp"),
+            ExpMethod::LeafeNoRollback => Some("explore-norollback"),
             ExpMethod::LeafeOracle => Some("explore-oracle"),
             ExpMethod::Rft => Some("explore-rft"),
             ExpMethod::Base => None,
@@ -204,10 +210,56 @@ pub struct ExperimentConfig {
     pub oracle_penalty: f32,
     /// Distillation of LEAFE, LEAFE w/o experience and RFT.
     pub distill: DistillConfig,
-    /// The GRPO baseline (its budget is LEAFE's exploration steps).
+    /// The GRPO baseline (its budget is LEAFE's exploration steps times
+    /// `grpo_budget_scale`).
     pub grpo: GrpoConfig,
+    /// GRPO's budget as a multiple of the environment steps LEAFE's
+    /// exploration spent: 1 is the equal-budget comparison; the large
+    /// config (`configs/grpo-10x.toml`) gives it 10.
+    pub grpo_budget_scale: f64,
     /// Evaluation.
     pub eval: EvalConfig,
+    /// Success against environment steps (the paper's Figure 3).
+    pub curve: CurveConfig,
+}
+
+/// The points of the success-vs-environment-steps curve besides each
+/// method's final one: LEAFE and RFT distilled from the first 1/2, 1/4, …
+/// of their exploration (explored in `parts` chunks of tasks, so a part
+/// costs what its tasks cost), and GRPO's checkpoints at the same fractions
+/// of its budget. Each is evaluated on the held-out split with `samples`
+/// samples per task (Pass@1); the final points are the main evaluation's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CurveConfig {
+    /// Chunks the exploration tasks are split into (0: no curve).
+    pub parts: usize,
+    /// Samples per held-out task at each intermediate point.
+    pub samples: usize,
+}
+
+impl Default for CurveConfig {
+    fn default() -> Self {
+        CurveConfig {
+            parts: 4,
+            samples: 16,
+        }
+    }
+}
+
+impl CurveConfig {
+    /// The intermediate points, as chunks of `parts`: parts/2, parts/4, …,
+    /// down to 1, smallest first.
+    pub fn fractions(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut n = self.parts / 2;
+        while n >= 1 {
+            out.push(n);
+            n /= 2;
+        }
+        out.reverse();
+        out
+    }
 }
 
 impl Default for ExperimentConfig {
@@ -217,6 +269,7 @@ impl Default for ExperimentConfig {
             methods: vec![
                 ExpMethod::Leafe,
                 ExpMethod::LeafeNoExperience,
+                ExpMethod::LeafeNoRollback,
                 ExpMethod::LeafeOracle,
                 ExpMethod::Rft,
                 ExpMethod::Grpo,
@@ -235,7 +288,9 @@ impl Default for ExperimentConfig {
                 ..DistillConfig::default()
             },
             grpo: GrpoConfig::default(),
+            grpo_budget_scale: 1.0,
             eval: EvalConfig::default(),
+            curve: CurveConfig::default(),
         }
     }
 }
@@ -294,6 +349,15 @@ impl ExperimentConfig {
         if self.rft_root_samples == 0 {
             bail!("rft_root_samples must be at least 1");
         }
+        if !(self.grpo_budget_scale.is_finite() && self.grpo_budget_scale > 0.0) {
+            bail!(
+                "grpo_budget_scale must be a positive number (1 = LEAFE's steps), not {}",
+                self.grpo_budget_scale
+            );
+        }
+        if self.curve.parts > 0 && self.curve.samples == 0 {
+            bail!("curve.samples must be at least 1 (or curve.parts = 0: no curve)");
+        }
         Ok(())
     }
 
@@ -325,8 +389,13 @@ pub struct Cell {
     pub samples: usize,
     /// Mean Pass@k by k.
     pub pass_at_k: BTreeMap<String, f64>,
-    /// Environment steps the method's training interacted for (0 for base).
+    /// Interaction the method's training is charged for (0 for base):
+    /// environment steps plus `simulated_steps`.
     pub train_env_steps: u64,
+    /// The simulated transitions included in `train_env_steps` (the oracle
+    /// row's solver nodes and lookahead moves; 0 for every other method).
+    #[serde(default)]
+    pub simulated_steps: u64,
 }
 
 /// Wall time of one stage in this invocation (0 when it was resumed).
@@ -364,6 +433,9 @@ pub struct Results {
     /// Paired differences over tasks (LEAFE against the baselines).
     #[serde(default)]
     pub paired: Vec<Paired>,
+    /// The intermediate points of the success-vs-environment-steps curve.
+    #[serde(default)]
+    pub curve: Vec<CurvePoint>,
 }
 
 /// A paired comparison of two methods on one split at one k: per task the
@@ -557,6 +629,7 @@ pub async fn run_experiment(
     let ks = cfg.ks();
     let mut cells = Vec::new();
     let mut training = Vec::new();
+    let mut curve = Vec::new();
     for &seed in &cfg.seeds {
         let mut r = Replicate {
             store,
@@ -577,7 +650,11 @@ pub async fn run_experiment(
         }
         for m in cfg.evaluated() {
             let train_env_steps = train_env_steps(m, seed, &training, &explored);
-            cells.extend(eval_stage(&mut r, m, train_env_steps).await?);
+            let simulated = explored.simulated_of(m);
+            cells.extend(eval_stage(&mut r, m, train_env_steps, simulated).await?);
+        }
+        if cfg.curve.parts > 0 {
+            curve.extend(curve_stage(&mut r, &base.model, &explored).await?);
         }
         stages.extend(r.stages);
     }
@@ -592,6 +669,7 @@ pub async fn run_experiment(
         stages,
         command_line: command_line.to_string(),
         paired,
+        curve,
     };
     report::write(store, &results).await?;
     Ok(results)
@@ -829,6 +907,16 @@ fn explorations(cfg: &ExperimentConfig, seed: u64) -> Vec<(&'static str, Explore
             },
         ));
     }
+    if wants(ExpMethod::LeafeNoRollback) {
+        explores.push((
+            "explore-norollback",
+            ExploreConfig {
+                seed,
+                rollback: false,
+                ..cfg.explore.clone()
+            },
+        ));
+    }
     if wants(ExpMethod::LeafeOracle) {
         let mut oracle = ExploreConfig {
             seed,
@@ -861,19 +949,44 @@ struct ExplorationSummary {
     solved: i64,
     /// Environment steps spent.
     env_steps: u64,
+    /// What the exploration consulted besides the environment, summed over
+    /// its chunks' commit markers (`meta.consulted`: solver searches, solver
+    /// nodes, lookahead moves; empty or 0 for every method but the oracle).
+    consulted: BTreeMap<String, u64>,
+    /// Its chunks' run ids, in order.
+    chunks: Vec<String>,
     /// Episodes and reflections of this invocation; None when the run was
     /// found done in the store.
     fresh: Option<(usize, usize)>,
 }
 
 impl ExplorationSummary {
+    /// Simulated transitions charged to the method on top of its
+    /// environment steps: the solver's expanded push states and the
+    /// lookahead's simulated moves.
+    fn simulated(&self) -> u64 {
+        ["solver_nodes", "lookahead_moves"]
+            .iter()
+            .map(|k| self.consulted.get(*k).copied().unwrap_or(0))
+            .sum()
+    }
+
     /// The stage's log detail.
     fn detail(&self) -> String {
         let (tasks, solved, steps) = (self.tasks, self.solved, self.env_steps);
+        let c = |k: &str| self.consulted.get(k).copied().unwrap_or(0);
+        let consulted = format!(
+            "; consulted {} solver searches ({} nodes), {} simulated lookahead moves",
+            c("solver_searches"),
+            c("solver_nodes"),
+            c("lookahead_moves")
+        );
         match self.fresh {
-            None => format!("done before: {tasks} tasks, {solved} solved, {steps} env steps"),
+            None => {
+                format!("done before: {tasks} tasks, {solved} solved, {steps} env steps{consulted}")
+            }
             Some((episodes, reflections)) => format!(
-                "{tasks} tasks, {solved} solved, {episodes} episodes, {reflections} reflections, {steps} env steps"
+                "{tasks} tasks, {solved} solved, {episodes} episodes, {reflections} reflections, {steps} env steps{consulted}"
             ),
         }
     }
@@ -887,12 +1000,20 @@ struct ExploreStageSummary {
 }
 
 impl ExploreStageSummary {
-    /// Environment steps of the exploration method `m` trains on (and is
-    /// charged for); 0 when it has none.
+    /// Interaction charged to the exploration method `m` trains on: its
+    /// environment steps plus the simulated transitions it consulted; 0
+    /// when it has none.
     fn env_steps_of(&self, m: ExpMethod) -> u64 {
         self.runs
             .get(m.explore_id().unwrap_or_default())
-            .map_or(0, |e| e.env_steps)
+            .map_or(0, |e| e.env_steps + e.simulated())
+    }
+
+    /// The simulated part of [`Self::env_steps_of`].
+    fn simulated_of(&self, m: ExpMethod) -> u64 {
+        self.runs
+            .get(m.explore_id().unwrap_or_default())
+            .map_or(0, ExplorationSummary::simulated)
     }
 }
 
@@ -901,6 +1022,11 @@ impl ExploreStageSummary {
 /// `<run>.s<seed>.<exploration id>`; a run already in the store is not redone.
 async fn explore_stage(r: &mut Replicate<'_>, base: &str) -> anyhow::Result<ExploreStageSummary> {
     let mut runs = BTreeMap::new();
+    // Chunks of tasks: the curve's parts (a part's cost is its tasks').
+    let chunk_tasks = match r.cfg.curve.parts {
+        0 => 256,
+        parts => r.splits.tasks.len().div_ceil(parts).max(1),
+    };
     for (id, ecfg) in explorations(r.cfg, r.seed) {
         let t = Instant::now();
         let p = &r.p;
@@ -911,30 +1037,22 @@ async fn explore_stage(r: &mut Replicate<'_>, base: &str) -> anyhow::Result<Expl
             levels: r.splits.tasks.clone(),
             split: Some("train".into()),
             shard: Shard::ALL,
-            chunk_tasks: 256,
+            chunk_tasks,
             config: ecfg,
             command_line: r.command_line.to_string(),
         };
-        let (searches, lookahead) = (
-            crate::worlds::sokoban::solve::solver_searches(),
-            crate::worlds::sokoban::guide::lookahead_steps(),
-        );
         let s = job.run(&SokobanWorld, r.store, &()).await?;
         let (tasks, solved, env_steps) = run_stats(r.store, &format!("{p}.{id}.%")).await?;
+        let (chunks, consulted) = chunk_markers(r.store, &format!("{p}.{id}.c")).await?;
         let summary = ExplorationSummary {
             tasks,
             solved,
             env_steps,
+            consulted,
+            chunks,
             fresh: (s.tasks != 0).then_some((s.episodes, s.reflections)),
         };
-        // What the method consulted besides the environment (the oracle's
-        // solver and simulator; 0 for every method but the oracle row).
-        let consulted = format!(
-            "; consulted {} solver searches, {} simulated lookahead moves",
-            crate::worlds::sokoban::solve::solver_searches() - searches,
-            crate::worlds::sokoban::guide::lookahead_steps() - lookahead
-        );
-        r.stage(id, t, summary.detail() + &consulted);
+        r.stage(id, t, summary.detail());
         runs.insert(id, summary);
     }
     Ok(ExploreStageSummary { runs })
@@ -1008,7 +1126,8 @@ async fn grpo_stage(
     explored: &ExploreStageSummary,
 ) -> anyhow::Result<GrpoSummary> {
     let m = ExpMethod::Grpo;
-    let budget = explored.runs["explore-leafe"].env_steps;
+    let budget =
+        (explored.env_steps_of(ExpMethod::Leafe) as f64 * r.cfg.grpo_budget_scale).round() as u64;
     let init = load_policy(r.store, base, SokobanWorld.encoder()).await?;
     let gcfg = GrpoConfig {
         seed: r.seed,
@@ -1016,6 +1135,11 @@ async fn grpo_stage(
     };
     let prefix = format!("{model}.a{}", crate::store::now_us() / 1_000_000);
     let max_steps = gcfg.max_steps as usize;
+    // The curve's checkpoints: the policy after the first iteration that
+    // reaches each fraction of the budget.
+    let parts = r.cfg.curve.parts;
+    let mut marks: Vec<usize> = r.cfg.curve.fractions();
+    let mut checkpoints: Vec<(usize, u64, crate::policy::neural::NeuralPolicy)> = Vec::new();
     let (policy, report) = grpo(
         r.store,
         &init,
@@ -1026,9 +1150,33 @@ async fn grpo_stage(
         None,
         &gcfg,
         r.command_line,
-        |_| {},
+        |rep, policy| {
+            while let Some(&n) = marks.first()
+                && rep.env_steps * parts as u64 >= budget * n as u64
+            {
+                checkpoints.push((n, rep.env_steps, policy.clone()));
+                marks.remove(0);
+            }
+        },
     )
     .await?;
+    // Checkpoints first: a final model in the store implies its checkpoints.
+    for (n, env_steps, checkpoint) in &checkpoints {
+        let name = part_model(model, *n, parts);
+        record_and_save(
+            r.store,
+            &format!("{name}.train"),
+            &name,
+            checkpoint,
+            r.seed,
+            serde_json::json!({
+                "experiment": r.run, "method": m, "init": base, "checkpoint_of": model,
+                "summary": { "seed": r.seed, "method": m, "env_steps": env_steps, "part": n, "parts": parts },
+            }),
+            r.command_line,
+        )
+        .await?;
+    }
     let summary = GrpoSummary {
         seed: r.seed,
         method: m,
@@ -1065,6 +1213,10 @@ struct DistillSummary {
     rehearsal: usize,
     /// Environment steps of the exploration the data came from.
     env_steps: u64,
+    /// The curve point (`{part, parts}`) when trained on part of the
+    /// exploration; null for the method's model.
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    part: serde_json::Value,
     /// Loss of the first and last epoch (log only).
     #[serde(skip)]
     loss: (f32, f32),
@@ -1091,6 +1243,31 @@ async fn distill_stage(
     explored: &ExploreStageSummary,
 ) -> anyhow::Result<DistillSummary> {
     let explore_run = format!("{}.{}.%", r.p, m.explore_id().expect("trained method"));
+    distill_on(
+        r,
+        m,
+        model,
+        base,
+        &[explore_run],
+        explored.env_steps_of(m),
+        serde_json::Value::Null,
+    )
+    .await
+}
+
+/// Distils method `m`'s `model` from `base` on the runs matching
+/// `patterns` (LIKE), which cost `env_steps`, and records it with its
+/// summary (plus `part`, the curve point it is, if any).
+async fn distill_on(
+    r: &Replicate<'_>,
+    m: ExpMethod,
+    model: &str,
+    base: &str,
+    patterns: &[String],
+    env_steps: u64,
+    part: serde_json::Value,
+) -> anyhow::Result<DistillSummary> {
+    let explore_run = patterns.join(", ");
     let method = if m == ExpMethod::Rft {
         Method::Rft
     } else {
@@ -1103,12 +1280,12 @@ async fn distill_stage(
         },
         ..r.cfg.distill.clone()
     };
-    let (policy, report) = distill(
+    let (policy, report) = distill_runs(
         r.store,
         base,
         SokobanWorld.encoder(),
         method,
-        &explore_run,
+        patterns,
         None,
         &dcfg,
         |_, _, _| {},
@@ -1120,7 +1297,8 @@ async fn distill_stage(
         method: m,
         pairs: report.pairs,
         rehearsal: report.rehearsal,
-        env_steps: explored.env_steps_of(m),
+        env_steps,
+        part,
         loss: first_last(&report.epoch_losses, f32::NAN),
     };
     record_and_save(
@@ -1166,61 +1344,31 @@ async fn eval_stage(
     r: &mut Replicate<'_>,
     m: ExpMethod,
     train_env_steps: u64,
+    simulated_steps: u64,
 ) -> anyhow::Result<Vec<Cell>> {
-    let (store, cfg, ks, seed) = (r.store, r.cfg, r.ks, r.seed);
+    let (cfg, ks, seed) = (r.cfg, r.ks, r.seed);
     let model = r.model(m);
     let mut cells = Vec::new();
     // Loaded once per model, and only if some split still needs it.
     let mut policy = None;
+    let splits = r.splits;
     for (split, levels) in [
-        ("heldout", &r.splits.heldout),
-        ("shifted", &r.splits.shifted),
-        ("hard", &r.splits.hard),
+        ("heldout", &splits.heldout),
+        ("shifted", &splits.shifted),
+        ("hard", &splits.hard),
     ] {
         let t = Instant::now();
         let eval_run = format!("{}.eval.{}.{split}", r.p, m.id());
-        let (pass, fresh) = match store.commit(&eval_run).await? {
-            Some(marker) => (
-                serde_json::from_value::<BTreeMap<String, f64>>(marker.meta["pass_at_k"].clone())
-                    .with_context(|| format!("reading Pass@k of {eval_run}"))?,
-                false,
-            ),
-            None => {
-                if policy.is_none() {
-                    policy = Some(load_policy(store, &model, SokobanWorld.encoder()).await?);
-                }
-                let policy = policy.as_ref().expect("loaded above");
-                let source = format!("reports/{}/levels/{split}.txt", r.run);
-                let max_steps = cfg.eval.max_steps as usize;
-                let e = evaluate(
-                    store,
-                    policy,
-                    &|| SokobanWorld.make_env(max_steps),
-                    &EvalSpec {
-                        model: &model,
-                        levels,
-                        levels_source: &source,
-                        split,
-                        samples: cfg.eval.samples,
-                        ks,
-                        temperature: cfg.eval.temperature,
-                        max_steps: cfg.eval.max_steps,
-                        seed: seed.wrapping_add(1_000_003),
-                        run_id: Some(&eval_run),
-                        command_line: r.command_line,
-                        calls: None,
-                    },
-                )
-                .await?;
-                (
-                    e.pass_at_k
-                        .iter()
-                        .map(|(k, p)| (k.to_string(), *p))
-                        .collect(),
-                    true,
-                )
-            }
-        };
+        let (pass, fresh) = eval_split(
+            r,
+            &mut policy,
+            &model,
+            (split, levels),
+            cfg.eval.samples,
+            ks,
+            &eval_run,
+        )
+        .await?;
         let first = ks.first().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
         let last = ks.last().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
         r.stage(
@@ -1241,9 +1389,168 @@ async fn eval_stage(
             samples: cfg.eval.samples,
             pass_at_k: pass,
             train_env_steps,
+            simulated_steps,
         });
     }
     Ok(cells)
+}
+
+/// Pass@k of `model` on one split (name, levels) with `samples` samples
+/// per task, as eval run `eval_run`, or read back from that run's commit
+/// marker when it was evaluated before. `policy` caches the loaded model.
+/// Returns Pass@k by k and whether it was evaluated now.
+async fn eval_split(
+    r: &Replicate<'_>,
+    policy: &mut Option<crate::policy::neural::NeuralPolicy>,
+    model: &str,
+    (split, levels): (&str, &[Level]),
+    samples: usize,
+    ks: &[u64],
+    eval_run: &str,
+) -> anyhow::Result<(BTreeMap<String, f64>, bool)> {
+    let (store, cfg) = (r.store, r.cfg);
+    if let Some(marker) = store.commit(eval_run).await? {
+        let pass =
+            serde_json::from_value::<BTreeMap<String, f64>>(marker.meta["pass_at_k"].clone())
+                .with_context(|| format!("reading Pass@k of {eval_run}"))?;
+        return Ok((pass, false));
+    }
+    if policy.is_none() {
+        *policy = Some(load_policy(store, model, SokobanWorld.encoder()).await?);
+    }
+    let policy = policy.as_ref().expect("loaded above");
+    let source = format!("reports/{}/levels/{split}.txt", r.run);
+    let max_steps = cfg.eval.max_steps as usize;
+    let e = evaluate(
+        store,
+        policy,
+        &|| SokobanWorld.make_env(max_steps),
+        &EvalSpec {
+            model,
+            levels,
+            levels_source: &source,
+            split,
+            samples,
+            ks,
+            temperature: cfg.eval.temperature,
+            max_steps: cfg.eval.max_steps,
+            seed: r.seed.wrapping_add(1_000_003),
+            run_id: Some(eval_run),
+            command_line: r.command_line,
+            calls: None,
+        },
+    )
+    .await?;
+    Ok((
+        e.pass_at_k
+            .iter()
+            .map(|(k, p)| (k.to_string(), *p))
+            .collect(),
+        true,
+    ))
+}
+
+/// The model of method model `model` trained on (or checkpointed at) `n`
+/// of `parts` parts: `<model>.part<n>of<parts>`.
+fn part_model(model: &str, n: usize, parts: usize) -> String {
+    format!("{model}.part{n}of{parts}")
+}
+
+/// One intermediate point of the success-vs-environment-steps curve (see
+/// [`CurveConfig`]); the final points are the held-out cells.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CurvePoint {
+    /// Seed of the replicate.
+    pub seed: u64,
+    /// Method.
+    pub method: ExpMethod,
+    /// Parts of the exploration trained on (LEAFE, RFT), or fraction of the
+    /// budget reached (GRPO), out of `parts`.
+    pub part: usize,
+    /// See [`CurveConfig::parts`].
+    pub parts: usize,
+    /// Environment steps the point's training interacted for.
+    pub env_steps: u64,
+    /// Held-out Pass@1.
+    pub pass1: f64,
+    /// Samples per held-out task.
+    pub samples: usize,
+}
+
+/// The curve's intermediate points of the replicate: LEAFE and RFT
+/// distilled from the first parts of their exploration, GRPO's checkpoints
+/// (saved by [`grpo_stage`]), each evaluated on held-out. Models and
+/// evaluations found in the store are not redone.
+async fn curve_stage(
+    r: &mut Replicate<'_>,
+    base: &str,
+    explored: &ExploreStageSummary,
+) -> anyhow::Result<Vec<CurvePoint>> {
+    let curve = r.cfg.curve.clone();
+    let mut points = Vec::new();
+    for m in [ExpMethod::Leafe, ExpMethod::Rft, ExpMethod::Grpo] {
+        if !r.cfg.methods.contains(&m) {
+            continue;
+        }
+        for n in curve.fractions() {
+            let t = Instant::now();
+            let model = part_model(&r.model(m), n, curve.parts);
+            let recorded = recorded_training(r.store, &model).await?;
+            let env_steps = match (recorded, m) {
+                (Some(v), _) => v["env_steps"].as_u64().unwrap_or(0),
+                // GRPO's run ended before this fraction of its budget.
+                (None, ExpMethod::Grpo) => continue,
+                (None, _) => {
+                    let Some(chunks) = explored
+                        .runs
+                        .get(m.explore_id().expect("explored"))
+                        .and_then(|e| e.chunks.get(..n))
+                    else {
+                        continue;
+                    };
+                    let mut env_steps = 0;
+                    for c in chunks {
+                        env_steps += run_stats(r.store, &like_exact(c)).await?.2;
+                    }
+                    let patterns: Vec<String> = chunks.iter().map(|c| like_exact(c)).collect();
+                    let part = serde_json::json!({ "part": n, "parts": curve.parts });
+                    distill_on(r, m, &model, base, &patterns, env_steps, part).await?;
+                    env_steps
+                }
+            };
+            let eval_run = format!("{}.curve.{}.part{n}of{}.heldout", r.p, m.id(), curve.parts);
+            let (pass, fresh) = eval_split(
+                r,
+                &mut None,
+                &model,
+                ("heldout", &r.splits.heldout),
+                curve.samples,
+                &[1],
+                &eval_run,
+            )
+            .await?;
+            let pass1 = pass.get("1").copied().unwrap_or(f64::NAN);
+            r.stage(
+                &format!("curve {} {n}/{}", m.id(), curve.parts),
+                t,
+                format!(
+                    "{}{env_steps} env steps, held-out Pass@1 {pass1:.3} ({} samples)",
+                    if fresh { "" } else { "done before: " },
+                    curve.samples
+                ),
+            );
+            points.push(CurvePoint {
+                seed: r.seed,
+                method: m,
+                part: n,
+                parts: curve.parts,
+                env_steps,
+                pass1,
+                samples: curve.samples,
+            });
+        }
+    }
+    Ok(points)
 }
 
 async fn recorded_config(store: &Store, run: &str) -> anyhow::Result<serde_json::Value> {
@@ -1263,6 +1570,29 @@ async fn recorded_training(
         .await?
         .map(|m| m["provenance"]["train"]["summary"].clone())
         .filter(|v| !v.is_null()))
+}
+
+/// The committed chunks whose run id starts with `prefix`, in order, and
+/// the sum of their `meta.consulted` counters.
+async fn chunk_markers(
+    store: &Store,
+    prefix: &str,
+) -> anyhow::Result<(Vec<String>, BTreeMap<String, u64>)> {
+    let mut chunks = Vec::new();
+    let mut consulted = BTreeMap::new();
+    for m in store.commits().await? {
+        if !m.run_id.starts_with(prefix) {
+            continue;
+        }
+        if let Some(c) = m.meta.get("consulted").and_then(|c| c.as_object()) {
+            for (k, v) in c {
+                *consulted.entry(k.clone()).or_insert(0) += v.as_u64().unwrap_or(0);
+            }
+        }
+        chunks.push(m.run_id);
+    }
+    chunks.sort();
+    Ok((chunks, consulted))
 }
 
 /// (distinct tasks, tasks with a success, environment steps) of the runs

@@ -70,6 +70,58 @@ pub fn summarize(r: &Results) -> Summary {
     out
 }
 
+/// One point of a method's success-vs-steps curve: mean environment steps
+/// over seeds, held-out Pass@1 mean and 95 % half-width, samples per task.
+pub type CurvePt = (f64, f64, f64, usize);
+
+/// Per method, its held-out Pass@1 against the environment steps its
+/// training used, in order of steps: the intermediate points of
+/// `Results::curve` and the final point of the held-out cells (base: 0).
+pub fn curves(r: &Results) -> Vec<(ExpMethod, Vec<CurvePt>)> {
+    let mut out = Vec::new();
+    for m in r.config.evaluated() {
+        let mut pts = Vec::new();
+        let mut parts: Vec<(usize, usize)> = r
+            .curve
+            .iter()
+            .filter(|p| p.method == m)
+            .map(|p| (p.part, p.parts))
+            .collect();
+        parts.sort_unstable();
+        parts.dedup();
+        for (part, n) in parts {
+            let at: Vec<_> = r
+                .curve
+                .iter()
+                .filter(|p| p.method == m && p.part == part && p.parts == n)
+                .collect();
+            let steps = at.iter().map(|p| p.env_steps as f64).sum::<f64>() / at.len() as f64;
+            let (mean, ci) =
+                super::stats::mean_ci95(&at.iter().map(|p| p.pass1).collect::<Vec<_>>());
+            pts.push((steps, mean, ci, at[0].samples));
+        }
+        let fin: Vec<_> = r
+            .cells
+            .iter()
+            .filter(|c| c.method == m && c.split == "heldout")
+            .collect();
+        if !fin.is_empty() {
+            let steps =
+                fin.iter().map(|c| c.train_env_steps as f64).sum::<f64>() / fin.len() as f64;
+            let (mean, ci) = super::stats::mean_ci95(
+                &fin.iter()
+                    .map(|c| c.pass_at_k.get("1").copied().unwrap_or(f64::NAN))
+                    .collect::<Vec<_>>(),
+            );
+            pts.push((steps, mean, ci, fin[0].samples));
+        }
+        if !pts.is_empty() {
+            out.push((m, pts));
+        }
+    }
+    out
+}
+
 /// The Markdown report.
 pub fn markdown(r: &Results) -> String {
     let summary = summarize(r);
@@ -109,16 +161,35 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(
         md,
         "Interaction: LEAFE explores each task with a budget of {} environment steps ({} branches per rollback point, depth ≤ {}); \
-         LEAFE w/o experience does the same with unguided branches; RFT samples up to {} independent rollouts per task under the same per-task budget; \
-         GRPO (group {}, {} tasks per iteration) gets the environment steps LEAFE's exploration spent. \
-         The column `env steps` is the training interaction each method actually used (mean over seeds).\n",
+         LEAFE w/o experience does the same with unguided branches; LEAFE w/o rollback starts its branches from the task's start with the experience; \
+         RFT samples up to {} independent rollouts per task under the same per-task budget; \
+         GRPO (group {}, {} tasks per iteration) gets {}× the environment steps LEAFE's exploration spent. \
+         The column `env steps` is the training interaction each method is charged for (mean over seeds): environment steps, \
+         plus the simulated transitions (solver nodes, lookahead moves) of a method that consulted a simulator.\n",
         c.explore.budget,
         c.explore.branches,
         c.explore.max_depth,
         c.rft_root_samples,
         c.grpo.group_size,
         c.grpo.tasks_per_iteration,
+        c.grpo_budget_scale,
     );
+    for m in c.evaluated() {
+        let sim: Vec<f64> = r
+            .cells
+            .iter()
+            .filter(|x| x.method == m && x.split == "heldout")
+            .map(|x| x.simulated_steps as f64)
+            .collect();
+        if sim.iter().any(|&v| v > 0.0) {
+            let _ = writeln!(
+                md,
+                "{} consulted a simulator: {:.0} of its env steps (mean over seeds) are simulated transitions.\n",
+                m.label(),
+                sim.iter().sum::<f64>() / sim.len() as f64
+            );
+        }
+    }
     for (split, rows) in &summary {
         let _ = writeln!(md, "## {split}\n");
         let _ = write!(md, "| method | env steps |");
@@ -151,6 +222,36 @@ pub fn markdown(r: &Results) -> String {
                 l[last].0 - g[last].0
             );
         }
+    }
+    let curves = curves(r);
+    if curves.iter().any(|(_, pts)| pts.len() > 1) {
+        let _ = writeln!(md, "## Success against environment steps (Figure 3)\n");
+        let _ = writeln!(
+            md,
+            "Held-out Pass@1 against the environment steps each method's training used (simulated transitions \
+             included where a method consulted a simulator). LEAFE and RFT are also distilled from the first \
+             parts of their exploration (the tasks are explored in {} chunks; a part costs what its tasks cost), \
+             GRPO is checkpointed at the same fractions of its budget; those points are evaluated with {} samples \
+             per task, each method's last point is the main evaluation ({} samples). Mean over seeds ± 95 % CI.\n",
+            r.config.curve.parts, r.config.curve.samples, r.config.eval.samples
+        );
+        let _ = writeln!(
+            md,
+            "| method | env steps | held-out Pass@1 | samples |\n|---|---:|---:|---:|"
+        );
+        for (m, pts) in &curves {
+            for (steps, mean, ci, samples) in pts {
+                let _ = writeln!(
+                    md,
+                    "| {} | {steps:.0} | {mean:.3} ± {ci:.3} | {samples} |",
+                    m.label()
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\n![Held-out Pass@1 against environment steps](success_vs_steps.svg)\n"
+        );
     }
     if !r.paired.is_empty() {
         let _ = writeln!(md, "## Paired differences over tasks\n");
@@ -223,8 +324,8 @@ pub fn markdown(r: &Results) -> String {
     md
 }
 
-const COLORS: [&str; 6] = [
-    "#7f7f7f", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd",
+const COLORS: [&str; 8] = [
+    "#7f7f7f", "#d62728", "#ff7f0e", "#8c564b", "#1f77b4", "#2ca02c", "#9467bd", "#e377c2",
 ];
 
 /// A Pass@k-vs-k line plot (log2 k on x) of one split, as SVG.
@@ -314,6 +415,125 @@ pub fn svg(r: &Results, split: &str, rows: &[Row]) -> String {
     s
 }
 
+/// Held-out Pass@1 against environment steps (log10 steps on x), as SVG:
+/// a line per method through its points, the base policy as a dashed
+/// horizontal line (it trained on no environment steps).
+pub fn curve_svg(r: &Results, curves: &[(ExpMethod, Vec<CurvePt>)]) -> String {
+    let (w, h) = (640.0, 400.0);
+    let (left, right, top, bottom) = (60.0, 190.0, 30.0, 50.0);
+    let pw = w - left - right;
+    let ph = h - top - bottom;
+    let trained = curves
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .filter(|p| p.0 >= 1.0);
+    let (mut lo, mut hi, mut top_p) = (f64::INFINITY, 0.0f64, 0.0f64);
+    for p in trained {
+        lo = lo.min(p.0.log10());
+        hi = hi.max(p.0.log10());
+    }
+    for (_, pts) in curves {
+        for p in pts {
+            top_p = top_p.max(p.1 + p.2);
+        }
+    }
+    let (lo, hi) = if lo.is_finite() {
+        (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+    } else {
+        (3.0, 6.0)
+    };
+    let ymax = ((top_p * 1.15) * 20.0).ceil() / 20.0;
+    let ymax = if ymax > 0.0 { ymax.min(1.0) } else { 1.0 };
+    let x = |steps: f64| left + pw * (steps.max(1.0).log10() - lo) / (hi - lo);
+    let y = |p: f64| top + ph * (1.0 - (p / ymax).clamp(0.0, 1.0));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="18" text-anchor="middle" font-size="14">Held-out Pass@1 vs environment steps ({})</text>"#,
+        left + pw / 2.0,
+        r.run
+    );
+    for tick in 0..=4 {
+        let p = ymax * tick as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{left}" x2="{x2}" y1="{yy}" y2="{yy}" stroke="#ddd"/><text x="{tx}" y="{ty}" text-anchor="end">{p:.3}</text>"##,
+            x2 = left + pw,
+            yy = y(p),
+            tx = left - 6.0,
+            ty = y(p) + 4.0
+        );
+    }
+    let mut e = lo;
+    while e <= hi + 1e-9 {
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">1e{e:.0}</text>"#,
+            x(10f64.powf(e)),
+            top + ph + 16.0
+        );
+        e += 1.0;
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">environment steps of training (log scale)</text>"#,
+        left + pw / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        r#"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#
+    );
+    for (j, (m, pts)) in curves.iter().enumerate() {
+        let color = COLORS[j % COLORS.len()];
+        let ly = top + 14.0 + 18.0 * j as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2"/><text x="{}" y="{}">{}</text>"#,
+            left + pw + 10.0,
+            left + pw + 30.0,
+            left + pw + 36.0,
+            ly + 4.0,
+            m.label()
+        );
+        if pts.iter().all(|p| p.0 < 1.0) {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{left}" x2="{}" y1="{1:.1}" y2="{1:.1}" stroke="{color}" stroke-dasharray="5,4"/>"#,
+                left + pw,
+                y(pts[0].1)
+            );
+            continue;
+        }
+        let line: Vec<String> = pts
+            .iter()
+            .map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1)))
+            .collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+            line.join(" ")
+        );
+        for p in pts {
+            let _ = writeln!(
+                s,
+                r#"<line x1="{0:.1}" x2="{0:.1}" y1="{1:.1}" y2="{2:.1}" stroke="{color}"/><circle cx="{0:.1}" cy="{3:.1}" r="3" fill="{color}"/>"#,
+                x(p.0),
+                y(p.1 - p.2),
+                y(p.1 + p.2),
+                y(p.1)
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
 /// Writes report.md, results.json and the plots to `reports/<run>/`.
 pub async fn write(store: &Store, r: &Results) -> crate::store::Result<()> {
     let summary = summarize(r);
@@ -330,6 +550,16 @@ pub async fn write(store: &Store, r: &Results) -> crate::store::Result<()> {
                 &r.run,
                 &format!("pass_at_k_{split}.svg"),
                 svg(r, split, rows).into_bytes(),
+            )
+            .await?;
+    }
+    let curves = curves(r);
+    if curves.iter().any(|(_, pts)| pts.len() > 1) {
+        store
+            .put_report_file(
+                &r.run,
+                "success_vs_steps.svg",
+                curve_svg(r, &curves).into_bytes(),
             )
             .await?;
     }

@@ -76,6 +76,11 @@ pub struct ExploreConfig {
     /// Sample branches under the experience (false: the "LEAFE without
     /// experience" ablation — roll back to tau, but branch unguided).
     pub use_experience: bool,
+    /// Start branches at tau by rolling the environment back (true), or
+    /// from the task's start with the experience in context (false: the
+    /// "LEAFE without rollback" ablation; the experience still names tau,
+    /// and a branch's corrected steps are all its steps).
+    pub rollback: bool,
     /// Independent rollouts from the task's start, at most. With more than 1,
     /// a new root starts whenever nothing else is left to explore, the budget
     /// is not spent and fewer than `target_successes` episodes succeeded.
@@ -105,6 +110,7 @@ impl Default for ExploreConfig {
             target_successes: 4,
             parallel_tasks: 64,
             use_experience: true,
+            rollback: true,
             root_samples: 1,
             reflector: ReflectorConfig::default(),
             guidance: GuidanceConfig::default(),

@@ -343,7 +343,10 @@ where
                 let parent = run.eps[parent_local].as_ref().expect("parent finished");
                 let depth = parent.depth + 1;
                 let parent_id = parent.id;
-                let tau = exp.tau;
+                // Where the branch starts: tau (rollback), or the task's
+                // start (the "no rollback" ablation: a fresh attempt with
+                // the experience in context).
+                let tau = if config.rollback { exp.tau } else { 0 };
                 let prefix: Vec<Step> = reflected.history[..tau].to_vec();
                 let prefix_snaps: Vec<E::Snapshot> =
                     reflected.snapshots[..tau.min(reflected.snapshots.len())].to_vec();

@@ -141,7 +141,8 @@ struct Rows {
 /// Runs GRPO from `init` on `levels` until `budget` environment steps are spent
 /// (never more: an iteration takes only the tasks the rest can afford).
 /// `make_env` makes the environments, which must end episodes at
-/// `config.max_steps`.
+/// `config.max_steps`. `progress` sees the report and the policy after
+/// every iteration (to log, or to keep checkpoints).
 #[allow(clippy::too_many_arguments)]
 pub async fn grpo<E: Env>(
     store: &Store,
@@ -153,7 +154,7 @@ pub async fn grpo<E: Env>(
     queries: Option<&Path>,
     config: &GrpoConfig,
     command_line: &str,
-    mut progress: impl FnMut(&GrpoReport),
+    mut progress: impl FnMut(&GrpoReport, &NeuralPolicy),
 ) -> Result<(NeuralPolicy, GrpoReport)> {
     if levels.is_empty() || config.group_size < 2 || config.tasks_per_iteration == 0 {
         return Err(TrainError::Invalid(
@@ -260,7 +261,7 @@ pub async fn grpo<E: Env>(
             init.encoder().clone(),
         )?;
         report.iterations += 1;
-        progress(&report);
+        progress(&report, &policy);
     }
     Ok((policy, report))
 }

@@ -86,6 +86,16 @@ impl World for SokobanWorld {
         let d = demonstrations(tasks, max_steps.min(u16::MAX as usize) as u16, &solver)?;
         Ok((d.pairs, d.unsolved))
     }
+
+    /// The oracle's solver (searches and the push states they expanded) and
+    /// the lookahead guide's simulated moves; 0 for the default reflector.
+    fn consulted(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("solver_searches", sokoban::solve::solver_searches()),
+            ("solver_nodes", sokoban::solve::solver_nodes()),
+            ("lookahead_moves", sokoban::guide::lookahead_steps()),
+        ]
+    }
 }
 
 /// The gridworld with traps.

@@ -445,7 +445,7 @@ fn grpo_samples_through_the_store_within_budget_and_sql_advantages_match_rust() 
             None,
             &cfg,
             "test",
-            |_| {},
+            |_, _| {},
         )
         .await
         .unwrap();
@@ -608,7 +608,7 @@ fn grpo_raises_the_success_of_an_untrained_policy_on_a_trivially_easy_task() {
             None,
             &cfg,
             "test",
-            |_| {},
+            |_, _| {},
         ))
         .unwrap();
     let s = &report.success_rates;

@@ -135,9 +135,18 @@ thread_local! {
 /// that consulted the solver: the oracle ablation's cost).
 static SEARCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Nodes (push states) those searches expanded: the simulated transitions
+/// the oracle is charged for.
+static NODES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How many solver searches the process has run so far.
 pub fn solver_searches() -> u64 {
     SEARCHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// How many nodes the process's solver searches have expanded so far.
+pub fn solver_nodes() -> u64 {
+    NODES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// How many searches this thread has run ([`solve_from`], and everything
@@ -153,6 +162,7 @@ pub fn solve_from(level: &Level, boxes: &Bits, player: u8, config: &SolverConfig
     let start = Instant::now();
     let mut search = Search::new(level);
     let (solvability, pushes) = search.run(*boxes, player, config, start);
+    NODES.fetch_add(search.expanded, std::sync::atomic::Ordering::Relaxed);
     let (moves, npushes) = match &pushes {
         Some(p) => (plan_moves(level, *boxes, player, p), p.len() as u32),
         None => (String::new(), 0),
