@@ -434,7 +434,7 @@ pub fn curve_svg(r: &Results, curves: &[(ExpMethod, Vec<CurvePt>)]) -> String {
     }
     for (_, pts) in curves {
         for p in pts {
-            top_p = top_p.max(p.1 + p.2);
+            top_p = top_p.max(p.1);
         }
     }
     let (lo, hi) = if lo.is_finite() {
@@ -442,7 +442,8 @@ pub fn curve_svg(r: &Results, curves: &[(ExpMethod, Vec<CurvePt>)]) -> String {
     } else {
         (3.0, 6.0)
     };
-    let ymax = ((top_p * 1.15) * 20.0).ceil() / 20.0;
+    // Scaled to the means (error bars may leave the frame, clipped).
+    let ymax = ((top_p * 1.3) * 40.0).ceil() / 40.0;
     let ymax = if ymax > 0.0 { ymax.min(1.0) } else { 1.0 };
     let x = |steps: f64| left + pw * (steps.max(1.0).log10() - lo) / (hi - lo);
     let y = |p: f64| top + ph * (1.0 - (p / ymax).clamp(0.0, 1.0));
