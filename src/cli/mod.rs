@@ -1,6 +1,7 @@
 //! The `leafe` command line: clap definitions and thin glue from parsed
 //! arguments to the library. Nothing here computes anything the library could.
 
+pub mod catalog;
 pub mod envs;
 pub mod export;
 pub mod levels;
@@ -64,6 +65,11 @@ pub enum Command {
     Sql(SqlArgs),
     /// List the runs in a store: kind, time, rows per table, committed or not.
     Runs(RunsArgs),
+    /// Write the committed-files manifest (_leafe/catalog.json) that Spark, DuckDB and polars read to see exactly the committed runs.
+    Catalog(catalog::CatalogArgs),
+    /// Query files for other engines: `render` binds parameters and defines inputs as views (Spark, DuckDB); `list` shows them.
+    #[command(subcommand)]
+    Query(catalog::QueryCmd),
     /// Delete the files of runs that never committed (crashed or killed writers).
     Gc(GcArgs),
     /// Train a base policy by behaviour cloning from solver demonstrations.
@@ -308,8 +314,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
                 None => QueryText::inline(a.query.as_deref().unwrap_or_default()),
             };
             let params: BTreeMap<String, String> = a.params.into_iter().collect();
-            let bound = text.bind(&params)?;
+            // A file that reads other queries (`-- @input NAME`) finds them
+            // beside it, else embedded; a parameter may be one of theirs.
+            let dir = a.file.as_deref().and_then(|f| f.parent());
+            crate::query::check_params(&text, dir, &params)?;
+            let bound = text.bind(&crate::query::own_values(&text, &params))?;
             let session = QuerySession::open(&store).await?;
+            crate::query::register_inputs(&session, &text, dir, &params).await?;
             let batches = session.collect(&bound).await?;
             let mut out = std::io::stdout().lock();
             write_batches(&mut out, &batches, a.format)?;
@@ -349,6 +360,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        Command::Catalog(a) => catalog::catalog_cmd(a).await,
+        Command::Query(cmd) => catalog::query_cmd(cmd).await,
         Command::Levels(cmd) => levels::run(cmd),
         Command::Env(cmd) => envs::run(cmd),
         Command::Pretrain(a) => stage1::pretrain_cmd(a, cli.quiet).await,

@@ -89,6 +89,11 @@ const CATALOG: &[(&str, &str)] = &[
     ),
 ];
 
+/// The names of every query file, sorted.
+pub fn query_names() -> impl Iterator<Item = &'static str> {
+    CATALOG.iter().map(|(n, _)| *n)
+}
+
 /// The text of `queries/NAME.sql` as compiled in, or None if there is no
 /// such query.
 pub fn embedded_query(name: &str) -> Option<&'static str> {

@@ -17,9 +17,11 @@
 //! Every file of `queries/` is compiled in; [`load_query`] finds one by name.
 
 mod catalog;
+mod render;
 pub mod view;
 
-pub use catalog::{embedded_query, load_query, register_inputs};
+pub use catalog::{embedded_query, load_query, query_names, register_inputs};
+pub use render::{Rendered, Statement, check_params, own_values, render};
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -226,6 +228,18 @@ pub enum ParamType {
     Bool,
 }
 
+impl ParamType {
+    /// The name a query header uses for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::Int => "int",
+            ParamType::Float => "float",
+            ParamType::String => "string",
+            ParamType::Bool => "bool",
+        }
+    }
+}
+
 /// A parameter declared in a query file's header.
 #[derive(Debug, Clone)]
 pub struct ParamDecl {
@@ -347,8 +361,18 @@ impl QueryText {
             .collect()
     }
 
-    /// Substitutes parameter values (given ones over defaults) into the body.
+    /// Substitutes parameter values (given ones over defaults) into the body,
+    /// as literals of standard SQL (DataFusion's, DuckDB's, Trino's).
     pub fn bind(&self, values: &BTreeMap<String, String>) -> Result<BoundQuery> {
+        self.bind_for(values, Dialect::Standard)
+    }
+
+    /// [`QueryText::bind`] with string literals written for `dialect`.
+    pub fn bind_for(
+        &self,
+        values: &BTreeMap<String, String>,
+        dialect: Dialect,
+    ) -> Result<BoundQuery> {
         for name in values.keys() {
             if !self.params.iter().any(|p| &p.name == name) {
                 let declared = if self.params.is_empty() {
@@ -367,7 +391,7 @@ impl QueryText {
                 });
             }
         }
-        let mut sql = self.sql.clone();
+        let mut literals: BTreeMap<&str, String> = BTreeMap::new();
         for p in &self.params {
             let bad = |problem: String| QueryError::BadParam {
                 source_name: self.source_name.clone(),
@@ -390,16 +414,88 @@ impl QueryText {
                     "true" | "false" => value.clone(),
                     _ => return Err(bad(format!("`{value}` is not true or false"))),
                 },
-                ParamType::String => format!("'{}'", value.replace('\'', "''")),
+                ParamType::String => dialect.string_literal(value),
             };
-            sql = sql.replace(&format!("${{{}}}", p.name), &literal);
+            literals.insert(&p.name, literal);
         }
-        // Header lines hold `${…}` in docs only if the author wrote them; an
-        // unresolved one in the body is an error DataFusion reports itself.
+        // One pass over the text: a value that itself reads `${other}` stays
+        // inside its literal instead of being substituted again. Header
+        // lines hold `${…}` in docs only if the author wrote them; an
+        // unresolved one in the body is an error the engine reports itself.
+        let mut sql = String::with_capacity(self.sql.len());
+        let mut rest = self.sql.as_str();
+        while let Some(at) = rest.find("${") {
+            sql.push_str(&rest[..at]);
+            let after = &rest[at + 2..];
+            match after
+                .find('}')
+                .and_then(|end| literals.get(&after[..end]).map(|l| (end, l)))
+            {
+                Some((end, literal)) => {
+                    sql.push_str(literal);
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    sql.push_str("${");
+                    rest = after;
+                }
+            }
+        }
+        sql.push_str(rest);
         Ok(BoundQuery {
             source_name: self.source_name.clone(),
             sql,
         })
+    }
+}
+
+/// The SQL dialect a bound query is written for. Only string literals
+/// differ: the query files use SQL that DataFusion, DuckDB and Spark share.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dialect {
+    /// Standard SQL string literals (`'o''brien'`, backslash is a plain
+    /// character): DataFusion, DuckDB, Trino, PostgreSQL.
+    #[default]
+    Standard,
+    /// Spark SQL: backslash escapes inside literals (`'o\'brien'`), since
+    /// Spark reads `'a''b'` as two adjacent literals, `ab`.
+    Spark,
+}
+
+impl Dialect {
+    /// `value` as a string literal of this dialect.
+    pub fn string_literal(self, value: &str) -> String {
+        match self {
+            Dialect::Standard => format!("'{}'", value.replace('\'', "''")),
+            Dialect::Spark => {
+                let mut out = String::with_capacity(value.len() + 2);
+                out.push('\'');
+                for c in value.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\'' => out.push_str("\\'"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        '\t' => out.push_str("\\t"),
+                        '\0' => out.push_str("\\0"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('\'');
+                out
+            }
+        }
     }
 }
 
@@ -422,7 +518,7 @@ pub enum OutputFormat {
     Table,
     /// CSV with a header row.
     Csv,
-    /// JSON Lines: one object per row.
+    /// JSON Lines: one object per row, every column in every row (null as null).
     Json,
 }
 
@@ -447,7 +543,10 @@ pub fn write_batches(
             }
         }
         OutputFormat::Json => {
-            let mut w = arrow::json::LineDelimitedWriter::new(&mut *out);
+            // Null fields are written as null, so every row has every column.
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
             for b in batches {
                 w.write(b).map_err(|e| err(&e))?;
             }
@@ -487,5 +586,25 @@ mod tests {
             q.bind(&BTreeMap::new()),
             Err(QueryError::BadParam { .. })
         ));
+    }
+
+    #[test]
+    fn a_value_is_substituted_once_and_quoted_for_the_dialect() {
+        let q = QueryText::parse(
+            "q.sql",
+            "-- @param a string\n-- @param b string\nSELECT ${a}, ${b}, ${c}",
+        )
+        .unwrap();
+        let vals = BTreeMap::from([
+            ("a".to_string(), "${b}".to_string()),
+            ("b".to_string(), r"it's \d".to_string()),
+        ]);
+        let std = q.bind(&vals).unwrap().sql;
+        assert!(std.ends_with(r"SELECT '${b}', 'it''s \d', ${c}"), "{std}");
+        let spark = q.bind_for(&vals, Dialect::Spark).unwrap().sql;
+        assert!(
+            spark.ends_with(r"SELECT '${b}', 'it\'s \\d', ${c}"),
+            "{spark}"
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! <table>/run_id=<id>/part-<seq>-<nonce>.parquet   data (Hive-partitioned by run)
 //! _leafe/locks/<id>.json                            a writer's claim on a run id
 //! _leafe/commits/<id>.json                          commit marker + manifest
+//! _leafe/catalog.json                               committed files of every run, for other engines
 //! ```
 //!
 //! # Guarantees (the commit protocol)
@@ -36,8 +37,9 @@
 //! Data files are plain Parquet (zstd, page statistics, the Arrow schema and
 //! `leafe.table` / `leafe.schema_version` in the footer metadata) readable
 //! as-is by DuckDB, pyarrow, polars and Spark. External engines that glob the
-//! directories also see files of uncommitted runs; the markers (or `leafe runs`)
-//! say which runs are committed.
+//! directories also see files of uncommitted runs; engines that follow the
+//! catalog (`_leafe/catalog.json`, `leafe catalog`) see exactly the committed
+//! ones, as leafe's queries do.
 //!
 //! This module and `query` are the only ones that know about object_store.
 //!
@@ -46,11 +48,13 @@
 //! | `mod.rs` | [`Store`]: opening a URL, errors, the object primitives the others build on |
 //! | `commit.rs` | locks, commit markers, listing runs (guarantees 1 and 3) |
 //! | `writer.rs` | [`RunWriter`]: a run's Parquet files and its commit (guarantees 2 and 5) |
+//! | `catalog.rs` | the committed-files manifest other engines read |
 //! | `gc.rs` | collecting uncommitted runs (guarantee 4) |
 //! | `artifacts.rs` | objects outside the tables: models, watermarks, reports, export files |
 //! | `schema.rs`, `rows.rs` | table layouts from `schemas/`, row builders |
 
 mod artifacts;
+mod catalog;
 mod commit;
 mod gc;
 pub mod rows;
@@ -70,6 +74,9 @@ use object_store::{
 
 // `writer` records the host as `super::hostname()`.
 use commit::hostname;
+pub use catalog::{
+    CATALOG_PATH, Catalog, CatalogColumn, CatalogFile, CatalogRun, CatalogTable,
+};
 pub use commit::{CommitMarker, FileEntry, RunInfo, RunLock};
 pub use gc::GcReport;
 pub use rows::{

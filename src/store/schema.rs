@@ -116,7 +116,7 @@ impl FromStr for Table {
 }
 
 /// Column types a schema file may use, and their Arrow equivalents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     /// UTF-8 string.

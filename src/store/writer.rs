@@ -264,6 +264,14 @@ impl RunWriter {
                 state: "was committed by another writer while this one ran".into(),
             });
         }
+        // The run is committed whatever happens to the catalog: a failed
+        // refresh leaves it a run behind (never ahead), and says so.
+        if let Err(e) = self.store.merge_into_catalog(&marker).await {
+            tracing::warn!(
+                "run {} committed, but the catalog was not refreshed ({e}); `leafe catalog` rebuilds it",
+                marker.run_id
+            );
+        }
         Ok(marker)
     }
 

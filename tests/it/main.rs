@@ -17,6 +17,7 @@ mod protocol;
 mod query;
 mod reflect;
 mod schedule;
+mod spark;
 mod stage1;
 mod store;
 mod textworld;
