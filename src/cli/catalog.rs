@@ -22,6 +22,11 @@ pub struct CatalogArgs {
     /// Also print the catalog (JSON) on stdout; the summary goes to stderr.
     #[arg(long)]
     pub print: bool,
+    /// Also read every listed file's footer and check it against its
+    /// table's schema and its commit marker's row count; prints one line per
+    /// problem and exits 1 if there is any.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// `leafe query …`.
@@ -103,6 +108,24 @@ pub async fn catalog_cmd(a: CatalogArgs) -> anyhow::Result<u8> {
         catalog.runs.len(),
         tables.join("; ")
     );
+    if a.verify {
+        let files: usize = catalog.tables.values().map(|t| t.files.len()).sum();
+        let problems = store
+            .verify_catalog(&catalog)
+            .await
+            .with_context(|| format!("verifying the files of {}", store.url()))?;
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!(
+                "{} problem(s) in {files} file(s): a file that does not match its table fails the queries that read it",
+                problems.len()
+            );
+            return Ok(1);
+        }
+        eprintln!("verified {files} file(s): every one matches its table's schema and its marker's row count");
+    }
     Ok(0)
 }
 

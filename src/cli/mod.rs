@@ -34,6 +34,15 @@ pub struct Cli {
     /// Only errors on stderr; no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Memory the SQL engine may use (sorts, aggregations, joins) in every
+    /// command that runs SQL, e.g. 512M, 2G; beyond it sorts and aggregations
+    /// spill to disk, and a query that still cannot fit fails with a one-line
+    /// error. Default: a quarter of the machine's memory, at most 2G.
+    #[arg(long, global = true, env = "LEAFE_MEMORY_LIMIT", value_parser = crate::query::parse_size)]
+    pub memory_limit: Option<usize>,
+    /// Directory for the SQL engine's spill files (default: the OS temporary directory).
+    #[arg(long, global = true, env = "LEAFE_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -282,6 +291,11 @@ fn default_run_id(kind: &str, seed: u64) -> String {
 
 /// Runs a parsed command; returns the process exit code (errors become 2 in main).
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let defaults = crate::query::MemoryLimits::default();
+    crate::query::MemoryLimits::set_process_default(crate::query::MemoryLimits {
+        limit: cli.memory_limit.unwrap_or(defaults.limit),
+        spill_dir: cli.spill_dir.clone(),
+    });
     match cli.command {
         Command::Demo(a) => demo(a).await,
         Command::Synth(a) => {
@@ -321,9 +335,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let bound = text.bind(&crate::query::own_values(&text, &params))?;
             let session = QuerySession::open(&store).await?;
             crate::query::register_inputs(&session, &text, dir, &params).await?;
-            let batches = session.collect(&bound).await?;
-            let mut out = std::io::stdout().lock();
-            write_batches(&mut out, &batches, a.format)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            session.write(&bound, &mut out, a.format).await?;
             out.flush().ok();
             Ok(0)
         }

@@ -316,7 +316,8 @@ impl ExperimentConfig {
         }
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    /// Refuses settings no experiment can run with, in one line naming the field.
+    pub fn check(&self) -> anyhow::Result<()> {
         if self.seeds.is_empty() {
             bail!("seeds: give at least one seed");
         }
@@ -353,6 +354,12 @@ impl ExperimentConfig {
             bail!(
                 "grpo_budget_scale must be a positive number (1 = LEAFE's steps), not {}",
                 self.grpo_budget_scale
+            );
+        }
+        if !(self.oracle_penalty.is_finite() && self.oracle_penalty >= 0.0) {
+            bail!(
+                "oracle_penalty must be a number of nats ≥ 0, not {}",
+                self.oracle_penalty
             );
         }
         if self.curve.parts > 0 && self.curve.samples == 0 {

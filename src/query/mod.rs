@@ -86,6 +86,20 @@ pub enum QueryError {
     /// Writing the output failed.
     #[error("writing query output: {0}")]
     Output(String),
+    /// The query needs more memory than the limit allows, even spilling.
+    #[error(
+        "{source_name}: needs more than the memory limit of {limit} even with spilling to {spill_dir} ({detail}); raise --memory-limit (or LEAFE_MEMORY_LIMIT), or select fewer runs"
+    )]
+    OutOfMemory {
+        /// Where the SQL came from.
+        source_name: String,
+        /// The limit, for people (`512 MiB`).
+        limit: String,
+        /// Where spill files go.
+        spill_dir: String,
+        /// What DataFusion said, shortened.
+        detail: String,
+    },
     /// A query name that is neither in the given directory nor embedded.
     #[error("no query named `{name}` (queries/{name}.sql)")]
     UnknownQuery {
@@ -104,15 +118,162 @@ fn one_line(s: impl ToString) -> String {
         .join(" ")
 }
 
+/// How much memory queries may use, and where they spill beyond it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Bytes DataFusion's operators may hold (sorts, aggregations, joins'
+    /// build sides, the recursive CTEs' work tables); sorts and aggregations
+    /// spill to disk beyond it, the rest fails with [`QueryError::OutOfMemory`].
+    pub limit: usize,
+    /// Directory for spill files (None: the OS temporary directory).
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
+impl Default for MemoryLimits {
+    /// A quarter of the machine's memory, at most 2 GiB, at least 256 MiB.
+    fn default() -> Self {
+        let physical = physical_memory().unwrap_or(8 << 30);
+        MemoryLimits {
+            limit: (physical / 4).clamp(256 << 20, 2 << 30),
+            spill_dir: None,
+        }
+    }
+}
+
+impl MemoryLimits {
+    /// The limits every session of this process uses unless told otherwise:
+    /// those set by [`MemoryLimits::set_process_default`] (the CLI's
+    /// `--memory-limit` / `--spill-dir`), else [`MemoryLimits::default`].
+    pub fn process_default() -> MemoryLimits {
+        PROCESS_LIMITS.get().cloned().unwrap_or_default()
+    }
+
+    /// Sets the process-wide limits (once; later calls are ignored).
+    pub fn set_process_default(limits: MemoryLimits) {
+        let _ = PROCESS_LIMITS.set(limits);
+    }
+
+    fn spill_dir_text(&self) -> String {
+        self.spill_dir.as_ref().map_or_else(
+            || std::env::temp_dir().display().to_string(),
+            |d| d.display().to_string(),
+        )
+    }
+}
+
+static PROCESS_LIMITS: std::sync::OnceLock<MemoryLimits> = std::sync::OnceLock::new();
+
+/// The machine's physical memory in bytes, where the OS says.
+fn physical_memory() -> Option<usize> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf has no preconditions; it returns -1 when unknown.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && size > 0 {
+            return Some(pages as usize * size as usize);
+        }
+    }
+    None
+}
+
+/// Parses a size: `512M`, `2G`, `1.5GiB`, `1048576` (bytes).
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 512M, 2G or 1073741824"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0f64.powi(4),
+        other => return Err(format!("`{s}`: unknown unit `{other}` (K, M, G, T)")),
+    };
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < (16 << 20) as f64 || bytes > 1e15 {
+        return Err(format!("`{s}`: a memory limit must lie between 16M and 1000T"));
+    }
+    Ok(bytes as usize)
+}
+
+/// A size for people: `512 MiB`, `2.0 GiB`.
+pub fn format_size(bytes: usize) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
+}
+
+/// A DataFusion error as the query boundary's: running out of memory gets
+/// its own one-line error, the rest keep DataFusion's message on one line.
+fn df_error(
+    source_name: &str,
+    limits: &MemoryLimits,
+    e: &datafusion::error::DataFusionError,
+) -> QueryError {
+    let exhausted = matches!(
+        e.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    ) || e.to_string().contains("Resources exhausted");
+    if exhausted {
+        let mut detail = one_line(e.find_root());
+        if detail.len() > 200 {
+            let mut cut = 200;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push('…');
+        }
+        return QueryError::OutOfMemory {
+            source_name: source_name.to_string(),
+            limit: format_size(limits.limit),
+            spill_dir: limits.spill_dir_text(),
+            detail,
+        };
+    }
+    let mut message = one_line(e);
+    if ["Cast error", "Parquet error", "External error", "Invalid argument error"]
+        .iter()
+        .any(|m| message.contains(m))
+    {
+        message.push_str(
+            " (a data file may not be what its table says: `leafe catalog --verify` names any that is not)",
+        );
+    }
+    QueryError::Sql {
+        source_name: source_name.to_string(),
+        message,
+    }
+}
+
 /// A DataFusion session over a store's committed runs.
 pub struct QuerySession {
     ctx: SessionContext,
+    limits: MemoryLimits,
 }
 
 impl QuerySession {
     /// Opens a session: reads the commit markers and registers `runs`,
-    /// `episodes`, `steps` and `reflections`.
+    /// `episodes`, `steps`, `reflections` and `llm_calls`; queries run under
+    /// [`MemoryLimits::process_default`].
     pub async fn open(store: &Store) -> Result<QuerySession> {
+        QuerySession::open_with(store, MemoryLimits::process_default()).await
+    }
+
+    /// [`QuerySession::open`] under explicit memory limits.
+    pub async fn open_with(store: &Store, limits: MemoryLimits) -> Result<QuerySession> {
         let commits = store.commits().await?;
         let runs: HashSet<String> = commits.iter().map(|m| m.run_id.clone()).collect();
         let files: HashSet<String> = commits
@@ -121,9 +282,28 @@ impl QuerySession {
             .map(|f| f.path.clone())
             .collect();
         let view = Arc::new(CommittedView::new(store.objects(), runs, files));
-        // Parquet scans are CPU-bound; use every core for them.
+        // Parquet scans are CPU-bound; use every core for them. Operators
+        // share one memory pool of the limit; sorts and aggregations spill
+        // to the disk manager's directory beyond their share.
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let pool = datafusion::execution::memory_pool::TrackConsumersPool::new(
+            datafusion::execution::memory_pool::FairSpillPool::new(limits.limit),
+            std::num::NonZeroUsize::new(3).expect("nonzero"),
+        );
+        let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(pool));
+        if let Some(dir) = &limits.spill_dir {
+            std::fs::create_dir_all(dir).map_err(|e| QueryError::Io {
+                path: dir.display().to_string(),
+                source: e,
+            })?;
+            runtime = runtime.with_temp_file_path(dir.clone());
+        }
+        let runtime = runtime.build_arc().map_err(|e| QueryError::Sql {
+            source_name: "memory limits".into(),
+            message: one_line(e),
+        })?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let base = Url::parse("leafe://store").expect("static URL");
         ctx.register_object_store(&base, view);
         for table in Table::ALL {
@@ -149,7 +329,7 @@ impl QuerySession {
                     message: one_line(e),
                 })?;
         }
-        Ok(QuerySession { ctx })
+        Ok(QuerySession { ctx, limits })
     }
 
     /// The underlying DataFusion context, for callers that build plans directly.
@@ -192,10 +372,72 @@ impl QuerySession {
     /// Runs a query and streams its result as Arrow record batches.
     pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
         let df = self.plan(query).await?;
-        df.execute_stream().await.map_err(|e| QueryError::Sql {
-            source_name: query.source_name.clone(),
-            message: one_line(e),
-        })
+        df.execute_stream()
+            .await
+            .map_err(|e| df_error(&query.source_name, &self.limits, &e))
+    }
+
+    /// The limits this session's queries run under.
+    pub fn limits(&self) -> &MemoryLimits {
+        &self.limits
+    }
+
+    /// A query error as this session reports it (running out of memory
+    /// named as such), for callers that poll [`QuerySession::stream`].
+    pub fn error(&self, source_name: &str, e: &datafusion::error::DataFusionError) -> QueryError {
+        df_error(source_name, &self.limits, e)
+    }
+
+    /// Runs a query and writes its rows as they come (CSV and JSON Lines
+    /// stream in bounded memory; the aligned table needs every row first).
+    /// Returns the number of rows written.
+    pub async fn write(
+        &self,
+        query: &BoundQuery,
+        out: &mut dyn Write,
+        format: OutputFormat,
+    ) -> Result<u64> {
+        use futures::StreamExt;
+        if format == OutputFormat::Table {
+            let batches = self.collect(query).await?;
+            write_batches(out, &batches, format)?;
+            return Ok(batches.iter().map(|b| b.num_rows() as u64).sum());
+        }
+        let mut stream = self.stream(query).await?;
+        let schema = stream.schema();
+        let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
+        let mut rows = 0u64;
+        match format {
+            OutputFormat::Csv => {
+                let mut w = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut *out);
+                let mut any = false;
+                while let Some(b) = stream.next().await {
+                    let b = b.map_err(|e| self.error(&query.source_name, &e))?;
+                    rows += b.num_rows() as u64;
+                    any = true;
+                    w.write(&b).map_err(|e| err(&e))?;
+                }
+                if !any {
+                    // The header of an empty result.
+                    w.write(&RecordBatch::new_empty(schema))
+                        .map_err(|e| err(&e))?;
+                }
+            }
+            _ => {
+                let mut w = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
+                while let Some(b) = stream.next().await {
+                    let b = b.map_err(|e| self.error(&query.source_name, &e))?;
+                    rows += b.num_rows() as u64;
+                    w.write(&b).map_err(|e| err(&e))?;
+                }
+                w.finish().map_err(|e| err(&e))?;
+            }
+        }
+        Ok(rows)
     }
 
     /// Runs a query and collects its result (for small results); an empty
@@ -203,10 +445,10 @@ impl QuerySession {
     pub async fn collect(&self, query: &BoundQuery) -> Result<Vec<RecordBatch>> {
         let df = self.plan(query).await?;
         let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let mut batches = df.collect().await.map_err(|e| QueryError::Sql {
-            source_name: query.source_name.clone(),
-            message: one_line(e),
-        })?;
+        let mut batches = df
+            .collect()
+            .await
+            .map_err(|e| df_error(&query.source_name, &self.limits, &e))?;
         if batches.is_empty() {
             // Keep the header: an empty result still has columns.
             batches.push(RecordBatch::new_empty(schema));

@@ -270,6 +270,97 @@ impl Store {
         self.put_catalog(&catalog).await
     }
 
+    /// Reads the footer of every file the catalog names and checks it
+    /// against its table's schema: every column the file has must be the
+    /// table's with the same type, a column it lacks must be nullable, and
+    /// its row count must be the commit marker's. Returns one line per
+    /// problem (empty: every file fits).
+    pub async fn verify_catalog(&self, catalog: &Catalog) -> Result<Vec<String>> {
+        use futures::StreamExt;
+        use parquet::arrow::ParquetRecordBatchStreamBuilder;
+        #[allow(deprecated)]
+        use parquet::arrow::async_reader::ParquetObjectReader;
+
+        let files: Vec<(Table, &CatalogFile)> = Table::ALL
+            .iter()
+            .flat_map(|&t| {
+                catalog
+                    .tables
+                    .get(t.name())
+                    .into_iter()
+                    .flat_map(move |ct| ct.files.iter().map(move |f| (t, f)))
+            })
+            .collect();
+        let checks = files.into_iter().map(|(table, f)| async move {
+            let path = Path::from(f.path.as_str());
+            let size = match self.objects.head(&path).await {
+                Ok(meta) => meta.size,
+                Err(e) => return vec![format!("{}: {}", f.path, super::explain(&e, self.url()))],
+            };
+            let mut problems = Vec::new();
+            if size != f.bytes {
+                problems.push(format!(
+                    "{}: {size} bytes, its commit marker says {} (changed after its commit)",
+                    f.path, f.bytes
+                ));
+            }
+            // The reader is deprecated in favour of hand-written ones; it
+            // still reads a footer through object_store correctly.
+            #[allow(deprecated)]
+            let reader = ParquetObjectReader::new(self.objects.clone(), path).with_file_size(size);
+            let builder = match ParquetRecordBatchStreamBuilder::new(reader).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let e = e.to_string();
+                    let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
+                    problems.push(format!("{}: not a readable Parquet file ({e})", f.path));
+                    return problems;
+                }
+            };
+            let rows = builder.metadata().file_metadata().num_rows();
+            if rows as u64 != f.rows {
+                problems.push(format!(
+                    "{}: {rows} rows, its commit marker says {}",
+                    f.path, f.rows
+                ));
+            }
+            let want = table.schema().arrow_schema();
+            let have = builder.schema();
+            for field in have.fields() {
+                match want.field_with_name(field.name()) {
+                    Ok(w) if w.data_type() == field.data_type() => {}
+                    Ok(w) => problems.push(format!(
+                        "{}: column `{}` is {}, table `{}` says {}",
+                        f.path,
+                        field.name(),
+                        field.data_type(),
+                        table.name(),
+                        w.data_type()
+                    )),
+                    Err(_) => problems.push(format!(
+                        "{}: column `{}` is not a column of table `{}`",
+                        f.path,
+                        field.name(),
+                        table.name()
+                    )),
+                }
+            }
+            for w in want.fields() {
+                if have.field_with_name(w.name()).is_err() && !w.is_nullable() {
+                    problems.push(format!(
+                        "{}: lacks column `{}`, which table `{}` requires",
+                        f.path,
+                        w.name(),
+                        table.name()
+                    ));
+                }
+            }
+            problems
+        });
+        let found: Vec<Vec<String>> = futures::stream::iter(checks).buffered(16).collect().await;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     async fn put_catalog(&self, catalog: &Catalog) -> Result<()> {
         let path = Path::from(CATALOG_PATH);
         let body = serde_json::to_vec_pretty(catalog).expect("catalog serializes");

@@ -129,8 +129,10 @@ pub enum StoreError {
         /// The name given.
         table: String,
     },
-    /// The object store failed (after its bounded retries).
-    #[error("store {store}: {op} `{path}` failed: {source}")]
+    /// The object store failed (after its bounded retries). Displayed as one
+    /// line that says what is wrong and what to do ([`explain`]); the
+    /// server's own words (an S3 XML body, say) stay in `source`.
+    #[error("store {store}: {op} `{path}` failed: {}", explain(source, store))]
     ObjectStore {
         /// The store URL.
         store: String,
@@ -139,7 +141,6 @@ pub enum StoreError {
         /// The object path.
         path: String,
         /// The underlying error (boxed: it is large and errors are rare).
-        #[source]
         source: Box<object_store::Error>,
     },
     /// Encoding or writing Parquet failed.
@@ -163,6 +164,78 @@ pub enum StoreError {
         /// Parse error.
         reason: String,
     },
+}
+
+/// One short line for an object-store error: what is wrong and what to do
+/// for the failures a user can fix (missing bucket, refused credentials,
+/// denied access, unreachable endpoint); otherwise the error's first line,
+/// without the server's XML body.
+pub fn explain(err: &object_store::Error, store: &str) -> String {
+    let mut chain = err.to_string();
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(c) = cause {
+        chain.push_str(" | ");
+        chain.push_str(&c.to_string());
+        cause = c.source();
+    }
+    let bucket = store
+        .strip_prefix("s3://")
+        .map(|r| r.split('/').next().unwrap_or(r))
+        .unwrap_or("");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .or_else(|_| std::env::var("AWS_ENDPOINT"))
+        .unwrap_or_else(|_| "the AWS S3 endpoint".into());
+    let has = |needles: &[&str]| needles.iter().any(|n| chain.contains(n));
+    if has(&["NoSuchBucket", "The specified bucket does not exist"]) {
+        return format!(
+            "bucket `{bucket}` does not exist at {endpoint}: create it, or fix the bucket in --store / LEAFE_STORE"
+        );
+    }
+    if matches!(err, object_store::Error::Unauthenticated { .. })
+        || has(&[
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "InvalidToken",
+            "ExpiredToken",
+            "InvalidClientTokenId",
+        ])
+    {
+        return "the credentials were refused: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)".into();
+    }
+    if matches!(err, object_store::Error::PermissionDenied { .. })
+        || has(&["AccessDenied", "Access Denied", "403 Forbidden"])
+    {
+        return format!(
+            "access denied: these credentials may not read, write or list under `{store}`; grant s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on the bucket, or use other credentials"
+        );
+    }
+    if has(&[
+        "Connection refused",
+        "connection refused",
+        "dns error",
+        "failed to lookup address",
+        "error trying to connect",
+        "tcp connect error",
+        "operation timed out",
+        "timed out",
+        "error sending request",
+    ]) {
+        return format!(
+            "cannot reach {endpoint}: check AWS_ENDPOINT_URL (and AWS_ALLOW_HTTP=true for http://), the network, or that the server is running"
+        );
+    }
+    let first = err.to_string();
+    let first = first.split(['\n', '<']).next().unwrap_or("").trim();
+    let mut line: String = first.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > 240 {
+        let mut cut = 240;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
 }
 
 /// Result type of the store boundary.
@@ -358,6 +431,37 @@ impl Store {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.os_err("delete", path)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::explain;
+
+    fn generic(body: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: body.to_string().into(),
+        }
+    }
+
+    #[test]
+    fn s3_failures_are_one_line_that_says_what_to_do() {
+        let xml = "Client error with status 404 Not Found: <?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        let e = explain(&generic(xml), "s3://nope/prefix");
+        assert!(e.starts_with("bucket `nope` does not exist"), "{e}");
+        for (body, want) in [
+            ("<Error><Code>InvalidAccessKeyId</Code></Error>", "credentials were refused"),
+            ("<Error><Code>SignatureDoesNotMatch</Code></Error>", "credentials were refused"),
+            ("<Error><Code>AccessDenied</Code></Error>", "access denied"),
+            ("error sending request: tcp connect error: Connection refused (os error 111)", "cannot reach"),
+        ] {
+            let e = explain(&generic(body), "s3://b/p");
+            assert!(e.contains(want), "{body} -> {e}");
+            assert!(!e.contains('<') && !e.contains('\n'), "{e}");
+        }
+        let other = explain(&generic("status 500: <?xml ?><Error>x</Error>"), "s3://b");
+        assert_eq!(other, "Generic S3 error: status 500:");
     }
 }
 

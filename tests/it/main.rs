@@ -10,6 +10,7 @@ mod common;
 mod env;
 mod experiment;
 mod export;
+mod fuzz;
 mod gridworld;
 mod interop;
 mod llm;
