@@ -105,7 +105,7 @@ impl Store {
                                 store: self.url.clone(),
                                 op: "delete",
                                 path: dir.display().to_string(),
-                                source: Box::new(object_store::Error::Generic {
+                                error: Box::new(object_store::Error::Generic {
                                     store: "LocalFileSystem",
                                     source: Box::new(e),
                                 }),

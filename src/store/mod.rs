@@ -132,7 +132,7 @@ pub enum StoreError {
     /// The object store failed (after its bounded retries). Displayed as one
     /// line that says what is wrong and what to do ([`explain`]); the
     /// server's own words (an S3 XML body, say) stay in `source`.
-    #[error("store {store}: {op} `{path}` failed: {}", explain(source, store))]
+    #[error("store {store}: {op} `{path}` failed: {}", explain(error, store))]
     ObjectStore {
         /// The store URL.
         store: String,
@@ -141,7 +141,9 @@ pub enum StoreError {
         /// The object path.
         path: String,
         /// The underlying error (boxed: it is large and errors are rare).
-        source: Box<object_store::Error>,
+        /// Not the error's `source()`: its text holds the server's reply,
+        /// which `explain` summarises; `-v` logs it whole.
+        error: Box<object_store::Error>,
     },
     /// Encoding or writing Parquet failed.
     #[error("writing table `{table}`: {source}")]
@@ -382,11 +384,14 @@ impl Store {
     ) -> impl FnOnce(object_store::Error) -> StoreError {
         let store = self.url.clone();
         let path = path.to_string();
-        move |source| StoreError::ObjectStore {
-            store,
-            op,
-            path,
-            source: Box::new(source),
+        move |source| {
+            tracing::debug!("store {store}: {op} `{path}`: {source}");
+            StoreError::ObjectStore {
+                store,
+                op,
+                path,
+                error: Box::new(source),
+            }
         }
     }
 

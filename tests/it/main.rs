@@ -17,6 +17,7 @@ mod llm;
 mod protocol;
 mod query;
 mod reflect;
+mod s3_errors;
 mod schedule;
 mod spark;
 mod stage1;
