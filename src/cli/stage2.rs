@@ -60,6 +60,11 @@ pub struct TrainArgs {
     /// Seed of shuffling [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Training rows held in memory at most [default: 131072]: data that
+    /// fits is shuffled whole each epoch; larger data streams from SQL each
+    /// epoch through a shuffle buffer of this many rows (bounded memory).
+    #[arg(long)]
+    pub shuffle_buffer: Option<usize>,
     /// Scheduled training: --out-model names a model line; train only on the
     /// runs matching --runs committed since the line's last training (its
     /// watermark in the store), starting from its latest version (or --init
@@ -149,6 +154,9 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
     }
     if let Some(v) = a.seed {
         cfg.fit.seed = v;
+    }
+    if let Some(v) = a.shuffle_buffer {
+        cfg.shuffle_buffer = v;
     }
     if a.incremental {
         return incremental_cmd(world, a, cfg, quiet).await;

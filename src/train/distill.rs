@@ -46,7 +46,16 @@ pub struct DistillConfig {
     pub beta: f32,
     /// The optimisation.
     pub fit: FitConfig,
+    /// Rows held in memory at most. Training data that fits is held whole
+    /// and shuffled whole every epoch; larger data streams from SQL each
+    /// epoch through a shuffle buffer of this many rows (see
+    /// [`distill_runs`]), so memory stays bounded however large the store.
+    pub shuffle_buffer: usize,
 }
+
+/// The default [`DistillConfig::shuffle_buffer`]: 131,072 rows, about
+/// 370 MB of Sokoban's 7 × 10 × 10 input planes.
+pub const DEFAULT_SHUFFLE_BUFFER: usize = 131_072;
 
 impl Default for DistillConfig {
     fn default() -> Self {
@@ -57,6 +66,7 @@ impl Default for DistillConfig {
                 learning_rate: 5e-4,
                 ..FitConfig::default()
             },
+            shuffle_buffer: DEFAULT_SHUFFLE_BUFFER,
         }
     }
 }
@@ -110,21 +120,6 @@ pub fn append_rows(
     Ok(n)
 }
 
-async fn rows(session: &QuerySession, query: &QueryText, runs: &str) -> Result<Vec<RecordBatch>> {
-    let bound = query
-        .bind(&BTreeMap::from([("run".to_string(), runs.to_string())]))
-        .map_err(|e| TrainError::Invalid(e.to_string()))?;
-    let mut stream = session
-        .stream(&bound)
-        .await
-        .map_err(|e| TrainError::Invalid(e.to_string()))?;
-    let mut out = Vec::new();
-    while let Some(b) = stream.next().await {
-        out.push(b.map_err(|e| TrainError::Invalid(format!("{}: {e}", query.source_name)))?);
-    }
-    Ok(out)
-}
-
 /// What a distillation used and reached.
 #[derive(Debug, Clone, Serialize)]
 pub struct DistillReport {
@@ -161,6 +156,194 @@ pub async fn distill(
     .await
 }
 
+/// One training query over one run pattern, with its rows' loss weight.
+struct Source {
+    bound: crate::query::BoundQuery,
+    weight: f32,
+    counterfactual: bool,
+}
+
+impl Source {
+    fn new(query: &QueryText, runs: &str, weight: f32, counterfactual: bool) -> Result<Source> {
+        let bound = query
+            .bind(&BTreeMap::from([("run".to_string(), runs.to_string())]))
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+        Ok(Source {
+            bound,
+            weight,
+            counterfactual,
+        })
+    }
+}
+
+/// Reads training rows from SQL into encoded samples.
+struct Reader<'a> {
+    session: &'a QuerySession,
+    encoder: &'a dyn Encoder,
+    board: usize,
+}
+
+impl Reader<'_> {
+    /// Streams `source`'s rows, calling `each` with every batch encoded.
+    async fn each_batch(
+        &self,
+        source: &Source,
+        mut each: impl FnMut(Samples) -> Result<bool>,
+    ) -> Result<()> {
+        let mut stream = self
+            .session
+            .stream(&source.bound)
+            .await
+            .map_err(|e| TrainError::Invalid(e.to_string()))?;
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(|e| {
+                TrainError::Invalid(self.session.error(&source.bound.source_name, &e).to_string())
+            })?;
+            let mut samples = Samples::default();
+            append_rows(
+                &mut samples,
+                std::slice::from_ref(&b),
+                self.encoder,
+                self.board,
+                source.weight,
+            )?;
+            if !each(samples)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every source's rows in order, if there are at most `cap` of them
+    /// (with the counts of pairs and rehearsal rows); None once more arrive.
+    async fn up_to(&self, sources: &[Source], cap: usize) -> Result<(Option<Samples>, usize, usize)> {
+        let mut all = Samples::default();
+        let (mut pairs, mut rehearsal) = (0, 0);
+        for source in sources {
+            let mut over = false;
+            self.each_batch(source, |batch| {
+                if source.counterfactual {
+                    pairs += batch.len();
+                } else {
+                    rehearsal += batch.len();
+                }
+                all.planes.extend_from_slice(&batch.planes);
+                all.actions.extend_from_slice(&batch.actions);
+                all.weights.extend_from_slice(&batch.weights);
+                over = all.len() > cap;
+                Ok(!over)
+            })
+            .await?;
+            if over {
+                return Ok((None, 0, 0));
+            }
+        }
+        Ok((Some(all), pairs, rehearsal))
+    }
+
+    /// Fits on data larger than memory: every epoch runs the queries again
+    /// and passes their rows through a shuffle buffer of `cap` rows (a row
+    /// enters; once the buffer is full, a uniformly chosen row leaves for
+    /// the next minibatch; at the end of the epoch the rest leave in random
+    /// order). Minibatches therefore mix rows within a window of about
+    /// `cap` rows of the queries' order (run, episode, step), not across the
+    /// whole data as the in-memory fit does. Seeded: the same data and
+    /// config give the same network.
+    #[allow(clippy::type_complexity)]
+    async fn fit_streaming(
+        &self,
+        net: crate::policy::PolicyNet,
+        config: &crate::policy::PolicyNetConfig,
+        sources: &[Source],
+        cap: usize,
+        fit_cfg: &FitConfig,
+        mut progress: impl FnMut(usize, usize, f32),
+    ) -> Result<(crate::policy::PolicyNet, Vec<f32>, usize, usize)> {
+        use rand::{Rng, SeedableRng};
+        use rand::seq::SliceRandom;
+
+        let width = config.input_size();
+        let mut stepper = super::Stepper::new(net, config, fit_cfg);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(fit_cfg.seed);
+        let batch = fit_cfg.batch_size.max(1);
+        let mut buffer = Samples::default();
+        let mut mb = Samples::default();
+        let (mut pairs, mut rehearsal) = (0usize, 0usize);
+        let mut total_steps = 0usize;
+        let mut epoch_losses = Vec::with_capacity(fit_cfg.epochs);
+        for epoch in 0..fit_cfg.epochs {
+            let (mut sum, mut weight_sum) = (0.0f64, 0.0f64);
+            let mut take = |mb: &mut Samples, stepper: &mut super::Stepper| {
+                let wsum: f32 = mb.weights.iter().sum();
+                weight_sum += wsum as f64;
+                if let Some(v) = tokio::task::block_in_place(|| {
+                    stepper.step(&mb.planes, &mb.actions, &mb.weights)
+                }) {
+                    sum += v as f64 * wsum as f64;
+                    progress(stepper.steps, total_steps, v);
+                }
+                mb.planes.clear();
+                mb.actions.clear();
+                mb.weights.clear();
+            };
+            for source in sources {
+                self.each_batch(source, |rows| {
+                    if epoch == 0 {
+                        if source.counterfactual {
+                            pairs += rows.len();
+                        } else {
+                            rehearsal += rows.len();
+                        }
+                    }
+                    for i in 0..rows.len() {
+                        let row = &rows.planes[i * width..(i + 1) * width];
+                        if buffer.len() < cap {
+                            buffer.planes.extend_from_slice(row);
+                            buffer.actions.push(rows.actions[i]);
+                            buffer.weights.push(rows.weights[i]);
+                            continue;
+                        }
+                        // The buffer is full: a random row leaves, this one takes its place.
+                        let j = rng.random_range(0..cap);
+                        mb.planes
+                            .extend_from_slice(&buffer.planes[j * width..(j + 1) * width]);
+                        mb.actions.push(buffer.actions[j]);
+                        mb.weights.push(buffer.weights[j]);
+                        buffer.planes[j * width..(j + 1) * width].copy_from_slice(row);
+                        buffer.actions[j] = rows.actions[i];
+                        buffer.weights[j] = rows.weights[i];
+                        if mb.len() == batch {
+                            take(&mut mb, &mut stepper);
+                        }
+                    }
+                    Ok(true)
+                })
+                .await?;
+            }
+            let mut order: Vec<usize> = (0..buffer.len()).collect();
+            order.shuffle(&mut rng);
+            for j in order {
+                mb.planes
+                    .extend_from_slice(&buffer.planes[j * width..(j + 1) * width]);
+                mb.actions.push(buffer.actions[j]);
+                mb.weights.push(buffer.weights[j]);
+                if mb.len() == batch {
+                    take(&mut mb, &mut stepper);
+                }
+            }
+            if !mb.is_empty() {
+                take(&mut mb, &mut stepper);
+            }
+            buffer = Samples::default();
+            if epoch == 0 {
+                total_steps = (pairs + rehearsal).div_ceil(batch) * fit_cfg.epochs;
+            }
+            epoch_losses.push((sum / weight_sum.max(1e-12)) as f32);
+        }
+        Ok((stepper.finish(), epoch_losses, pairs, rehearsal))
+    }
+}
+
 /// Escapes a run id for use as an exact SQL LIKE pattern.
 pub fn like_exact(run_id: &str) -> String {
     run_id
@@ -193,19 +376,14 @@ pub async fn distill_runs(
     let session = QuerySession::open(store)
         .await
         .map_err(|e| TrainError::Invalid(e.to_string()))?;
-    let mut samples = Samples::default();
-    let mut pairs = 0;
+    // The sources, in order: counterfactual pairs (weight 1), then
+    // rehearsal rows (beta for leafe, 1 for rft), for each run pattern.
+    let mut sources: Vec<Source> = Vec::new();
     if method == Method::Leafe {
         let q = load_query(queries, "counterfactual_pairs")
             .map_err(|e| TrainError::Invalid(e.to_string()))?;
         for p in patterns {
-            pairs += append_rows(
-                &mut samples,
-                &rows(&session, &q, p).await?,
-                encoder.as_ref(),
-                board,
-                1.0,
-            )?;
+            sources.push(Source::new(&q, p, 1.0, true)?);
         }
     }
     let weight = if method == Method::Leafe {
@@ -214,30 +392,41 @@ pub async fn distill_runs(
         1.0
     };
     let q = load_query(queries, "rehearsal").map_err(|e| TrainError::Invalid(e.to_string()))?;
-    let mut rehearsal = 0;
     for p in patterns {
-        rehearsal += append_rows(
-            &mut samples,
-            &rows(&session, &q, p).await?,
-            encoder.as_ref(),
-            board,
-            weight,
-        )?;
+        sources.push(Source::new(&q, p, weight, false)?);
     }
-    if samples.is_empty() {
-        return Err(TrainError::Invalid(format!(
-            "no training rows for runs matching `{runs}`: explore first, or check --runs"
-        )));
-    }
-    let (net, epoch_losses) = tokio::task::block_in_place(|| {
-        fit(
-            base.net().clone(),
-            base.config(),
-            &samples,
-            &config.fit,
-            progress,
-        )
-    })?;
+    let cap = config.shuffle_buffer.max(1);
+    let read = Reader {
+        session: &session,
+        encoder: encoder.as_ref(),
+        board,
+    };
+    // Hold the data whole when it fits (then training is what it always
+    // was); else stream it through the shuffle buffer every epoch.
+    let (held, pairs, rehearsal) = read.up_to(&sources, cap).await?;
+    let (net, epoch_losses, pairs, rehearsal) = match held {
+        Some(samples) => {
+            if samples.is_empty() {
+                return Err(TrainError::Invalid(format!(
+                    "no training rows for runs matching `{runs}`: explore first, or check --runs"
+                )));
+            }
+            let (net, losses) = tokio::task::block_in_place(|| {
+                fit(
+                    base.net().clone(),
+                    base.config(),
+                    &samples,
+                    &config.fit,
+                    progress,
+                )
+            })?;
+            (net, losses, pairs, rehearsal)
+        }
+        None => {
+            read.fit_streaming(base.net().clone(), base.config(), &sources, cap, &config.fit, progress)
+                .await?
+        }
+    };
     let policy = NeuralPolicy::new(init, base.config().clone(), net, encoder)?;
     Ok((
         policy,

@@ -139,6 +139,63 @@ pub(crate) fn trainable(net: PolicyNet, config: &PolicyNetConfig, seed: u64) -> 
         .load_record(net.into_record())
 }
 
+/// One optimiser over a network: takes minibatches of (planes, action,
+/// weight) and applies an Adam step of Σ w_i · CE_i / Σ w_i to each. Shared
+/// by [`fit`] (samples in memory) and [`distill`]'s streaming fit (rows
+/// from SQL through a shuffle buffer), so both train the same way.
+pub struct Stepper {
+    net: Option<PolicyNet>,
+    optim: burn::optim::ModuleOptimizer,
+    device: Device,
+    width: usize,
+    learning_rate: f64,
+    /// Gradient steps taken.
+    pub steps: usize,
+}
+
+impl Stepper {
+    /// A stepper over a trainable copy of `net`.
+    pub fn new(net: PolicyNet, config: &PolicyNetConfig, fit: &FitConfig) -> Stepper {
+        Stepper {
+            net: Some(trainable(net, config, fit.seed)),
+            optim: AdamConfig::new().init(),
+            device: default_device().autodiff(),
+            width: config.input_size(),
+            learning_rate: fit.learning_rate,
+            steps: 0,
+        }
+    }
+
+    /// One step on a minibatch (`xs` holds `ys.len()` rows of planes);
+    /// returns its loss, or None when its weights sum to zero (no step).
+    pub fn step(&mut self, xs: &[f32], ys: &[i32], ws: &[f32]) -> Option<f32> {
+        let wsum: f32 = ws.iter().sum();
+        if wsum <= 0.0 {
+            return None;
+        }
+        let b = ys.len();
+        let device = &self.device;
+        // [b, width] planes, [b, 1] targets, [b] weights
+        let x = Tensor::<2>::from_data(TensorData::new(xs.to_vec(), [b, self.width]), device);
+        let y = Tensor::<2, Int>::from_data(TensorData::new(ys.to_vec(), [b, 1]), device);
+        let w = Tensor::<1>::from_data(TensorData::new(ws.to_vec(), [b]), device);
+        let net = self.net.take().expect("stepper holds its network");
+        // log-probability of each target action: [b, 4] → [b, 1] → [b]
+        let picked = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
+        let loss = (picked * w).sum().neg().div_scalar(wsum);
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        self.net = Some(self.optim.step(self.learning_rate, net, grads));
+        self.steps += 1;
+        Some(value)
+    }
+
+    /// The trained network, for inference.
+    pub fn finish(self) -> PolicyNet {
+        self.net.expect("stepper holds its network").valid()
+    }
+}
+
 /// Fits `net` to the samples with (weighted) cross-entropy,
 /// Σ w_i · CE_i / Σ w_i per minibatch; returns the trained network
 /// and the mean loss of each epoch. `progress` is called after every step with
@@ -161,9 +218,7 @@ pub fn fit(
             samples.len()
         )));
     }
-    let device = default_device().autodiff();
-    let mut net = trainable(net, config, fit.seed);
-    let mut optim = AdamConfig::new().init();
+    let mut stepper = Stepper::new(net, config, fit);
     let mut rng = ChaCha8Rng::seed_from_u64(fit.seed);
     let mut order: Vec<usize> = (0..samples.len()).collect();
     let batch = fit.batch_size.max(1);
@@ -182,7 +237,6 @@ pub fn fit(
         Vec::with_capacity(batch),
         Vec::with_capacity(batch),
     );
-    let mut step = 0;
     for _ in 0..fit.epochs {
         order.shuffle(&mut rng);
         let mut sum = 0.0f64;
@@ -196,23 +250,11 @@ pub fn fit(
                 ws.push(samples.weights.get(i).copied().unwrap_or(1.0));
             }
             let wsum: f32 = ws.iter().sum();
-            if wsum <= 0.0 {
+            let Some(value) = stepper.step(&xs, &ys, &ws) else {
                 continue;
-            }
-            let b = chunk.len();
-            // [b, width] planes, [b, 1] targets, [b] weights
-            let x = Tensor::<2>::from_data(TensorData::new(xs.clone(), [b, width]), &device);
-            let y = Tensor::<2, Int>::from_data(TensorData::new(ys.clone(), [b, 1]), &device);
-            let w = Tensor::<1>::from_data(TensorData::new(ws.clone(), [b]), &device);
-            // log-probability of each target action: [b, 4] → [b, 1] → [b]
-            let picked = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
-            let loss = (picked * w).sum().neg().div_scalar(wsum);
-            let value = loss.clone().into_scalar::<f32>();
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(fit.learning_rate, net, grads);
+            };
             sum += value as f64 * wsum as f64;
-            step += 1;
-            progress(step, total, value);
+            progress(stepper.steps, total, value);
         }
         let total_weight: f64 = if samples.weights.is_empty() {
             samples.len() as f64
@@ -221,7 +263,7 @@ pub fn fit(
         };
         epoch_losses.push((sum / total_weight.max(1e-12)) as f32);
     }
-    Ok((net.valid(), epoch_losses))
+    Ok((stepper.finish(), epoch_losses))
 }
 
 /// Settings of `leafe pretrain`: behaviour cloning from solver demonstrations.

@@ -450,6 +450,40 @@ fn pretrain_then_explore_from_the_command_line() {
         out.contains("saved model l1") && !out.contains(" 0 counterfactual pairs"),
         "{out}"
     );
+    // The same data streamed through a shuffle buffer smaller than it: the
+    // same rows are trained on, in bounded memory.
+    let counts = |out: &str| {
+        let at = out.find(" counterfactual pairs").unwrap();
+        let head = &out[..at];
+        let pairs = head[head.rfind(' ').unwrap() + 1..].to_string();
+        let tail = &out[at..];
+        let rehearsal: String = tail
+            .trim_start_matches(" counterfactual pairs, ")
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        (pairs, rehearsal)
+    };
+    let (code, streamed, err) = run(&[
+        "train",
+        "--store",
+        &url,
+        "--method",
+        "leafe",
+        "--init",
+        "base",
+        "--runs",
+        "x.%",
+        "--out-model",
+        "l1s",
+        "--epochs",
+        "2",
+        "--shuffle-buffer",
+        "64",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(counts(&streamed), counts(&out), "{streamed}\n{out}");
+    assert!(!counts(&out).1.is_empty(), "{out}");
     assert_one_line_error(
         &[
             "train",
