@@ -160,8 +160,65 @@ fn spark_duckdb_and_polars_see_exactly_the_committed_runs_and_return_leafes_rows
         counts["catalog"]["steps"].to_string()
     );
 
-    // Every query file: leafe vs DuckDB, Spark local, Spark standalone.
+    // Python polars reads leafe's exports as they are.
     let out_dir = tempfile::tempdir().unwrap();
+    let mut written = Vec::new();
+    for (format, file) in [
+        ("verl-parquet", "cf.parquet"),
+        ("trl-messages", "cf.jsonl"),
+        ("sharegpt", "cf-sharegpt.jsonl"),
+    ] {
+        let path = out_dir.path().join(file);
+        let path = path.to_str().unwrap().to_string();
+        let (code, out, err) = leafe(&[
+            "export",
+            "--store",
+            &url,
+            "--dataset",
+            "counterfactual",
+            "--format",
+            format,
+            "--out",
+            &path,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let n: u64 = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        written.push((path, n));
+    }
+    let polars = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, polars as pl\n\
+             p = pl.read_parquet(sys.argv[1])\n\
+             assert p['prompt'].dtype == pl.List(pl.Struct({'role': pl.String, 'content': pl.String})), p.schema\n\
+             print(p.height, pl.read_ndjson(sys.argv[2]).height, pl.read_ndjson(sys.argv[3]).height)",
+            &written[0].0,
+            &written[1].0,
+            &written[2].0,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        polars.status.success(),
+        "{}",
+        String::from_utf8_lossy(&polars.stderr)
+    );
+    let heights: Vec<u64> = String::from_utf8_lossy(&polars.stdout)
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(
+        heights,
+        written.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        "polars reads every exported record"
+    );
+    assert!(heights.iter().all(|&h| h > 0), "{heights:?}");
+
+    // Every query file: leafe vs DuckDB, Spark local, Spark standalone.
     for (engine, master) in [
         ("duckdb", "local[2]"),
         ("spark", "local[2]"),
