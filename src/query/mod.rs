@@ -215,6 +215,14 @@ pub fn format_size(bytes: usize) -> String {
     }
 }
 
+/// Whether DataFusion ran out of its memory pool.
+fn is_out_of_memory(e: &datafusion::error::DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    ) || e.to_string().contains("Resources exhausted")
+}
+
 /// A DataFusion error as the query boundary's: running out of memory gets
 /// its own one-line error, the rest keep DataFusion's message on one line.
 fn df_error(
@@ -222,11 +230,7 @@ fn df_error(
     limits: &MemoryLimits,
     e: &datafusion::error::DataFusionError,
 ) -> QueryError {
-    let exhausted = matches!(
-        e.find_root(),
-        datafusion::error::DataFusionError::ResourcesExhausted(_)
-    ) || e.to_string().contains("Resources exhausted");
-    if exhausted {
+    if is_out_of_memory(e) {
         let mut detail = one_line(e.find_root());
         if detail.len() > 200 {
             let mut cut = 200;
@@ -285,7 +289,11 @@ impl QuerySession {
         // Parquet scans are CPU-bound; use every core for them. Operators
         // share one memory pool of the limit; sorts and aggregations spill
         // to the disk manager's directory beyond their share.
-        let config = SessionConfig::new().with_information_schema(true);
+        let mut config = SessionConfig::new().with_information_schema(true);
+        // Each sort reserves room to merge its spills; keep that a small
+        // share of a small limit (DataFusion's default is 10 MB per sort).
+        config.options_mut().execution.sort_spill_reservation_bytes =
+            (limits.limit / 32).min(10 << 20);
         let pool = datafusion::execution::memory_pool::TrackConsumersPool::new(
             datafusion::execution::memory_pool::FairSpillPool::new(limits.limit),
             std::num::NonZeroUsize::new(3).expect("nonzero"),
@@ -370,11 +378,45 @@ impl QuerySession {
     }
 
     /// Runs a query and streams its result as Arrow record batches.
+    ///
+    /// Hash joins are fastest but cannot spill: a join whose build side
+    /// outgrows the memory limit fails before the first row. The query then
+    /// runs again with sort-merge joins, whose sorts spill to disk, so it
+    /// completes in bounded memory (more slowly) rather than failing.
     pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
+        use futures::StreamExt;
         let df = self.plan(query).await?;
-        df.execute_stream()
-            .await
-            .map_err(|e| df_error(&query.source_name, &self.limits, &e))
+        let first_try = async {
+            let mut stream = df.execute_stream().await?;
+            let first = stream.next().await.transpose()?;
+            Ok::<_, datafusion::error::DataFusionError>((stream, first))
+        };
+        let (stream, first) = match first_try.await {
+            Ok(found) => found,
+            Err(e) if is_out_of_memory(&e) => {
+                tracing::info!(
+                    "{}: hash joins exceed the memory limit; running it with sort-merge joins, which spill",
+                    query.source_name
+                );
+                let mut state = self.ctx.state();
+                state.config_mut().options_mut().optimizer.prefer_hash_join = false;
+                let merge = SessionContext::new_with_state(state);
+                let df = merge.sql(&query.sql).await.map_err(|e| QueryError::Sql {
+                    source_name: query.source_name.clone(),
+                    message: one_line(e),
+                })?;
+                return df
+                    .execute_stream()
+                    .await
+                    .map_err(|e| df_error(&query.source_name, &self.limits, &e));
+            }
+            Err(e) => return Err(df_error(&query.source_name, &self.limits, &e)),
+        };
+        let schema = stream.schema();
+        let rest = futures::stream::iter(first.map(Ok)).chain(stream);
+        Ok(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rest),
+        ))
     }
 
     /// The limits this session's queries run under.
@@ -443,12 +485,13 @@ impl QuerySession {
     /// Runs a query and collects its result (for small results); an empty
     /// result is one empty batch with the result's schema.
     pub async fn collect(&self, query: &BoundQuery) -> Result<Vec<RecordBatch>> {
-        let df = self.plan(query).await?;
-        let schema: arrow::datatypes::SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let mut batches = df
-            .collect()
-            .await
-            .map_err(|e| df_error(&query.source_name, &self.limits, &e))?;
+        use futures::StreamExt;
+        let mut stream = self.stream(query).await?;
+        let schema = stream.schema();
+        let mut batches = Vec::new();
+        while let Some(b) = stream.next().await {
+            batches.push(b.map_err(|e| df_error(&query.source_name, &self.limits, &e))?);
+        }
         if batches.is_empty() {
             // Keep the header: an empty result still has columns.
             batches.push(RecordBatch::new_empty(schema));

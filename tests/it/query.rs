@@ -309,3 +309,69 @@ fn counterfactual_pairs_and_rehearsal_match_a_naive_walk_of_the_trees() {
         assert_eq!(none.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     });
 }
+
+/// Under a memory limit smaller than a hash join's build side, queries
+/// still return every row: the join runs again as a sort-merge join, whose
+/// sorts spill to disk; and a limit no plan fits is a one-line error.
+#[test]
+fn queries_complete_under_a_memory_limit_smaller_than_their_joins() {
+    use leafe::query::MemoryLimits;
+    let (_dir, url) = crate::common::local_store();
+    let store = leafe::store::Store::open(&url).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    crate::common::rt().block_on(async {
+        leafe::synth::synthesize(
+            &store,
+            "m",
+            &leafe::synth::SynthConfig {
+                episodes: 40_000,
+                ..Default::default()
+            },
+            "t",
+        )
+        .await
+        .unwrap();
+        let q = leafe::query::load_query(None, "rehearsal")
+            .unwrap()
+            .bind(&Default::default())
+            .unwrap();
+        let rows = |batches: Vec<arrow::record_batch::RecordBatch>| -> usize {
+            batches.iter().map(|b| b.num_rows()).sum()
+        };
+        let free = leafe::query::QuerySession::open_with(
+            &store,
+            MemoryLimits {
+                limit: 4 << 30,
+                spill_dir: None,
+            },
+        )
+        .await
+        .unwrap();
+        let want = rows(free.collect(&q).await.unwrap());
+        assert!(want > 10_000, "{want}");
+        let tight = leafe::query::QuerySession::open_with(
+            &store,
+            MemoryLimits {
+                limit: 64 << 20,
+                spill_dir: Some(spill.path().to_path_buf()),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(rows(tight.collect(&q).await.unwrap()), want);
+        let hopeless = leafe::query::QuerySession::open_with(
+            &store,
+            MemoryLimits {
+                limit: 1 << 10,
+                spill_dir: Some(spill.path().to_path_buf()),
+            },
+        )
+        .await
+        .unwrap();
+        let e = hopeless.collect(&q).await.unwrap_err().to_string();
+        assert!(
+            e.contains("needs more than the memory limit of 0 MiB") && !e.contains('\n'),
+            "{e}"
+        );
+    });
+}
