@@ -2,15 +2,17 @@
 # Every query file of queries/ on one synthetic store, through leafe
 # (DataFusion) and through Spark in local mode, Spark on a standalone
 # cluster (one master, two workers on 127.0.0.1) and DuckDB, all over the
-# store's catalog; rows compared, wall times printed per query.
+# store's catalog; wall times per query, every engine producing all the rows
+# without collecting them into Python (Spark: the noop sink; DuckDB: COPY to
+# /dev/null; leafe: `leafe sql --format csv` into a pipe). That the rows are
+# the same is the parity test's job (python/leafe_views.py parity).
 #
 #   benches/engines.sh [STEPS] [STORE_DIR]     default 10000000 steps, /tmp/leafe-bench-engines-STEPS
 #
 # Needs a release build (cargo build --release; LEAFE_BIN overrides the
 # binary), python3 with pyspark and duckdb, and Java 17. Spark's times are
 # measured inside one session (its start, ~20-30 s, printed apart); leafe's
-# are whole processes (`leafe sql --file … --format json`, start and reading
-# the commit markers included), so they include what a user waits for.
+# are whole processes (start and reading the commit markers included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-10000000}
@@ -28,7 +30,7 @@ mkdir -p "$out"
 for run in "duckdb local[2]" "spark local[2]" "spark standalone:2"; do
   set -- $run
   echo "== $1 $2"
-  python3 python/leafe_views.py parity --store "$store" --engine "$1" --master "$2" \
+  python3 python/leafe_views.py bench --store "$store" --engine "$1" --master "$2" \
     --json "$out/$1-${2//[^a-z0-9]/}.json" 2> >(grep -v -E 'WARN|log4j|setLogLevel|pandas|require_minimum' >&2)
 done
 python3 - "$out" <<'EOF'

@@ -512,6 +512,71 @@ def parity(store: str, engine: str, queries: list[str], params: dict, master: st
     return results
 
 
+# ------------------------------------------------------------------ bench --
+
+
+def bench(store: str, engine: str, queries: list[str], params: dict, master: str,
+          leafe: str | None = None, out=sys.stdout) -> list[dict]:
+    """Times every query in leafe and in the engine, each producing all its
+    rows without bringing them into Python: `leafe sql --format csv` read
+    and counted by this process; Spark writing to its `noop` sink; DuckDB
+    copying to /dev/null. Rows are leafe's count (the parity test checks the
+    engines return the same rows)."""
+    catalog = load_catalog(store)
+    results = []
+    with contextlib.ExitStack() as stack:
+        if engine == "spark":
+            if master.startswith("standalone"):
+                n = int(master.split(":")[1]) if ":" in master else 2
+                master = stack.enter_context(standalone_cluster(workers=n))
+            t0 = time.perf_counter()
+            spark = spark_session(master, conf={"spark.driver.host": "127.0.0.1",
+                                                "spark.driver.bindAddress": "127.0.0.1"})
+            stack.callback(spark.stop)
+            register_spark(spark, store, catalog)
+            print(f"# spark {spark.version} at {master}: session and views in "
+                  f"{time.perf_counter() - t0:.1f} s", file=out)
+        else:
+            import duckdb
+
+            con = duckdb.connect()
+            register_duckdb(con, store, catalog)
+            print(f"# duckdb {duckdb.__version__}", file=out)
+        print(f"{'query':28} {'rows':>10} {'leafe s':>8} {engine + ' s':>9}", file=out)
+        for q in queries:
+            mine = {k: v for k, v in params.items() if k in declared_params(q)}
+            rendered = render(q, mine, "spark" if engine == "spark" else "standard", leafe)
+            statements = [s["sql"] for s in rendered["statements"]]
+            t0 = time.perf_counter()
+            if engine == "spark":
+                df = run_statements_spark(spark, statements)
+                df.write.format("noop").mode("overwrite").save()
+            else:
+                for sql in statements[:-1]:
+                    con.execute(sql)
+                con.execute(f"COPY ({statements[-1]}) TO '/dev/null' (FORMAT CSV)")
+            engine_secs = time.perf_counter() - t0
+            args = [_leafe_bin(leafe), "sql", "--store", store, "--file", q, "--format", "csv"]
+            for k, v in mine.items():
+                args += ["--param", f"{k}={v}"]
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            rows = -1  # the header
+            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
+                rows += chunk.count(b"\n")
+            err = proc.stderr.read().decode()
+            if proc.wait() != 0:
+                raise SystemExit(f"leafe sql --file {q}: {err.strip()}")
+            leafe_secs = time.perf_counter() - t0
+            name = os.path.splitext(os.path.basename(q))[0]
+            results.append({"query": name, "rows": rows, "leafe_s": leafe_secs,
+                            "engine_s": engine_secs, "engine": engine, "master": master,
+                            "mismatch": None})
+            print(f"{name:28} {rows:>10} {leafe_secs:>8.2f} {engine_secs:>9.2f}", file=out)
+            out.flush()
+    return results
+
+
 # -------------------------------------------------------------------- CLI --
 
 
@@ -555,6 +620,13 @@ def main(argv=None) -> int:
     par.add_argument("--only", action="append", default=[], help="only these query names (repeatable)")
     par.add_argument("--json", help="also write the results as JSON to this file")
 
+    bn = sub.add_parser("bench", help="time every query in leafe and in an engine (rows not compared)")
+    common(bn)
+    bn.add_argument("--engine", choices=["spark", "duckdb"], default="spark")
+    bn.add_argument("--queries", default="queries", help="directory of query files (default queries)")
+    bn.add_argument("--only", action="append", default=[], help="only these query names (repeatable)")
+    bn.add_argument("--json", help="also write the results as JSON to this file")
+
     cnt = sub.add_parser("counts", help="rows per table as Spark, DuckDB and polars see them (JSON)")
     common(cnt)
     cnt.add_argument("--engine", action="append", choices=["spark", "duckdb", "polars"], default=[])
@@ -584,6 +656,15 @@ def main(argv=None) -> int:
             print("\t".join(names))
             for row in rel.fetchmany(a.limit):
                 print("\t".join("" if v is None else str(v) for v in row))
+        return 0
+    if a.cmd == "bench":
+        queries = sorted(glob.glob(os.path.join(a.queries, "*.sql")))
+        if a.only:
+            queries = [q for q in queries if os.path.splitext(os.path.basename(q))[0] in a.only]
+        results = bench(a.store, a.engine, queries, params, a.master, a.leafe)
+        if a.json:
+            with open(a.json, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=1)
         return 0
     if a.cmd == "parity":
         queries = sorted(glob.glob(os.path.join(a.queries, "*.sql")))

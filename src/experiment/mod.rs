@@ -1355,27 +1355,40 @@ async fn eval_stage(
 ) -> anyhow::Result<Vec<Cell>> {
     let (cfg, ks, seed) = (r.cfg, r.ks, r.seed);
     let model = r.model(m);
-    let mut cells = Vec::new();
-    // Loaded once per model, and only if some split still needs it.
-    let mut policy = None;
     let splits = r.splits;
+    // The three splits are evaluated at once, each as a task of its own (on
+    // two cores, rollouts are one thread each). They share nothing but the
+    // store, and each evaluation computes exactly what it would alone (its
+    // own batches and seeds), so the figures do not depend on the overlap.
+    let mut handles = Vec::new();
     for (split, levels) in [
         ("heldout", &splits.heldout),
         ("shifted", &splits.shifted),
         ("hard", &splits.hard),
     ] {
-        let t = Instant::now();
-        let eval_run = format!("{}.eval.{}.{split}", r.p, m.id());
-        let (pass, fresh) = eval_split(
-            r,
-            &mut policy,
-            &model,
-            (split, levels),
-            cfg.eval.samples,
-            ks,
-            &eval_run,
-        )
-        .await?;
+        let job = EvalJob {
+            store: r.store.clone(),
+            run: r.run.to_string(),
+            model: model.clone(),
+            split,
+            levels: levels.clone(),
+            samples: cfg.eval.samples,
+            ks: ks.to_vec(),
+            eval_run: format!("{}.eval.{}.{split}", r.p, m.id()),
+            seed,
+            command_line: r.command_line.to_string(),
+            eval: cfg.eval.clone(),
+        };
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let result = eval_job(&job, &mut None).await;
+            (job.split, job.levels.len(), t, result)
+        }));
+    }
+    let mut cells = Vec::new();
+    for h in handles {
+        let (split, tasks, t, result) = h.await.context("an evaluation task panicked")?;
+        let (pass, fresh) = result?;
         let first = ks.first().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
         let last = ks.last().map(|k| pass[&k.to_string()]).unwrap_or(0.0);
         r.stage(
@@ -1392,7 +1405,7 @@ async fn eval_stage(
             seed,
             method: m,
             split: split.to_string(),
-            tasks: levels.len(),
+            tasks,
             samples: cfg.eval.samples,
             pass_at_k: pass,
             train_env_steps,
@@ -1400,6 +1413,22 @@ async fn eval_stage(
         });
     }
     Ok(cells)
+}
+
+/// One evaluation of a model on one split, with everything it needs owned
+/// (so that splits can be evaluated concurrently).
+struct EvalJob {
+    store: Store,
+    run: String,
+    model: String,
+    split: &'static str,
+    levels: Vec<Level>,
+    samples: usize,
+    ks: Vec<u64>,
+    eval_run: String,
+    seed: u64,
+    command_line: String,
+    eval: EvalConfig,
 }
 
 /// Pass@k of `model` on one split (name, levels) with `samples` samples
@@ -1410,40 +1439,61 @@ async fn eval_split(
     r: &Replicate<'_>,
     policy: &mut Option<crate::policy::neural::NeuralPolicy>,
     model: &str,
-    (split, levels): (&str, &[Level]),
+    (split, levels): (&'static str, &[Level]),
     samples: usize,
     ks: &[u64],
     eval_run: &str,
 ) -> anyhow::Result<(BTreeMap<String, f64>, bool)> {
-    let (store, cfg) = (r.store, r.cfg);
-    if let Some(marker) = store.commit(eval_run).await? {
+    let job = EvalJob {
+        store: r.store.clone(),
+        run: r.run.to_string(),
+        model: model.to_string(),
+        split,
+        levels: levels.to_vec(),
+        samples,
+        ks: ks.to_vec(),
+        eval_run: eval_run.to_string(),
+        seed: r.seed,
+        command_line: r.command_line.to_string(),
+        eval: r.cfg.eval.clone(),
+    };
+    eval_job(&job, policy).await
+}
+
+/// Runs (or reads back) one [`EvalJob`].
+async fn eval_job(
+    job: &EvalJob,
+    policy: &mut Option<crate::policy::neural::NeuralPolicy>,
+) -> anyhow::Result<(BTreeMap<String, f64>, bool)> {
+    let store = &job.store;
+    if let Some(marker) = store.commit(&job.eval_run).await? {
         let pass =
             serde_json::from_value::<BTreeMap<String, f64>>(marker.meta["pass_at_k"].clone())
-                .with_context(|| format!("reading Pass@k of {eval_run}"))?;
+                .with_context(|| format!("reading Pass@k of {}", job.eval_run))?;
         return Ok((pass, false));
     }
     if policy.is_none() {
-        *policy = Some(load_policy(store, model, SokobanWorld.encoder()).await?);
+        *policy = Some(load_policy(store, &job.model, SokobanWorld.encoder()).await?);
     }
     let policy = policy.as_ref().expect("loaded above");
-    let source = format!("reports/{}/levels/{split}.txt", r.run);
-    let max_steps = cfg.eval.max_steps as usize;
+    let source = format!("reports/{}/levels/{}.txt", job.run, job.split);
+    let max_steps = job.eval.max_steps as usize;
     let e = evaluate(
         store,
         policy,
         &|| SokobanWorld.make_env(max_steps),
         &EvalSpec {
-            model,
-            levels,
+            model: &job.model,
+            levels: &job.levels,
             levels_source: &source,
-            split,
-            samples,
-            ks,
-            temperature: cfg.eval.temperature,
-            max_steps: cfg.eval.max_steps,
-            seed: r.seed.wrapping_add(1_000_003),
-            run_id: Some(eval_run),
-            command_line: r.command_line,
+            split: job.split,
+            samples: job.samples,
+            ks: &job.ks,
+            temperature: job.eval.temperature,
+            max_steps: job.eval.max_steps,
+            seed: job.seed.wrapping_add(1_000_003),
+            run_id: Some(&job.eval_run),
+            command_line: &job.command_line,
             calls: None,
         },
     )
