@@ -4,7 +4,7 @@
 # cluster (one master, two workers on 127.0.0.1) and DuckDB, all over the
 # store's catalog; wall times per query, every engine producing all the rows
 # without collecting them into Python (Spark: the noop sink; DuckDB: COPY to
-# /dev/null; leafe: `leafe sql --format csv` into a pipe). That the rows are
+# /dev/null; leafe: `leafe sql --format json` into a pipe). That the rows are
 # the same is the parity test's job (python/leafe_views.py parity).
 #
 #   benches/engines.sh [STEPS] [STORE_DIR]     default 10000000 steps, /tmp/leafe-bench-engines-STEPS

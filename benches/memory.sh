@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Peak RSS and wall time against store size: every row of
-# queries/counterfactual_pairs.sql and queries/rehearsal.sql streamed as CSV
+# queries/counterfactual_pairs.sql and queries/rehearsal.sql streamed as JSON Lines
 # to /dev/null by `leafe sql` under a memory limit, and by DuckDB over the
 # same files (the store's catalog) with its memory_limit set to the same
 # value.
@@ -31,7 +31,7 @@ for m in $sizes; do
   fi
   for q in counterfactual_pairs rehearsal; do
     rows=$( { /usr/bin/time -f "%e %M" -o /tmp/leafe-bench-time "$leafe" sql --store "$store" \
-              --memory-limit "$limit" --spill-dir "$spill" --file "queries/$q.sql" --format csv | wc -l; } )
+              --memory-limit "$limit" --spill-dir "$spill" --file "queries/$q.sql" --format json | wc -l; } )
     read -r ls lk < /tmp/leafe-bench-time
     sql=$("$leafe" query render "queries/$q.sql")
     /usr/bin/time -f "%e %M" -o /tmp/leafe-bench-time python3 - "$store" "$duck_limit" "$spill" <<EOF
@@ -47,6 +47,6 @@ sql = """$sql""".strip().rstrip(";")
 con.execute(f"COPY ({sql}) TO '/dev/null' (FORMAT CSV, HEADER)")
 EOF
     read -r ds dk < /tmp/leafe-bench-time
-    printf "| %sM | %s | %s | %.1f | %d MiB | %.1f | %d MiB |\n" "$m" "$q" "$((rows - 1))" "$ls" $((lk / 1024)) "$ds" $((dk / 1024))
+    printf "| %sM | %s | %s | %.1f | %d MiB | %.1f | %d MiB |\n" "$m" "$q" "$rows" "$ls" $((lk / 1024)) "$ds" $((dk / 1024))
   done
 done

@@ -518,8 +518,8 @@ def parity(store: str, engine: str, queries: list[str], params: dict, master: st
 def bench(store: str, engine: str, queries: list[str], params: dict, master: str,
           leafe: str | None = None, out=sys.stdout) -> list[dict]:
     """Times every query in leafe and in the engine, each producing all its
-    rows without bringing them into Python: `leafe sql --format csv` read
-    and counted by this process; Spark writing to its `noop` sink; DuckDB
+    rows without bringing them into Python: `leafe sql --format json` read
+    and its lines counted by this process; Spark writing to its `noop` sink; DuckDB
     copying to /dev/null. Rows are leafe's count (the parity test checks the
     engines return the same rows)."""
     catalog = load_catalog(store)
@@ -556,12 +556,13 @@ def bench(store: str, engine: str, queries: list[str], params: dict, master: str
                     con.execute(sql)
                 con.execute(f"COPY ({statements[-1]}) TO '/dev/null' (FORMAT CSV)")
             engine_secs = time.perf_counter() - t0
-            args = [_leafe_bin(leafe), "sql", "--store", store, "--file", q, "--format", "csv"]
+            # JSON Lines: one line a row (CSV quotes the boards' newlines).
+            args = [_leafe_bin(leafe), "sql", "--store", store, "--file", q, "--format", "json"]
             for k, v in mine.items():
                 args += ["--param", f"{k}={v}"]
             t0 = time.perf_counter()
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            rows = -1  # the header
+            rows = 0
             for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
                 rows += chunk.count(b"\n")
             err = proc.stderr.read().decode()
