@@ -124,7 +124,9 @@ pub async fn catalog_cmd(a: CatalogArgs) -> anyhow::Result<u8> {
             );
             return Ok(1);
         }
-        eprintln!("verified {files} file(s): every one matches its table's schema and its marker's row count");
+        eprintln!(
+            "verified {files} file(s): every one matches its table's schema and its marker's row count"
+        );
     }
     Ok(0)
 }

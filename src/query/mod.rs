@@ -201,7 +201,9 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
     };
     let bytes = n * mult;
     if !bytes.is_finite() || bytes < (16 << 20) as f64 || bytes > 1e15 {
-        return Err(format!("`{s}`: a memory limit must lie between 16M and 1000T"));
+        return Err(format!(
+            "`{s}`: a memory limit must lie between 16M and 1000T"
+        ));
     }
     Ok(bytes as usize)
 }
@@ -248,9 +250,14 @@ fn df_error(
         };
     }
     let mut message = one_line(e);
-    if ["Cast error", "Parquet error", "External error", "Invalid argument error"]
-        .iter()
-        .any(|m| message.contains(m))
+    if [
+        "Cast error",
+        "Parquet error",
+        "External error",
+        "Invalid argument error",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
     {
         message.push_str(
             " (a data file may not be what its table says: `leafe catalog --verify` names any that is not)",

@@ -112,7 +112,10 @@ fn views_of(
 }
 
 /// Those of `values` that `query` itself declares.
-pub fn own_values(query: &QueryText, values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn own_values(
+    query: &QueryText,
+    values: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     values
         .iter()
         .filter(|(k, _)| query.params.iter().any(|p| &p.name == *k))

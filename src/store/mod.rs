@@ -73,10 +73,8 @@ use object_store::{
 };
 
 // `writer` records the host as `super::hostname()`.
+pub use catalog::{CATALOG_PATH, Catalog, CatalogColumn, CatalogFile, CatalogRun, CatalogTable};
 use commit::hostname;
-pub use catalog::{
-    CATALOG_PATH, Catalog, CatalogColumn, CatalogFile, CatalogRun, CatalogTable,
-};
 pub use commit::{CommitMarker, FileEntry, RunInfo, RunLock};
 pub use gc::GcReport;
 pub use rows::{
@@ -456,10 +454,19 @@ mod explain_tests {
         let e = explain(&generic(xml), "s3://nope/prefix");
         assert!(e.starts_with("bucket `nope` does not exist"), "{e}");
         for (body, want) in [
-            ("<Error><Code>InvalidAccessKeyId</Code></Error>", "credentials were refused"),
-            ("<Error><Code>SignatureDoesNotMatch</Code></Error>", "credentials were refused"),
+            (
+                "<Error><Code>InvalidAccessKeyId</Code></Error>",
+                "credentials were refused",
+            ),
+            (
+                "<Error><Code>SignatureDoesNotMatch</Code></Error>",
+                "credentials were refused",
+            ),
             ("<Error><Code>AccessDenied</Code></Error>", "access denied"),
-            ("error sending request: tcp connect error: Connection refused (os error 111)", "cannot reach"),
+            (
+                "error sending request: tcp connect error: Connection refused (os error 111)",
+                "cannot reach",
+            ),
         ] {
             let e = explain(&generic(body), "s3://b/p");
             assert!(e.contains(want), "{body} -> {e}");

@@ -197,7 +197,11 @@ impl Reader<'_> {
             .map_err(|e| TrainError::Invalid(e.to_string()))?;
         while let Some(b) = stream.next().await {
             let b = b.map_err(|e| {
-                TrainError::Invalid(self.session.error(&source.bound.source_name, &e).to_string())
+                TrainError::Invalid(
+                    self.session
+                        .error(&source.bound.source_name, &e)
+                        .to_string(),
+                )
             })?;
             let mut samples = Samples::default();
             append_rows(
@@ -216,7 +220,11 @@ impl Reader<'_> {
 
     /// Every source's rows in order, if there are at most `cap` of them
     /// (with the counts of pairs and rehearsal rows); None once more arrive.
-    async fn up_to(&self, sources: &[Source], cap: usize) -> Result<(Option<Samples>, usize, usize)> {
+    async fn up_to(
+        &self,
+        sources: &[Source],
+        cap: usize,
+    ) -> Result<(Option<Samples>, usize, usize)> {
         let mut all = Samples::default();
         let (mut pairs, mut rehearsal) = (0, 0);
         for source in sources {
@@ -259,8 +267,8 @@ impl Reader<'_> {
         fit_cfg: &FitConfig,
         mut progress: impl FnMut(usize, usize, f32),
     ) -> Result<(crate::policy::PolicyNet, Vec<f32>, usize, usize)> {
-        use rand::{Rng, SeedableRng};
         use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
 
         let width = config.input_size();
         let mut stepper = super::Stepper::new(net, config, fit_cfg);
@@ -423,8 +431,15 @@ pub async fn distill_runs(
             (net, losses, pairs, rehearsal)
         }
         None => {
-            read.fit_streaming(base.net().clone(), base.config(), &sources, cap, &config.fit, progress)
-                .await?
+            read.fit_streaming(
+                base.net().clone(),
+                base.config(),
+                &sources,
+                cap,
+                &config.fit,
+                progress,
+            )
+            .await?
         }
     };
     let policy = NeuralPolicy::new(init, base.config().clone(), net, encoder)?;

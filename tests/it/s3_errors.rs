@@ -65,7 +65,14 @@ fn s3_errors_say_what_is_wrong_in_one_line() {
     // Authentication on after the six requests the setup makes.
     let _moto = Moto(
         Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .env("INITIAL_NO_AUTH_ACTION_COUNT", "6")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -107,7 +114,11 @@ fn s3_errors_say_what_is_wrong_in_one_line() {
             vars(&endpoint, "AKIAWRONGWRONGWRONG1", "nope"),
             "the credentials were refused",
         ),
-        ("s3://locked/p", vars(&endpoint, key, secret), "access denied"),
+        (
+            "s3://locked/p",
+            vars(&endpoint, key, secret),
+            "access denied",
+        ),
         ("s3://locked/p", vars(&dead, key, secret), "cannot reach"),
     ] {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -78,7 +78,9 @@ fn mixed_store() -> (tempfile::TempDir, String, u64) {
             .await
             .unwrap();
         // An orphan: files whose lock and marker are gone.
-        synthesize(&store, "orphan", &cfg(100, 4), "t").await.unwrap();
+        synthesize(&store, "orphan", &cfg(100, 4), "t")
+            .await
+            .unwrap();
         420
     });
     std::fs::remove_file(root.join("_leafe/commits/crashed.json")).unwrap();
@@ -224,7 +226,9 @@ fn spark_duckdb_and_polars_see_exactly_the_committed_runs_and_return_leafes_rows
         ("spark", "local[2]"),
         ("spark", "standalone:2"),
     ] {
-        let json = out_dir.path().join(format!("{engine}-{}.json", master.len()));
+        let json = out_dir
+            .path()
+            .join(format!("{engine}-{}.json", master.len()));
         let json = json.to_str().unwrap();
         let printed = views(&[
             "parity", "--store", &url, "--engine", engine, "--master", master, "--json", json,
