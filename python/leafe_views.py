@@ -385,6 +385,50 @@ def leafe_rows(store: str, query: str, params: dict, leafe: str | None = None):
 # ----------------------------------------------------------------- parity --
 
 
+def start_master(stack: contextlib.ExitStack, master: str) -> str:
+    """`master` as a Spark master URL: `standalone[:N]` starts a throwaway
+    cluster of N (default 2) workers, stopped when `stack` closes."""
+    if master.startswith("standalone"):
+        n = int(master.split(":")[1]) if ":" in master else 2
+        return stack.enter_context(standalone_cluster(workers=n))
+    return master
+
+
+def open_engine(stack: contextlib.ExitStack, engine: str, store: str, catalog: dict,
+                master: str, out=sys.stdout):
+    """A Spark session or a DuckDB connection with the store's views, closed
+    with `stack`: (spark, duckdb connection, master URL), one of them None."""
+    if engine == "spark":
+        master = start_master(stack, master)
+        t0 = time.perf_counter()
+        spark = spark_session(master, conf={"spark.driver.host": "127.0.0.1",
+                                            "spark.driver.bindAddress": "127.0.0.1"})
+        stack.callback(spark.stop)
+        register_spark(spark, store, catalog)
+        print(f"# spark {spark.version} at {master}: session and views in "
+              f"{time.perf_counter() - t0:.1f} s", file=out)
+        return spark, None, master
+    if engine == "duckdb":
+        import duckdb
+
+        con = duckdb.connect()
+        stack.callback(con.close)
+        register_duckdb(con, store, catalog)
+        print(f"# duckdb {duckdb.__version__}", file=out)
+        return None, con, master
+    raise SystemExit(f"unknown engine {engine!r} (spark, duckdb)")
+
+
+def query_files(directory: str, only: list[str]) -> list[str]:
+    """The `*.sql` files of `directory`, sorted; only those named in `only` if given."""
+    files = sorted(glob.glob(os.path.join(directory, "*.sql")))
+    if only:
+        files = [q for q in files if os.path.splitext(os.path.basename(q))[0] in only]
+    if not files:
+        raise SystemExit(f"no query files in {directory}" + (f" named {only}" if only else ""))
+    return files
+
+
 def _norm(v):
     """A value in a form two engines agree on: DECIMAL and DOUBLE alike,
     float32 noise and timestamp spelling removed."""
@@ -464,25 +508,7 @@ def parity(store: str, engine: str, queries: list[str], params: dict, master: st
     catalog = load_catalog(store)
     results = []
     with contextlib.ExitStack() as stack:
-        if engine == "spark":
-            if master.startswith("standalone"):
-                n = int(master.split(":")[1]) if ":" in master else 2
-                master = stack.enter_context(standalone_cluster(workers=n))
-            t0 = time.perf_counter()
-            spark = spark_session(master, conf={"spark.driver.host": "127.0.0.1",
-                                                "spark.driver.bindAddress": "127.0.0.1"})
-            stack.callback(spark.stop)
-            register_spark(spark, store, catalog)
-            print(f"# spark {spark.version} at {master}: session and views in "
-                  f"{time.perf_counter() - t0:.1f} s", file=out)
-        elif engine == "duckdb":
-            import duckdb
-
-            con = duckdb.connect()
-            register_duckdb(con, store, catalog)
-            print(f"# duckdb {duckdb.__version__}", file=out)
-        else:
-            raise SystemExit(f"unknown engine {engine!r} (spark, duckdb)")
+        spark, con, master = open_engine(stack, engine, store, catalog, master, out)
         print(f"{'query':28} {'rows':>9} {'leafe s':>8} {engine + ' s':>9}  result", file=out)
         for q in queries:
             mine = {k: v for k, v in params.items() if k in declared_params(q)}
@@ -525,23 +551,7 @@ def bench(store: str, engine: str, queries: list[str], params: dict, master: str
     catalog = load_catalog(store)
     results = []
     with contextlib.ExitStack() as stack:
-        if engine == "spark":
-            if master.startswith("standalone"):
-                n = int(master.split(":")[1]) if ":" in master else 2
-                master = stack.enter_context(standalone_cluster(workers=n))
-            t0 = time.perf_counter()
-            spark = spark_session(master, conf={"spark.driver.host": "127.0.0.1",
-                                                "spark.driver.bindAddress": "127.0.0.1"})
-            stack.callback(spark.stop)
-            register_spark(spark, store, catalog)
-            print(f"# spark {spark.version} at {master}: session and views in "
-                  f"{time.perf_counter() - t0:.1f} s", file=out)
-        else:
-            import duckdb
-
-            con = duckdb.connect()
-            register_duckdb(con, store, catalog)
-            print(f"# duckdb {duckdb.__version__}", file=out)
+        spark, con, master = open_engine(stack, engine, store, catalog, master, out)
         print(f"{'query':28} {'rows':>10} {'leafe s':>8} {engine + ' s':>9}", file=out)
         for q in queries:
             mine = {k: v for k, v in params.items() if k in declared_params(q)}
@@ -637,12 +647,8 @@ def main(argv=None) -> int:
     if a.cmd == "run":
         mine = {k: v for k, v in params.items() if k in declared_params(a.query)}
         if a.engine == "spark":
-            master = a.master
             with contextlib.ExitStack() as stack:
-                if master.startswith("standalone"):
-                    n = int(master.split(":")[1]) if ":" in master else 2
-                    master = stack.enter_context(standalone_cluster(workers=n))
-                spark = spark_session(master)
+                spark = spark_session(start_master(stack, a.master))
                 register_spark(spark, a.store)
                 run_query_spark(spark, a.query, mine, a.leafe).show(a.limit, truncate=60)
                 spark.stop()
@@ -659,20 +665,14 @@ def main(argv=None) -> int:
                 print("\t".join("" if v is None else str(v) for v in row))
         return 0
     if a.cmd == "bench":
-        queries = sorted(glob.glob(os.path.join(a.queries, "*.sql")))
-        if a.only:
-            queries = [q for q in queries if os.path.splitext(os.path.basename(q))[0] in a.only]
+        queries = query_files(a.queries, a.only)
         results = bench(a.store, a.engine, queries, params, a.master, a.leafe)
         if a.json:
             with open(a.json, "w", encoding="utf-8") as f:
                 json.dump(results, f, indent=1)
         return 0
     if a.cmd == "parity":
-        queries = sorted(glob.glob(os.path.join(a.queries, "*.sql")))
-        if a.only:
-            queries = [q for q in queries if os.path.splitext(os.path.basename(q))[0] in a.only]
-        if not queries:
-            raise SystemExit(f"no query files in {a.queries}")
+        queries = query_files(a.queries, a.only)
         results = parity(a.store, a.engine, queries, params, a.master, a.leafe)
         if a.json:
             with open(a.json, "w", encoding="utf-8") as f:

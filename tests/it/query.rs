@@ -359,6 +359,42 @@ fn queries_complete_under_a_memory_limit_smaller_than_their_joins() {
         .await
         .unwrap();
         assert_eq!(rows(tight.collect(&q).await.unwrap()), want);
+        // A join whose hash build side (every step's key) outgrows 16 MiB:
+        // planned with hash joins it fails; through the session it reruns
+        // with sort-merge joins and returns the same count as unlimited.
+        let join = leafe::query::QueryText::inline(
+            "SELECT COUNT(*) AS n FROM steps a JOIN steps b \
+             ON a.run_id = b.run_id AND a.episode_id = b.episode_id AND a.t = b.t",
+        )
+        .bind(&Default::default())
+        .unwrap();
+        let small = leafe::query::QuerySession::open_with(
+            &store,
+            MemoryLimits {
+                limit: 16 << 20,
+                spill_dir: Some(spill.path().to_path_buf()),
+            },
+        )
+        .await
+        .unwrap();
+        let hashed = small
+            .context()
+            .sql(&join.sql)
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        assert!(
+            hashed.is_err_and(|e| e.to_string().contains("Resources exhausted")),
+            "the hash join must not fit, or this test proves nothing"
+        );
+        let count = |b: Vec<arrow::record_batch::RecordBatch>| {
+            arrow::util::display::array_value_to_string(b[0].column(0), 0).unwrap()
+        };
+        assert_eq!(
+            count(small.collect(&join).await.unwrap()),
+            count(free.collect(&join).await.unwrap())
+        );
         let hopeless = leafe::query::QuerySession::open_with(
             &store,
             MemoryLimits {
