@@ -9,6 +9,10 @@
 -- branch of this reflection took instead or, without one, the first action
 -- the reflector suggested (`chosen_source` says which; NULL if neither).
 --
+-- Every scan of a table repeats the run filter: the engine does not carry it
+-- across the joins of a CTE, and without it a query for one run would read
+-- every run's rows in the store.
+--
 -- @param run string = %          Run ids to include, as a SQL LIKE pattern (% for all).
 -- @param require_fix bool = true Only reflections with a successful branch.
 -- @param from_example int = 0    Reflection ids from (inclusive): exports read a run in windows to bound memory.
@@ -37,11 +41,11 @@ chosen AS (
 path (run_id, reflection_id, episode_id, parent_episode_id, t_end, tau) AS (
     SELECT c.run_id, c.reflection_id, e.episode_id, e.parent_episode_id, c.tau + 1, COALESCE(e.rollback_step, 0)
     FROM chosen c
-    JOIN episodes e ON e.run_id = c.run_id AND e.episode_id = c.episode_id
+    JOIN episodes e ON e.run_id = c.run_id AND e.episode_id = c.episode_id AND e.run_id LIKE ${run}
     UNION ALL
     SELECT p.run_id, p.reflection_id, e.episode_id, e.parent_episode_id, p.tau, COALESCE(e.rollback_step, 0)
     FROM path p
-    JOIN episodes e ON e.run_id = p.run_id AND e.episode_id = p.parent_episode_id
+    JOIN episodes e ON e.run_id = p.run_id AND e.episode_id = p.parent_episode_id AND e.run_id LIKE ${run}
 )
 SELECT p.run_id,
        ep.task_id,
@@ -57,6 +61,6 @@ SELECT p.run_id,
        s.action_text
 FROM path p
 JOIN chosen c ON c.run_id = p.run_id AND c.reflection_id = p.reflection_id
-JOIN episodes ep ON ep.run_id = c.run_id AND ep.episode_id = c.episode_id
-JOIN steps s ON s.run_id = p.run_id AND s.episode_id = p.episode_id AND s.t < p.t_end
+JOIN episodes ep ON ep.run_id = c.run_id AND ep.episode_id = c.episode_id AND ep.run_id LIKE ${run}
+JOIN steps s ON s.run_id = p.run_id AND s.episode_id = p.episode_id AND s.t < p.t_end AND s.run_id LIKE ${run}
 ORDER BY p.run_id, p.reflection_id, s.t

@@ -8,6 +8,10 @@
 -- continuation (completion). `experience` is the leaf's reflection (NULL for
 -- roots); exports leave it out of the model input.
 --
+-- Every scan of a table repeats the run filter: the engine does not carry it
+-- across the joins of a CTE, and without it a query for one run would read
+-- every run's rows in the store.
+--
 -- @param run string = %        Run ids to include, as a SQL LIKE pattern (% for all).
 -- @param min_depth int = 1     Shallowest leaf depth (1: branches only = counterfactual; 0: roots too = rehearsal).
 -- @param from_example int = 0  Leaf episode ids from (inclusive): exports read a run in windows to bound memory.
@@ -23,7 +27,7 @@ WITH RECURSIVE path (run_id, leaf_episode_id, episode_id, parent_episode_id, t_e
     UNION ALL
     SELECT p.run_id, p.leaf_episode_id, e.episode_id, e.parent_episode_id, p.tau, COALESCE(e.rollback_step, 0)
     FROM path p
-    JOIN episodes e ON e.run_id = p.run_id AND e.episode_id = p.parent_episode_id
+    JOIN episodes e ON e.run_id = p.run_id AND e.episode_id = p.parent_episode_id AND e.run_id LIKE ${run}
 )
 SELECT p.run_id,
        leaf.task_id,
@@ -37,7 +41,7 @@ SELECT p.run_id,
        s.observation,
        s.action_text
 FROM path p
-JOIN steps s ON s.run_id = p.run_id AND s.episode_id = p.episode_id AND s.t < p.t_end
-JOIN episodes leaf ON leaf.run_id = p.run_id AND leaf.episode_id = p.leaf_episode_id
-LEFT JOIN reflections r ON r.run_id = leaf.run_id AND r.reflection_id = leaf.reflection_id
+JOIN steps s ON s.run_id = p.run_id AND s.episode_id = p.episode_id AND s.t < p.t_end AND s.run_id LIKE ${run}
+JOIN episodes leaf ON leaf.run_id = p.run_id AND leaf.episode_id = p.leaf_episode_id AND leaf.run_id LIKE ${run}
+LEFT JOIN reflections r ON r.run_id = leaf.run_id AND r.reflection_id = leaf.reflection_id AND r.run_id LIKE ${run}
 ORDER BY p.run_id, p.leaf_episode_id, s.t

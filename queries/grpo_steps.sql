@@ -6,6 +6,10 @@
 -- window functions. The stored
 -- log_prob is the behaviour policy's, for the clipped importance ratio.
 --
+-- Every scan of a table repeats the run filter: the engine does not carry it
+-- across the joins of a CTE, and without it a query for one run would read
+-- every run's rows in the store.
+--
 -- @param run string = %      Run ids to include, as a SQL LIKE pattern (% for all).
 -- @param eps float = 1e-6    Added to the standard deviation.
 -- @param reward string = success  What is normalised: `success` (1 when the
@@ -38,5 +42,5 @@ SELECT g.run_id,
        s.log_prob,
        g.advantage
 FROM groups g
-JOIN steps s ON s.run_id = g.run_id AND s.episode_id = g.episode_id
+JOIN steps s ON s.run_id = g.run_id AND s.episode_id = g.episode_id AND s.run_id LIKE ${run}
 ORDER BY g.run_id, g.episode_id, s.t

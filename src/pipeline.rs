@@ -168,7 +168,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         &self,
         world: &W,
         store: &Store,
-        progress: &dyn Progress,
+        progress: &(dyn Progress + Sync),
     ) -> Result<ExploreSummary>
     where
         W::Env: Env<Task = T>,
@@ -204,7 +204,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         policy: &(dyn Policy + '_),
         reflector: &(dyn crate::reflect::Reflector + '_),
         calls: Option<&crate::policy::llm::CallLog>,
-        progress: &dyn Progress,
+        progress: &(dyn Progress + Sync),
     ) -> Result<ExploreSummary>
     where
         E: Env<Task = T>,
@@ -225,8 +225,8 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
     /// [`ExploreJob::run_with`], recording in each chunk's commit marker
     /// (`meta.consulted`) how much the counters of `consulted` (see
     /// [`World::consulted`]) rose while the chunk was explored. The counters
-    /// are process-wide: run one job at a time in a process to read them per
-    /// job.
+    /// are per thread, and a chunk is explored on the thread that reads them
+    /// before and after, so jobs running side by side each count their own.
     #[allow(clippy::too_many_arguments)]
     async fn run_counted<E>(
         &self,
@@ -236,8 +236,8 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         policy: &(dyn Policy + '_),
         reflector: &(dyn crate::reflect::Reflector + '_),
         calls: Option<&crate::policy::llm::CallLog>,
-        progress: &dyn Progress,
-        consulted: &dyn Fn() -> Vec<(&'static str, u64)>,
+        progress: &(dyn Progress + Sync),
+        consulted: &(dyn Fn() -> Vec<(&'static str, u64)> + Sync),
     ) -> Result<ExploreSummary>
     where
         E: Env<Task = T>,

@@ -611,11 +611,16 @@ impl Log for () {
 
 /// Runs (or resumes) the experiment `run` and writes its report. Returns the
 /// results.
+///
+/// Up to `jobs` seeds run at once (each seed's replicate is computed exactly
+/// as alone: its own seeded stages, runs and models; the results are
+/// gathered in seed order), so the figures do not depend on `jobs`.
 pub async fn run_experiment(
     store: &Store,
     run: &str,
     cfg: &ExperimentConfig,
     command_line: &str,
+    jobs: usize,
     log: &dyn Log,
 ) -> anyhow::Result<Results> {
     if prepare_run(store, run, cfg, command_line).await? {
@@ -634,36 +639,22 @@ pub async fn run_experiment(
     log.line(&format!("levels: {}", stages[0].detail));
 
     let ks = cfg.ks();
+    let shared = std::sync::Arc::new(Shared {
+        store: store.clone(),
+        run: run.to_string(),
+        cfg: cfg.clone(),
+        splits,
+        ks: ks.clone(),
+        command_line: command_line.to_string(),
+    });
     let mut cells = Vec::new();
     let mut training = Vec::new();
     let mut curve = Vec::new();
-    for &seed in &cfg.seeds {
-        let mut r = Replicate {
-            store,
-            run,
-            cfg,
-            splits: &splits,
-            ks: &ks,
-            seed,
-            p: format!("{run}.s{seed}"),
-            command_line,
-            log,
-            stages: Vec::new(),
-        };
-        let base = pretrain_stage(&mut r).await?;
-        let explored = explore_stage(&mut r, &base.model).await?;
-        for &m in &cfg.methods {
-            training.extend(train_stage(&mut r, m, &base.model, &explored).await?);
-        }
-        for m in cfg.evaluated() {
-            let train_env_steps = train_env_steps(m, seed, &training, &explored);
-            let simulated = explored.simulated_of(m);
-            cells.extend(eval_stage(&mut r, m, train_env_steps, simulated).await?);
-        }
-        if cfg.curve.parts > 0 {
-            curve.extend(curve_stage(&mut r, &base.model, &explored).await?);
-        }
-        stages.extend(r.stages);
+    for out in replicates(&shared, jobs, log).await? {
+        training.extend(out.training);
+        cells.extend(out.cells);
+        curve.extend(out.curve);
+        stages.extend(out.stages);
     }
     let paired = paired_differences(store, run, cfg, &ks).await?;
     let results = Results {
@@ -786,6 +777,120 @@ async fn levels_stage(
     Ok((splits, summary))
 }
 
+/// What every replicate reads, owned (so that seeds run as tasks of their
+/// own).
+struct Shared {
+    store: Store,
+    run: String,
+    cfg: ExperimentConfig,
+    splits: Splits,
+    ks: Vec<u64>,
+    command_line: String,
+}
+
+/// What one seed's replicate adds to the results.
+struct SeedOutput {
+    training: Vec<serde_json::Value>,
+    cells: Vec<Cell>,
+    curve: Vec<CurvePoint>,
+    stages: Vec<StageTime>,
+}
+
+/// Progress lines of a replicate running as a task: sent to the
+/// experiment's [`Log`] by the task that awaits the replicates.
+struct Lines(tokio::sync::mpsc::UnboundedSender<String>);
+
+impl Log for Lines {
+    fn line(&self, text: &str) {
+        // The receiver lives until every replicate has finished.
+        let _ = self.0.send(text.to_string());
+    }
+}
+
+/// Runs the replicate of every seed, up to `jobs` at a time, and returns
+/// their outputs in the config's seed order. The first replicate to fail
+/// stops the others (what they committed stays in the store, and a rerun
+/// resumes it).
+async fn replicates(
+    shared: &std::sync::Arc<Shared>,
+    jobs: usize,
+    log: &dyn Log,
+) -> anyhow::Result<Vec<SeedOutput>> {
+    let seeds = shared.cfg.seeds.clone();
+    let jobs = jobs.clamp(1, seeds.len().max(1));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut outputs: BTreeMap<usize, SeedOutput> = BTreeMap::new();
+    let mut next = 0;
+    loop {
+        while next < seeds.len() && tasks.len() < jobs {
+            let (shared, lines, i) = (shared.clone(), Lines(tx.clone()), next);
+            let seed = seeds[i];
+            tasks.spawn(async move { (i, replicate(&shared, seed, &lines).await) });
+            next += 1;
+        }
+        if tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            Some(text) = rx.recv() => log.line(&text),
+            Some(done) = tasks.join_next() => {
+                let (i, result) = done.context("a replicate panicked")?;
+                outputs.insert(i, result.with_context(|| format!("seed {}", seeds[i]))?);
+            }
+        }
+    }
+    drop(tx);
+    while let Some(text) = rx.recv().await {
+        log.line(&text);
+    }
+    Ok(outputs.into_values().collect())
+}
+
+/// One seed's replicate: pretraining, exploration, training, evaluation
+/// and the curve, each stage skipped when the store has it.
+async fn replicate(
+    shared: &Shared,
+    seed: u64,
+    log: &(dyn Log + Sync),
+) -> anyhow::Result<SeedOutput> {
+    let cfg = &shared.cfg;
+    let mut r = Replicate {
+        store: &shared.store,
+        run: &shared.run,
+        cfg,
+        splits: &shared.splits,
+        ks: &shared.ks,
+        seed,
+        p: format!("{}.s{seed}", shared.run),
+        command_line: &shared.command_line,
+        log,
+        stages: Vec::new(),
+    };
+    let mut training = Vec::new();
+    let mut cells = Vec::new();
+    let mut curve = Vec::new();
+    let base = pretrain_stage(&mut r).await?;
+    let explored = explore_stage(&mut r, &base.model).await?;
+    for &m in &cfg.methods {
+        training.extend(train_stage(&mut r, m, &base.model, &explored).await?);
+    }
+    for m in cfg.evaluated() {
+        let train_env_steps = train_env_steps(m, seed, &training, &explored);
+        let simulated = explored.simulated_of(m);
+        cells.extend(eval_stage(&mut r, m, train_env_steps, simulated).await?);
+    }
+    if cfg.curve.parts > 0 {
+        curve.extend(curve_stage(&mut r, &base.model, &explored).await?);
+    }
+    Ok(SeedOutput {
+        training,
+        cells,
+        curve,
+        stages: r.stages,
+    })
+}
+
 /// One seed's replicate: what its stages read, and the stage timings they
 /// record.
 struct Replicate<'a> {
@@ -800,7 +905,7 @@ struct Replicate<'a> {
     /// `<run>.s<seed>`: the prefix of every run and model id of the replicate.
     p: String,
     command_line: &'a str,
-    log: &'a dyn Log,
+    log: &'a (dyn Log + Sync),
     /// Timings of the stages done so far, in order.
     stages: Vec<StageTime>,
 }

@@ -60,8 +60,8 @@ pub trait World: Send + Sync {
     ) -> env::Result<(Vec<(Observation, usize)>, usize)>;
 
     /// What the world's reflector and guide have consulted besides the
-    /// environment so far in this process (an oracle's solver searches and
-    /// simulated moves), as counters by name. Exploration jobs record the
+    /// environment so far on the calling thread (an oracle's solver searches
+    /// and simulated moves), as counters by name. Exploration jobs record the
     /// increase per chunk in its commit marker (`meta.consulted`), where it
     /// is charged to the method's budget. Default: nothing (a reflector and
     /// guide that read only the trajectory and the feedback).

@@ -16,8 +16,9 @@
 //!   commit marker.
 //! - Once it exists, every commit merges its run into it
 //!   ([`Store::merge_into_catalog`], called by [`super::RunWriter::commit`]
-//!   after the marker is written). Two writers committing at the same moment
-//!   may each write a catalog without the other's run (last writer wins); the
+//!   after the marker is written; writers in one process take turns). Two
+//!   processes committing at the same moment may each write a catalog
+//!   without the other's run (last writer wins); the
 //!   catalog then lags by a run until the next commit or `leafe catalog`,
 //!   which a scheduled job runs after its workers finish.
 //! - Entries come only from commit markers, and committed runs are never
@@ -257,6 +258,10 @@ impl Store {
     /// store whose users never asked for a catalog pays nothing). An
     /// unreadable catalog is rebuilt from the markers.
     pub async fn merge_into_catalog(&self, marker: &CommitMarker) -> Result<()> {
+        // Writers in one process (an experiment's seeds) take turns, so
+        // none of them overwrites another's run.
+        static MERGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = MERGING.lock().await;
         let mut catalog = match self.catalog().await {
             Ok(Some(c)) => c,
             Ok(None) => return Ok(()),

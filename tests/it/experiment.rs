@@ -29,7 +29,10 @@ fn the_shipped_default_config_is_the_documented_default() {
 #[test]
 fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
     let (dir, url) = local_store();
-    let args = ["run", "--store", &url, "--config", TINY, "--name", "tiny"];
+    // Two seeds at once here; one at a time on the fresh store below.
+    let args = [
+        "run", "--store", &url, "--config", TINY, "--name", "tiny", "--jobs", "2",
+    ];
     let (code, out, err) = leafe(&args);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("heldout") && out.contains("LEAFE"), "{out}");
@@ -152,10 +155,12 @@ fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
         serde_json::from_slice(&std::fs::read(report.join("results.json")).unwrap()).unwrap();
     assert_eq!(again["cells"], results["cells"]);
 
-    // A fresh store gives the same numbers: every stage is seeded.
+    // A fresh store gives the same numbers: every stage is seeded, and
+    // seeds run side by side compute what they compute alone (the oracle's
+    // charged simulator counts included).
     let (_dir2, url2) = local_store();
     let (code, _, err) = leafe(&[
-        "run", "--store", &url2, "--config", TINY, "--name", "tiny", "-q",
+        "run", "--store", &url2, "--config", TINY, "--name", "tiny", "-q", "--jobs", "1",
     ]);
     assert_eq!(code, 0, "{err}");
     let fresh: serde_json::Value = serde_json::from_slice(
@@ -164,6 +169,7 @@ fn a_tiny_experiment_runs_end_to_end_resumes_and_refuses_another_config() {
     .unwrap();
     assert_eq!(fresh["cells"], results["cells"]);
     assert_eq!(fresh["curve"], results["curve"]);
+    assert_eq!(fresh["training"], results["training"]);
 
     // Another config under the same name is refused.
     let other = dir.path().join("other.toml");

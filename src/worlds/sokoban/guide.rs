@@ -29,19 +29,23 @@ use crate::worlds::sokoban::{Level, Sokoban, SokobanConfig, State, action_index,
 
 pub use crate::policy::GuidanceConfig;
 
-/// Simulated moves (one-step lookaheads on a copy of the board) run by the
-/// guide and the oracle reflector's suggestions, process-wide: shown next
-/// to the runs that used them (the oracle ablation's cost; 0 by default).
-static LOOKAHEAD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+thread_local! {
+    /// Simulated moves (one-step lookaheads on a copy of the board) run on
+    /// this thread by the guide and the oracle reflector's suggestions:
+    /// shown next to the runs that used them (the oracle ablation's cost; 0
+    /// by default).
+    static LOOKAHEAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
-/// How many simulated lookahead moves the process has run so far.
+/// How many simulated lookahead moves this thread has run so far (per
+/// thread, like [`super::solve::solver_searches`]).
 pub fn lookahead_steps() -> u64 {
-    LOOKAHEAD.load(std::sync::atomic::Ordering::Relaxed)
+    LOOKAHEAD.with(std::cell::Cell::get)
 }
 
 /// Counts `n` simulated moves.
 pub(crate) fn count_lookahead(n: u64) {
-    LOOKAHEAD.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    LOOKAHEAD.with(|c| c.set(c.get() + n));
 }
 
 /// A position: boxes and player cell (the step count and status do not

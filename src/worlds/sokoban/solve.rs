@@ -128,41 +128,40 @@ pub fn is_solvable(env: &Sokoban, config: &SolverConfig) -> Solvability {
 }
 
 thread_local! {
-    static SOLVER_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Searches run on this thread (shown next to the runs that consulted
+    /// the solver: the oracle ablation's cost).
+    static SEARCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Nodes (push states) those searches expanded: the simulated
+    /// transitions the oracle is charged for.
+    static NODES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Searches run by every thread of the process (shown next to the runs
-/// that consulted the solver: the oracle ablation's cost).
-static SEARCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Nodes (push states) those searches expanded: the simulated transitions
-/// the oracle is charged for.
-static NODES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many solver searches the process has run so far.
+/// How many solver searches this thread has run so far ([`solve_from`],
+/// and everything built on it). Per thread, so that jobs running side by
+/// side (the experiment's seeds) each read their own: a job that explores
+/// on one thread reads the counter before and after.
 pub fn solver_searches() -> u64 {
-    SEARCHES.load(std::sync::atomic::Ordering::Relaxed)
+    SEARCHES.with(std::cell::Cell::get)
 }
 
-/// How many nodes the process's solver searches have expanded so far.
+/// How many nodes this thread's solver searches have expanded so far.
 pub fn solver_nodes() -> u64 {
-    NODES.load(std::sync::atomic::Ordering::Relaxed)
+    NODES.with(std::cell::Cell::get)
 }
 
-/// How many searches this thread has run ([`solve_from`], and everything
-/// built on it): lets a test prove that a method never consulted the solver.
+/// How many searches this thread has run: lets a test prove that a method
+/// never consulted the solver (the same counter as [`solver_searches`]).
 pub fn solver_calls_on_this_thread() -> u64 {
-    SOLVER_CALLS.with(std::cell::Cell::get)
+    solver_searches()
 }
 
 /// Solve from boxes at `boxes` and the player at `player` on `level`.
 pub fn solve_from(level: &Level, boxes: &Bits, player: u8, config: &SolverConfig) -> Solution {
-    SOLVER_CALLS.with(|c| c.set(c.get() + 1));
-    SEARCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    SEARCHES.with(|c| c.set(c.get() + 1));
     let start = Instant::now();
     let mut search = Search::new(level);
     let (solvability, pushes) = search.run(*boxes, player, config, start);
-    NODES.fetch_add(search.expanded, std::sync::atomic::Ordering::Relaxed);
+    NODES.with(|c| c.set(c.get() + search.expanded));
     let (moves, npushes) = match &pushes {
         Some(p) => (plan_moves(level, *boxes, player, p), p.len() as u32),
         None => (String::new(), 0),
