@@ -836,7 +836,9 @@ async fn replicates(
             Some(text) = rx.recv() => log.line(&text),
             Some(done) = tasks.join_next() => {
                 let (i, result) = done.context("a replicate panicked")?;
-                outputs.insert(i, result.with_context(|| format!("seed {}", seeds[i]))?);
+                let out = result.with_context(|| format!("seed {}", seeds[i]))?;
+                log.line(&seed_summary(seeds[i], &out, &shared.ks, outputs.len() + 1, seeds.len()));
+                outputs.insert(i, out);
             }
         }
     }
@@ -845,6 +847,29 @@ async fn replicates(
         log.line(&text);
     }
     Ok(outputs.into_values().collect())
+}
+
+/// The line logged when a seed's replicate is done: its held-out Pass@1
+/// and Pass@k at the largest k, by method (a first result before the
+/// other seeds finish).
+fn seed_summary(seed: u64, out: &SeedOutput, ks: &[u64], done: usize, seeds: usize) -> String {
+    let (first, last) = (
+        ks.first().copied().unwrap_or(1),
+        ks.last().copied().unwrap_or(1),
+    );
+    let by_method: Vec<String> = out
+        .cells
+        .iter()
+        .filter(|c| c.split == "heldout")
+        .map(|c| {
+            let p = |k: u64| c.pass_at_k.get(&k.to_string()).copied().unwrap_or(f64::NAN);
+            format!("{} {:.3} / {:.3}", c.method.label(), p(first), p(last))
+        })
+        .collect();
+    format!(
+        "[seed {seed}] done ({done} of {seeds} seeds); held-out Pass@{first} / Pass@{last}: {}",
+        by_method.join(", ")
+    )
 }
 
 /// One seed's replicate: pretraining, exploration, training, evaluation
