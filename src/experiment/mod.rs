@@ -837,6 +837,10 @@ async fn replicates(
             Some(done) = tasks.join_next() => {
                 let (i, result) = done.context("a replicate panicked")?;
                 let out = result.with_context(|| format!("seed {}", seeds[i]))?;
+                // Its own lines first: every one was sent before it ended.
+                while let Ok(text) = rx.try_recv() {
+                    log.line(&text);
+                }
                 log.line(&seed_summary(seeds[i], &out, &shared.ks, outputs.len() + 1, seeds.len()));
                 outputs.insert(i, out);
             }
