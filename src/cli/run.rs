@@ -25,7 +25,8 @@ pub struct RunArgs {
     /// Default: the shipped default experiment.
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
-    /// A shipped experiment: `default` (≈ 10 min on 2 cores), or `large`
+    /// A shipped experiment: `default` (≈ 13 min on 2 cores in the dev
+    /// profile, 7 in release), or `large`
     /// (GRPO at 10× LEAFE's environment steps and a finer
     /// success-vs-steps curve; ≈ 4× as long).
     #[arg(long, value_parser = ["default", "large"])]
