@@ -7,6 +7,7 @@
 #
 #   benches/train_memory.sh [MILLIONS_OF_STEPS...]   default 10 20 40
 #   WHOLE="1 2" benches/train_memory.sh 10 20        sizes also trained whole
+#   LIMIT=1G benches/train_memory.sh                 the SQL memory limit (512M)
 #
 # Stores are synthesised once into /tmp/leafe-bench-mem-<N>M (shared with
 # benches/memory.sh); a base policy is pretrained into each once (200
@@ -16,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${*:-10 20 40}
 whole=${WHOLE:-}
+limit=${LIMIT:-512M}
 leafe=${LEAFE_BIN:-$PWD/target/release/leafe}
 [ -x "$leafe" ] || { echo "no $leafe: cargo build --release, or set LEAFE_BIN" >&2; exit 2; }
 work=/tmp/leafe-bench-train
@@ -27,7 +29,7 @@ run() { # store, millions of steps, shuffle buffer, label
   local store=$1 m=$2 buffer=$3 how=$4
   local model="bench-rft-$(date +%s%N)"
   /usr/bin/time -f "%e %M" -o "$work/time" "$leafe" -q train --store "$store" --method rft \
-      --init base --runs 'bench%' --out-model "$model" --epochs 1 --shuffle-buffer "$buffer" \
+      --init base --runs 'bench%' --out-model "$model" --epochs 1 --shuffle-buffer "$buffer" --memory-limit "$limit" \
       >"$work/train.log" 2>&1 || { cat "$work/train.log" >&2; return 1; }
   read -r s k < "$work/time"
   local rows
@@ -36,6 +38,7 @@ run() { # store, millions of steps, shuffle buffer, label
       "$(python3 -c "print($rows / $s)")" $((k / 1024))
 }
 
+echo "SQL memory limit $limit"
 echo "| steps | training rows held | rows | s | samples/s | peak RSS |"
 echo "|---:|---|---:|---:|---:|---:|"
 for m in $whole $sizes; do
