@@ -208,6 +208,10 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
     Ok(bytes as usize)
 }
 
+/// Spill files one merge pass of a sort reads at once (DataFusion's
+/// default: all of them).
+pub const SPILL_MERGE_FAN_IN: usize = 16;
+
 /// Rows per batch of a query's last attempt under a memory limit (see
 /// [`QuerySession::stream`]); DataFusion's default is 8192.
 pub const SMALL_BATCH_ROWS: usize = 1024;
@@ -309,8 +313,12 @@ impl QuerySession {
             datafusion::execution::memory_pool::FairSpillPool::new(limits.limit),
             std::num::NonZeroUsize::new(3).expect("nonzero"),
         );
+        // A sort that spilled merges its files in passes of at most
+        // SPILL_MERGE_FAN_IN files (a batch of each is held at once; with no
+        // bound, one merge of many files outgrows a small pool).
         let mut runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(pool));
+            .with_memory_pool(Arc::new(pool))
+            .with_max_spill_merge_fan_in(SPILL_MERGE_FAN_IN);
         if let Some(dir) = &limits.spill_dir {
             std::fs::create_dir_all(dir).map_err(|e| QueryError::Io {
                 path: dir.display().to_string(),
