@@ -501,6 +501,14 @@ def _close(x, y) -> bool:
     return True
 
 
+def _statements(query: str, params: dict, engine: str, leafe: str | None):
+    """The parameters of `params` that `query` declares, and its statements
+    rendered for `engine` (inputs as views first, the query last)."""
+    mine = {k: v for k, v in params.items() if k in declared_params(query)}
+    rendered = render(query, mine, "spark" if engine == "spark" else "standard", leafe)
+    return mine, [s["sql"] for s in rendered["statements"]]
+
+
 def parity(store: str, engine: str, queries: list[str], params: dict, master: str,
            leafe: str | None = None, out=sys.stdout) -> list[dict]:
     """Runs every query through leafe and through the engine over the
@@ -511,9 +519,7 @@ def parity(store: str, engine: str, queries: list[str], params: dict, master: st
         spark, con, master = open_engine(stack, engine, store, catalog, master, out)
         print(f"{'query':28} {'rows':>9} {'leafe s':>8} {engine + ' s':>9}  result", file=out)
         for q in queries:
-            mine = {k: v for k, v in params.items() if k in declared_params(q)}
-            rendered = render(q, mine, "spark" if engine == "spark" else "standard", leafe)
-            statements = [s["sql"] for s in rendered["statements"]]
+            mine, statements = _statements(q, params, engine, leafe)
             t0 = time.perf_counter()
             if engine == "spark":
                 df = run_statements_spark(spark, statements)
@@ -554,9 +560,7 @@ def bench(store: str, engine: str, queries: list[str], params: dict, master: str
         spark, con, master = open_engine(stack, engine, store, catalog, master, out)
         print(f"{'query':28} {'rows':>10} {'leafe s':>8} {engine + ' s':>9}", file=out)
         for q in queries:
-            mine = {k: v for k, v in params.items() if k in declared_params(q)}
-            rendered = render(q, mine, "spark" if engine == "spark" else "standard", leafe)
-            statements = [s["sql"] for s in rendered["statements"]]
+            mine, statements = _statements(q, params, engine, leafe)
             t0 = time.perf_counter()
             if engine == "spark":
                 df = run_statements_spark(spark, statements)

@@ -212,10 +212,6 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
 /// default: all of them).
 pub const SPILL_MERGE_FAN_IN: usize = 16;
 
-/// Rows per batch of a query's last attempt under a memory limit (see
-/// [`QuerySession::stream`]); DataFusion's default is 8192.
-pub const SMALL_BATCH_ROWS: usize = 1024;
-
 /// A size for people: `512 MiB`, `2.0 GiB`.
 pub fn format_size(bytes: usize) -> String {
     if bytes >= 1 << 30 {
@@ -401,40 +397,24 @@ impl QuerySession {
     /// Hash joins are fastest but cannot spill: a join whose build side
     /// outgrows the memory limit fails before the first row. The query then
     /// runs again with sort-merge joins, whose sorts spill to disk, so it
-    /// completes in bounded memory (more slowly) rather than failing. Should
-    /// that fail too (merging a sort's spill files takes a batch of each
-    /// file at once, too much for wide rows and a small limit), it runs once
-    /// more with batches of [`SMALL_BATCH_ROWS`] rows.
+    /// completes in bounded memory (more slowly) rather than failing.
     pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
         use futures::StreamExt;
-        let attempts: [(&str, Option<usize>); 3] = [
-            ("hash joins", None),
-            ("sort-merge joins, which spill", None),
-            (
-                "sort-merge joins and small batches, whose spill files merge in less memory",
-                Some(SMALL_BATCH_ROWS),
-            ),
-        ];
+        let attempts = ["hash joins", "sort-merge joins, which spill"];
         let mut planned = Some(self.plan(query).await?);
         let mut last = None;
-        for (i, (how, batch_rows)) in attempts.iter().enumerate() {
+        for (i, how) in attempts.iter().enumerate() {
             let df = match planned.take() {
                 Some(df) => df,
                 None => {
                     tracing::info!(
                         "{}: exceeded the memory limit with {}; running it with {how}",
                         query.source_name,
-                        attempts[i - 1].0
+                        attempts[i - 1]
                     );
                     let mut state = self.ctx.state();
                     let options = state.config_mut().options_mut();
                     options.optimizer.prefer_hash_join = false;
-                    if let Some(rows) = batch_rows {
-                        let rows = options.execution.batch_size.get().min(*rows);
-                        options.execution.batch_size =
-                            datafusion::common::config::ConfigNonZeroUsize::try_new(rows)
-                                .expect("a positive batch size");
-                    }
                     let ctx = SessionContext::new_with_state(state);
                     ctx.sql(&query.sql).await.map_err(|e| QueryError::Sql {
                         source_name: query.source_name.clone(),
