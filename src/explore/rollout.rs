@@ -5,6 +5,10 @@
 //!
 //! Seeded per (task, sample), so the output does not depend on the batch
 //! size; output in (task, sample) order.
+//!
+//! Evaluation with a policy that does not read the history
+//! ([`Policy::reads_history`]) records no steps at all: a step then costs
+//! the policy call and the environment's transition, nothing kept.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -70,6 +74,8 @@ struct Running<E> {
     observation: Observation,
     legal: Vec<String>,
     trajectory: Trajectory,
+    /// Steps taken (`trajectory.steps.len()` where steps are recorded).
+    length: usize,
 }
 
 /// Rolls out `samples` episodes per task, `batch` environments at a time,
@@ -98,7 +104,8 @@ where
         temperature,
         seed,
         batch,
-        |t| t,
+        true,
+        |t, _| t,
     )
 }
 
@@ -127,7 +134,11 @@ where
         temperature,
         seed,
         batch,
-        |t| RolloutOutcome::from(&t),
+        policy.reads_history(),
+        |t, length| RolloutOutcome {
+            length,
+            ..RolloutOutcome::from(&t)
+        },
     )
 }
 
@@ -155,8 +166,11 @@ where
     Ok(successes)
 }
 
-/// The batched driver: finished trajectories go through `keep` (which may
-/// drop the steps) as soon as they end, so memory holds only what is kept.
+/// The batched driver: finished trajectories (with their steps where
+/// `record_steps`, and their length) go through `keep` as soon as they end,
+/// so memory holds only what is kept. Recording or not, the policy sees the
+/// same observations and draws from the same streams: the outcomes are the
+/// same.
 #[allow(clippy::too_many_arguments)]
 fn rollouts<E, P, T>(
     tasks: &[E::Task],
@@ -166,7 +180,8 @@ fn rollouts<E, P, T>(
     temperature: f32,
     seed: u64,
     batch: usize,
-    keep: impl Fn(Trajectory) -> T,
+    record_steps: bool,
+    keep: impl Fn(Trajectory, usize) -> T,
 ) -> Result<Vec<T>>
 where
     E: Env,
@@ -198,6 +213,7 @@ where
                     episode_return: 0.0,
                     steps: Vec::new(),
                 },
+                length: 0,
             });
         }
         if running.is_empty() {
@@ -221,19 +237,24 @@ where
         let mut next = Vec::with_capacity(running.len());
         for (mut r, d) in running.drain(..).zip(decisions) {
             let transition = r.env.step(&d.action)?;
-            let observation = std::mem::replace(&mut r.observation, r.env.observe());
             let status = transition.status;
             let tr = &mut r.trajectory;
             tr.episode_return += transition.reward as f64;
-            tr.steps.push(Step {
-                t: tr.steps.len(),
-                observation,
-                action_index: d.index.or_else(|| r.env.action_space().index_of(&d.action)),
-                action: d.action,
-                log_prob: d.log_prob,
-                call: d.call,
-                transition,
-            });
+            r.length += 1;
+            if record_steps {
+                let observation = std::mem::replace(&mut r.observation, r.env.observe());
+                tr.steps.push(Step {
+                    t: tr.steps.len(),
+                    observation,
+                    action_index: d.index.or_else(|| r.env.action_space().index_of(&d.action)),
+                    action: d.action,
+                    log_prob: d.log_prob,
+                    call: d.call,
+                    transition,
+                });
+            } else if status == Status::Running {
+                r.observation = r.env.observe();
+            }
             if status == Status::Running {
                 r.legal = r.env.legal_actions();
                 next.push(r);
@@ -242,9 +263,49 @@ where
             tr.status = status;
             tr.success = status == Status::Solved;
             let key = (tr.level, tr.sample);
-            out.push((key, keep(r.trajectory)));
+            out.push((key, keep(r.trajectory, r.length)));
             spare.push(r.env);
         }
         running = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::explore::World;
+    use crate::policy::neural::{NeuralPolicy, PolicyNetConfig};
+    use crate::worlds::SokobanWorld;
+    use crate::worlds::sokoban::SokobanPlanes;
+    use crate::worlds::sokoban::generate::{GeneratorConfig, generate};
+
+    /// Evaluation skips recording steps for a policy that reads no history;
+    /// the outcomes must be those of the recorded rollouts, sample for
+    /// sample.
+    #[test]
+    fn outcomes_are_the_same_whether_steps_are_recorded_or_not() {
+        let levels = generate(&GeneratorConfig {
+            count: 4,
+            seed: 3,
+            ..GeneratorConfig::default()
+        })
+        .unwrap();
+        let policy = NeuralPolicy::untrained(
+            "untrained",
+            PolicyNetConfig::for_encoder(&SokobanPlanes, 10, 16),
+            Arc::new(SokobanPlanes),
+            5,
+        )
+        .unwrap();
+        assert!(!policy.reads_history());
+        let make_env = || SokobanWorld.make_env(30);
+        let recorded = sample_trajectories(&levels, &make_env, &policy, 8, 1.0, 7, 5).unwrap();
+        let outcomes = sample_rollouts(&levels, &make_env, &policy, 8, 1.0, 7, 5).unwrap();
+        let expected: Vec<RolloutOutcome> = recorded.iter().map(RolloutOutcome::from).collect();
+        assert_eq!(outcomes, expected);
+        assert!(expected.iter().any(|o| o.length > 1));
+        assert!(expected.iter().any(|o| o.status != expected[0].status));
     }
 }

@@ -122,6 +122,14 @@ pub trait Policy: Send + Sync {
     /// Chooses one action per turn, sampling at `temperature`. Returns the
     /// decisions in turn order.
     fn act(&self, turns: &mut [Turn<'_>], temperature: f32) -> Result<Vec<Decision>>;
+
+    /// Whether [`act`](Policy::act) reads [`Turn::history`] (its steps or
+    /// its length, [`Turn::t`]). A policy that does not lets a caller that
+    /// keeps only outcomes (evaluation) skip recording the steps: its turns
+    /// then carry an empty history. Default: it does.
+    fn reads_history(&self) -> bool {
+        true
+    }
 }
 
 /// Turns observations into a network's input: an environment implements it

@@ -417,6 +417,11 @@ impl Policy for NeuralPolicy {
         &self.name
     }
 
+    /// The network sees the observation only; a guide reads the history.
+    fn reads_history(&self) -> bool {
+        self.guide.is_some()
+    }
+
     /// One batched forward pass; then per turn: the guide (if the turn has
     /// an experience), illegal actions masked, a sample from the turn's
     /// stream.
