@@ -212,6 +212,10 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
 /// default: all of them).
 pub const SPILL_MERGE_FAN_IN: usize = 16;
 
+/// Rows per batch in the last attempt of [`QuerySession::stream`]
+/// (DataFusion's default is 8,192).
+pub const SMALL_BATCH_ROWS: usize = 1024;
+
 /// A size for people: `512 MiB`, `2.0 GiB`.
 pub fn format_size(bytes: usize) -> String {
     if bytes >= 1 << 30 {
@@ -397,10 +401,19 @@ impl QuerySession {
     /// Hash joins are fastest but cannot spill: a join whose build side
     /// outgrows the memory limit fails before the first row. The query then
     /// runs again with sort-merge joins, whose sorts spill to disk, so it
-    /// completes in bounded memory (more slowly) rather than failing.
+    /// completes in bounded memory (more slowly) rather than failing. Under
+    /// a very small limit, the partitions' sorts merging their spill files
+    /// at the same time can still outgrow it (each merge holds a batch of
+    /// every file it reads, up to [`SPILL_MERGE_FAN_IN`], and cannot
+    /// spill); the last attempt runs with batches of [`SMALL_BATCH_ROWS`]
+    /// rows, which makes every merge that much smaller.
     pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
         use futures::StreamExt;
-        let attempts = ["hash joins", "sort-merge joins, which spill"];
+        let attempts = [
+            "hash joins",
+            "sort-merge joins, which spill",
+            "sort-merge joins and small batches",
+        ];
         let mut planned = Some(self.plan(query).await?);
         let mut last = None;
         for (i, how) in attempts.iter().enumerate() {
@@ -415,6 +428,13 @@ impl QuerySession {
                     let mut state = self.ctx.state();
                     let options = state.config_mut().options_mut();
                     options.optimizer.prefer_hash_join = false;
+                    if i == 2 {
+                        options.execution.batch_size =
+                            datafusion::common::config::ConfigNonZeroUsize::try_new(
+                                SMALL_BATCH_ROWS,
+                            )
+                            .expect("nonzero");
+                    }
                     let ctx = SessionContext::new_with_state(state);
                     ctx.sql(&query.sql).await.map_err(|e| QueryError::Sql {
                         source_name: query.source_name.clone(),
