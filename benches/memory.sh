@@ -17,6 +17,7 @@ shift || true
 sizes=${*:-10 20 40}
 leafe=${LEAFE_BIN:-$PWD/target/release/leafe}
 [ -x "$leafe" ] || { echo "no $leafe: cargo build --release, or set LEAFE_BIN" >&2; exit 2; }
+. benches/synth_store.sh
 spill=${LEAFE_SPILL_DIR:-/tmp/leafe-bench-spill}
 mkdir -p "$spill"
 duck_limit=$(python3 -c "import sys; s='$limit'; u=s[-1].upper(); print(s[:-1] + {'G':'GB','M':'MB'}[u] if u in 'GM' else s)")
@@ -24,11 +25,7 @@ duck_limit=$(python3 -c "import sys; s='$limit'; u=s[-1].upper(); print(s[:-1] +
 echo "| steps | query | rows | leafe s | leafe peak RSS | duckdb s | duckdb peak RSS |"
 echo "|---:|---|---:|---:|---:|---:|---:|"
 for m in $sizes; do
-  store=/tmp/leafe-bench-mem-${m}M
-  if [ ! -f "$store/_leafe/catalog.json" ]; then
-    "$leafe" synth --store "$store" --episodes $((m * 1000000 / 22)) --seed 11 --run-id bench >/dev/null
-    "$leafe" catalog --store "$store" 2>/dev/null
-  fi
+  store=$(synth_store "$leafe" "$m")
   for q in counterfactual_pairs rehearsal; do
     rows=$( { /usr/bin/time -f "%e %M" -o /tmp/leafe-bench-time "$leafe" sql --store "$store" \
               --memory-limit "$limit" --spill-dir "$spill" --file "queries/$q.sql" --format json | wc -l; } )

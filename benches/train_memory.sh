@@ -20,6 +20,7 @@ whole=${WHOLE:-}
 limit=${LIMIT:-512M}
 leafe=${LEAFE_BIN:-$PWD/target/release/leafe}
 [ -x "$leafe" ] || { echo "no $leafe: cargo build --release, or set LEAFE_BIN" >&2; exit 2; }
+. benches/synth_store.sh
 work=/tmp/leafe-bench-train
 mkdir -p "$work"
 [ -f "$work/levels.txt" ] || "$leafe" levels generate --size 6x6 --boxes 2 --min-pushes 5 \
@@ -42,11 +43,7 @@ echo "SQL memory limit $limit"
 echo "| steps | training rows held | rows | s | samples/s | peak RSS |"
 echo "|---:|---|---:|---:|---:|---:|"
 for m in $whole $sizes; do
-  store=/tmp/leafe-bench-mem-${m}M
-  if [ ! -f "$store/_leafe/catalog.json" ]; then
-    "$leafe" -q synth --store "$store" --episodes $((m * 1000000 / 22)) --seed 11 --run-id bench >/dev/null
-    "$leafe" -q catalog --store "$store" 2>/dev/null
-  fi
+  store=$(synth_store "$leafe" "$m")
   if [ ! -f "$store/models/base/model.json" ]; then
     "$leafe" -q pretrain --store "$store" --levels "$work/levels.txt" --out-model base --epochs 1 >/dev/null
   fi

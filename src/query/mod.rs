@@ -409,31 +409,31 @@ impl QuerySession {
     /// rows, which makes every merge that much smaller.
     pub async fn stream(&self, query: &BoundQuery) -> Result<SendableRecordBatchStream> {
         use futures::StreamExt;
-        let attempts = [
-            "hash joins",
-            "sort-merge joins, which spill",
-            "sort-merge joins and small batches",
+        let attempts: [(&str, Option<usize>); 3] = [
+            ("hash joins", None),
+            ("sort-merge joins, which spill", None),
+            ("sort-merge joins and small batches", Some(SMALL_BATCH_ROWS)),
         ];
         let mut planned = Some(self.plan(query).await?);
         let mut last = None;
-        for (i, how) in attempts.iter().enumerate() {
+        for (i, (how, batch_rows)) in attempts.iter().enumerate() {
             let df = match planned.take() {
                 Some(df) => df,
                 None => {
                     tracing::info!(
                         "{}: exceeded the memory limit with {}; running it with {how}",
                         query.source_name,
-                        attempts[i - 1]
+                        attempts[i - 1].0
                     );
                     let mut state = self.ctx.state();
                     let options = state.config_mut().options_mut();
                     options.optimizer.prefer_hash_join = false;
-                    if i == 2 {
+                    if let Some(rows) = batch_rows {
+                        // Never larger than a batch size already configured.
+                        let rows = options.execution.batch_size.get().min(*rows);
                         options.execution.batch_size =
-                            datafusion::common::config::ConfigNonZeroUsize::try_new(
-                                SMALL_BATCH_ROWS,
-                            )
-                            .expect("nonzero");
+                            datafusion::common::config::ConfigNonZeroUsize::try_new(rows)
+                                .expect("a positive batch size");
                     }
                     let ctx = SessionContext::new_with_state(state);
                     ctx.sql(&query.sql).await.map_err(|e| QueryError::Sql {
