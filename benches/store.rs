@@ -59,6 +59,8 @@ fn steps_batch(first_episode: i64, n: usize) -> arrow::record_batch::RecordBatch
             log_prob: -0.5 - (i % 7) as f32 * 0.1,
             experience_in_context: i % 3 == 0,
             llm_call_id: None,
+            flags: None,
+            info: None,
         });
     }
     b.finish()

@@ -18,7 +18,9 @@
 -- @param to_example int = 9223372036854775807  Leaf episode ids below this.
 --
 -- Returns: run_id, task_id, example_id, origin, depth, tau, experience,
---          category, t, observation, action_text. Ordered by run, example, t.
+--          category, t, observation, action_text, llm_call_id (the model
+--          request that chose the action, for an LLM policy: exports
+--          reproduce its messages). Ordered by run, example, t.
 WITH RECURSIVE path (run_id, leaf_episode_id, episode_id, parent_episode_id, t_end, tau) AS (
     SELECT run_id, episode_id AS leaf_episode_id, episode_id, parent_episode_id, length AS t_end, COALESCE(rollback_step, 0) AS tau
     FROM episodes
@@ -39,7 +41,8 @@ SELECT p.run_id,
        r.category,
        s.t,
        s.observation,
-       s.action_text
+       s.action_text,
+       s.llm_call_id
 FROM path p
 JOIN steps s ON s.run_id = p.run_id AND s.episode_id = p.episode_id AND s.t < p.t_end AND s.run_id LIKE ${run}
 JOIN episodes leaf ON leaf.run_id = p.run_id AND leaf.episode_id = p.leaf_episode_id AND leaf.run_id LIKE ${run}

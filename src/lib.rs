@@ -39,6 +39,7 @@
 //! | [`pipeline`] | the exploration job: chunks, resume, shards |
 //! | [`worlds`] | the built-in environments, each a module with what it brings: [`worlds::sokoban`], [`worlds::gridworld`]; the `World` registry (`--env`) |
 //! | [`experiment`] | `leafe run`: the whole comparison over seeds on Sokoban, the report |
+//! | [`setup`] | what a command runs with: config files, environment specs (`cmd:`, `textworld:`), task ids, recorded LLM replies |
 //! | [`cli`] | the `leafe` commands (thin) |
 //!
 //! A module uses only the ones before it in this table (store, env,
@@ -57,6 +58,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod query;
 pub mod reflect;
+pub mod setup;
 pub mod store;
 pub mod synth;
 pub mod train;

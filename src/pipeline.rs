@@ -123,6 +123,8 @@ pub struct ExploreSummary {
     pub env_steps: usize,
     /// Tasks the environment failed (recorded, the job went on).
     pub env_errors: usize,
+    /// The first of those failures: the task id and why.
+    pub first_env_error: Option<String>,
     /// Rollbacks by native snapshot.
     pub rollbacks_snapshot: usize,
     /// Rollbacks by reset and replay of the action prefix.
@@ -246,7 +248,10 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
         if self.chunk_tasks == 0 {
             return Err(JobError::Invalid("chunk_tasks must be at least 1".into()));
         }
-        let actions = make_env()?.action_space().clone();
+        let (actions, env_description) = {
+            let probe = make_env()?;
+            (probe.action_space().clone(), probe.describe())
+        };
         let prefix = self.prefix();
         let identity = self.identity();
         let mut done = BTreeSet::new();
@@ -314,6 +319,9 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                             usize::from(tree.episodes.first().is_some_and(|e| e.success));
                         if let Some(e) = &tree.env_error {
                             summary.env_errors += 1;
+                            if summary.first_env_error.is_none() {
+                                summary.first_env_error = Some(format!("task {}: {e}", tree.task_id));
+                            }
                             tracing::warn!(task = %tree.task_source, "task failed by the environment: {e}");
                         }
                         summary.solved_tasks +=
@@ -347,6 +355,7 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                         "tasks": tasks,
                         "policy": policy.name(),
                         "env": env_name,
+                        "env_description": env_description,
                     }),
                     command_line: self.command_line.clone(),
                     meta: serde_json::json!({

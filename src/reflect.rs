@@ -256,6 +256,7 @@ mod tests {
                 feedback: format!("did {action}"),
                 flags: mistakes.clone(),
                 mistakes,
+                info: None,
             },
         }
     }

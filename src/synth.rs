@@ -193,6 +193,7 @@ impl Writer<'_> {
                     feedback: feedback.to_string(),
                     flags: mistakes.clone(),
                     mistakes,
+                    info: None,
                 },
             });
             self.summary.steps += 1;

@@ -56,20 +56,62 @@ pub struct ExportArgs {
     /// many; lower it to use less memory).
     #[arg(long, default_value_t = crate::export::WINDOW_EXAMPLES)]
     pub window: usize,
-    /// System prompt of every example [default: the environment's: its
-    /// rules, symbols and moves].
+    /// System prompt of every rebuilt example [default: what the runs
+    /// recorded of their environment (an environment process's `hello`),
+    /// else the built-in environment's rules].
     #[arg(long)]
     pub system_prompt: Option<String>,
-    /// The environment the runs explored (sokoban or gridworld): sets the
-    /// default system prompt and verl's data_source.
-    #[arg(long, default_value = "sokoban")]
-    pub env: String,
+    /// The environment the runs explored: sokoban, gridworld, `cmd:…` or
+    /// `textworld:…`; sets the default system prompt and verl's data_source
+    /// [default: the one the runs recorded, else sokoban].
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Whose prompts the chat formats carry: `recorded`, the LLM policy's
+    /// own requests from llm_calls (the target `{"action": …}` as it
+    /// replies: fine-tune the model that explored and serve it as leafe
+    /// does); `rebuilt`, the history as chat turns and the bare action;
+    /// `auto`, recorded where the runs have them (runs of an LLM policy).
+    #[arg(long, value_enum, default_value_t = crate::export::Prompts::Auto)]
+    pub prompts: crate::export::Prompts,
 }
 
 /// `leafe export`.
 pub async fn export_cmd(a: ExportArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     let query = a.query.as_deref().map(QueryText::from_file).transpose()?;
+    let recorded = crate::export::recorded_env_description(&store, &a.runs).await?;
+    let env = a
+        .env
+        .clone()
+        .or_else(|| recorded.as_ref().map(|d| d.name.clone()))
+        .unwrap_or_else(|| "sokoban".into());
+    let system_prompt = match (&a.system_prompt, recorded.as_ref().and_then(|d| d.prompt())) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => p,
+        (None, None) => match a
+            .env
+            .as_deref()
+            .map(|e| crate::setup::process_env(Some(e)))
+            .transpose()?
+            .flatten()
+        {
+            Some(p) => p.system_prompt.to_string(),
+            None => match with_world!(env.as_str(), |w| w.system_prompt().to_string()) {
+                Ok(p) => p,
+                // A name the runs recorded for their own environment.
+                Err(_) if recorded.is_some() => crate::setup::PROCESS_SYSTEM_PROMPT.to_string(),
+                Err(e) => return Err(anyhow::Error::msg(e)),
+            },
+        },
+    };
+    // verl's data_source names the environment, not its command line.
+    let env = match env.split_once(':') {
+        Some((kind @ ("cmd" | "textworld"), _)) => recorded
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_else(|| kind.to_string()),
+        _ => env,
+    };
     let opts = ExportOptions {
         dataset: a.dataset,
         format: a.format,
@@ -79,13 +121,10 @@ pub async fn export_cmd(a: ExportArgs, quiet: bool) -> anyhow::Result<u8> {
         queries_dir: Some(a.queries.clone()),
         include_experience: a.include_experience,
         dedup: a.dedup,
-        system_prompt: match &a.system_prompt {
-            Some(p) => p.clone(),
-            None => with_world!(a.env.as_str(), |w| w.system_prompt().to_string())
-                .map_err(anyhow::Error::msg)?,
-        },
-        env: a.env.clone(),
+        system_prompt,
+        env,
         window: a.window,
+        prompts: a.prompts,
     };
     let pb = super::stage1::bar(0, quiet);
     pb.set_message("examples");

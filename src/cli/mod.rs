@@ -6,6 +6,7 @@ pub mod envs;
 pub mod export;
 pub mod levels;
 pub mod run;
+mod signals;
 pub mod stage1;
 pub mod stage2;
 
@@ -70,7 +71,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write synthetic trees of episodes (roots, reflections, branches) as one committed run.
     Synth(SynthArgs),
-    /// Run SQL over the store's committed runs (tables: runs, episodes, steps, reflections).
+    /// Run SQL over the store's committed runs (tables: runs, episodes, steps, reflections, llm_calls).
     Sql(SqlArgs),
     /// List the runs in a store: kind, time, rows per table, committed or not.
     Runs(RunsArgs),
@@ -83,7 +84,7 @@ pub enum Command {
     Gc(GcArgs),
     /// Train a base policy by behaviour cloning from solver demonstrations.
     Pretrain(stage1::PretrainArgs),
-    /// Stage 1: roll out a model, reflect on failures, roll back and branch; write the trees.
+    /// Stage 1: roll out a model, reflect on failures, roll back and branch; write the trees (exit 1 when every task failed by the environment).
     Explore(stage1::ExploreArgs),
     /// Stage 2: train a model on explored runs, from SQL (leafe: counterfactual pairs + rehearsal; rft: rehearsal only; grpo: outcome RL on the same budget).
     Train(stage2::TrainArgs),
@@ -233,6 +234,22 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// A query file, or, when the file is missing, the compiled-in query of
+/// the same name (`queries/x.sql` outside the checkout), saying so.
+fn sql_file(path: &std::path::Path) -> anyhow::Result<QueryText> {
+    if !path.exists()
+        && let Some(name) = path.file_stem().and_then(|s| s.to_str())
+        && let Ok(q) = load_query(None, name)
+    {
+        eprintln!(
+            "{} not found; using leafe's compiled-in query `{name}`",
+            path.display()
+        );
+        return Ok(q);
+    }
+    Ok(QueryText::from_file(path)?)
+}
+
 /// Parses `90`, `90s`, `30m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -324,7 +341,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Sql(a) => {
             let store = a.store.open()?;
             let text = match &a.file {
-                Some(f) => QueryText::from_file(f)?,
+                Some(f) => sql_file(f)?,
                 None => QueryText::inline(a.query.as_deref().unwrap_or_default()),
             };
             let params: BTreeMap<String, String> = a.params.into_iter().collect();
@@ -335,7 +352,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let bound = text.bind(&crate::query::own_values(&text, &params))?;
             let session = QuerySession::open(&store).await?;
             crate::query::register_inputs(&session, &text, dir, &params).await?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out =
+                std::io::BufWriter::new(signals::QuietStdout(std::io::stdout().lock()));
             session.write(&bound, &mut out, a.format).await?;
             out.flush().ok();
             Ok(0)
@@ -536,14 +554,11 @@ async fn demo(a: DemoArgs) -> anyhow::Result<u8> {
 /// check failed, 2 error). The binary is this one call, so that a build
 /// compiles the command line once, in the library.
 pub fn main() -> std::process::ExitCode {
-    // Die quietly when the reader of stdout goes away (`leafe sql … | head`),
-    // like other Unix tools, instead of failing on a broken pipe.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of one signal at start-up,
-    // before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a write to an environment
+    // process that died is an error leafe records, not a silent kill. A
+    // reader of stdout that goes away (`leafe sql … | head`) still ends
+    // leafe quietly, as it would other Unix tools (`signals::quiet_on_broken_stdout`).
+    signals::quiet_on_broken_stdout();
     let cli = <Cli as clap::Parser>::parse();
     let default_level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -556,6 +571,7 @@ pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -568,8 +584,12 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(async {
+        signals::clean_up_on_interrupt();
+        run(cli).await
+    }) {
         Ok(code) => std::process::ExitCode::from(code),
+        Err(e) if signals::is_broken_stdout(&e) => signals::die_of_sigpipe(),
         Err(e) => {
             // One line: the context chain, each cause once (many errors already
             // quote their source), newlines folded.

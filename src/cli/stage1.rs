@@ -60,7 +60,7 @@ pub struct ExploreArgs {
     pub store: StoreArgs,
     /// Model that acts: a model of the store (saved by `leafe pretrain` or
     /// `leafe train`) for `--policy burn`, the server's model name for
-    /// `--policy openai`.
+    /// `--policy openai`, any name for `--policy random`.
     #[arg(long)]
     pub model: String,
     /// Environment: sokoban, gridworld, `cmd:COMMAND` — a process that
@@ -81,9 +81,16 @@ pub struct ExploreArgs {
     /// the rules when its answer is malformed).
     #[arg(long, value_enum, default_value_t = ReflectorKind::Rules)]
     pub reflector: ReflectorKind,
-    /// TOML file with ExploreConfig fields; flags override it.
+    /// TOML file of exploration settings; flags override it. Fields: seed,
+    /// max_steps, temperature, reflect_every, interrupt_on_loops, branches,
+    /// max_depth, budget, target_successes, parallel_tasks, use_experience,
+    /// rollback, root_samples, [reflector], [guidance] (docs: ExploreConfig).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// leafe's own step limit of an episode, prefix included: it truncates
+    /// an episode the environment has not ended (status step_limit) [default: 60].
+    #[arg(long)]
+    pub max_steps: Option<u16>,
     /// This worker's share of the tasks, i/n (tasks with index ≡ i mod n).
     #[arg(long, value_parser = Shard::parse, default_value = "0/1")]
     pub shard: Shard,
@@ -118,19 +125,6 @@ pub struct ExploreArgs {
     /// rolling back to tau (ablation).
     #[arg(long)]
     pub no_rollback: bool,
-}
-
-pub(crate) fn read_toml<T: serde::de::DeserializeOwned + Default>(
-    path: Option<&Path>,
-) -> anyhow::Result<T> {
-    match path {
-        None => Ok(T::default()),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("reading config {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("config {}", p.display()))
-        }
-    }
 }
 
 pub(crate) fn bar(len: u64, quiet: bool) -> ProgressBar {
@@ -171,7 +165,7 @@ pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
 
 async fn pretrain_in<W: World>(world: W, a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
-    let mut cfg: PretrainConfig = read_toml(a.config.as_deref())?;
+    let mut cfg: PretrainConfig = crate::setup::read_config(a.config.as_deref())?;
     if let Some(v) = a.demo_levels {
         cfg.demo_levels = v;
     }
@@ -309,9 +303,10 @@ impl Progress for BarProgress {
 /// Who acts, and where, in `leafe explore` and `leafe eval`.
 #[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
-    /// Who acts: the burn network `--model` of the store, or an LLM over an
+    /// Who acts: the burn network `--model` of the store, an LLM over an
     /// OpenAI-compatible endpoint (`--base-url`; the key from
-    /// OPENAI_API_KEY).
+    /// OPENAI_API_KEY), or random legal actions (no model: smoke-tests an
+    /// environment).
     #[arg(long, value_enum, default_value_t = PolicyKind::Burn)]
     pub policy: PolicyKind,
     /// The OpenAI-compatible endpoint of `--policy openai` / `--reflector llm`.
@@ -320,8 +315,9 @@ pub struct AgentArgs {
     /// The LLM's model name on the server [default: --model].
     #[arg(long)]
     pub llm_model: Option<String>,
-    /// The LLM's system prompt [default: the environment's rules, or a
-    /// generic one for a cmd: environment].
+    /// The LLM's system prompt [default: the environment's rules; for a
+    /// cmd: environment what its `hello` says (description, system prompt,
+    /// action semantics), else a generic one].
     #[arg(long)]
     pub system_prompt: Option<String>,
     /// Milliseconds a cmd: environment may take to answer a request.
@@ -345,66 +341,6 @@ pub enum ReplayKind {
     Cache,
     /// Recorded replies only; a request never recorded is an error.
     Only,
-}
-
-/// The generic system prompt for an environment process.
-pub(crate) const PROCESS_SYSTEM_PROMPT: &str =
-    "You are an agent acting in a text environment. Choose the next action.";
-
-/// The system prompt for `--env textworld:…`.
-const TEXTWORLD_SYSTEM_PROMPT: &str = "You play a text adventure game. The goal is stated at the start; \
-     each turn, choose one of the admissible commands to get closer to it. Explore rooms, open containers, \
-     take and put objects as the goal says.";
-
-/// The TextWorld adapter, compiled in so `--env textworld:` works from any
-/// installed binary.
-const TEXTWORLD_ADAPTER: &str = include_str!("../../examples/textworld_env.py");
-
-/// An environment process named by `--env`: `cmd:COMMAND`, or
-/// `textworld:GAMES_DIR [ADAPTER OPTIONS]` (the compiled-in adapter of
-/// `examples/textworld_env.py`, run by `$LEAFE_PYTHON` or `python3`, which
-/// must have `textworld`). Returns the command and its system prompt; `None`
-/// for a built-in environment.
-pub(crate) fn process_env(env: Option<&str>) -> anyhow::Result<Option<(String, &'static str)>> {
-    let Some(env) = env else { return Ok(None) };
-    if let Some(cmd) = env.strip_prefix("cmd:") {
-        return Ok(Some((cmd.to_string(), PROCESS_SYSTEM_PROMPT)));
-    }
-    let Some(spec) = env.strip_prefix("textworld:") else {
-        return Ok(None);
-    };
-    // The adapter under the cache directory, named by its content.
-    let hash =
-        crate::policy::llm::request_key(&serde_json::Value::String(TEXTWORLD_ADAPTER.into()));
-    let dir = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir)
-        .join("leafe");
-    let script = dir.join(format!("textworld_env-{}.py", &hash[..12]));
-    if !script.exists() {
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = dir.join(format!(".textworld_env-{}.py", std::process::id()));
-        std::fs::write(&tmp, TEXTWORLD_ADAPTER)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &script).with_context(|| format!("writing {}", script.display()))?;
-    }
-    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-    let python = std::env::var("LEAFE_PYTHON").unwrap_or_else(|_| "python3".into());
-    let spec = spec.trim();
-    let args = match spec.split_once(char::is_whitespace) {
-        _ if spec.is_empty() || spec.starts_with('-') => spec.to_string(),
-        Some((games, rest)) => format!("--games {} {rest}", quote(games)),
-        None => format!("--games {}", quote(spec)),
-    };
-    Ok(Some((
-        format!(
-            "{} {} {args}",
-            quote(&python),
-            quote(&script.to_string_lossy())
-        ),
-        TEXTWORLD_SYSTEM_PROMPT,
-    )))
 }
 
 impl AgentArgs {
@@ -434,37 +370,21 @@ impl AgentArgs {
         store: &crate::store::Store,
         model: &str,
     ) -> anyhow::Result<std::sync::Arc<crate::policy::llm::CallLog>> {
-        use crate::policy::llm::{CallLog, Replay};
+        use crate::policy::llm::Replay;
         let model = self.llm_model.as_deref().unwrap_or(model);
         let replay = match self.llm_replay {
-            ReplayKind::Off => return Ok(std::sync::Arc::new(CallLog::new())),
+            ReplayKind::Off => Replay::Off,
             ReplayKind::Cache => Replay::Cache,
             ReplayKind::Only => Replay::Only,
         };
-        let session = crate::query::QuerySession::open(store).await?;
-        let q = crate::query::load_query(None, "llm_replies")?.bind(
-            &std::collections::BTreeMap::from([
-                ("run".to_string(), "%".to_string()),
-                ("model".to_string(), model.to_string()),
-            ]),
-        )?;
-        let mut recorded = Vec::new();
-        for b in session.collect(&q).await? {
-            use arrow::array::AsArray;
-            let (keys, replies) = (
-                b.column(0).as_string::<i32>(),
-                b.column(1).as_string::<i32>(),
+        let log = crate::setup::call_log(store, model, replay).await?;
+        if replay != Replay::Off {
+            eprintln!(
+                "--llm-replay: {} recorded replies of model `{model}` in the store",
+                log.recorded()
             );
-            for i in 0..b.num_rows() {
-                recorded.push((keys.value(i).to_string(), replies.value(i).to_string()));
-            }
         }
-        let log = CallLog::with_replay(replay, recorded);
-        eprintln!(
-            "--llm-replay: {} recorded replies of model `{model}` in the store",
-            log.recorded()
-        );
-        Ok(std::sync::Arc::new(log))
+        Ok(log)
     }
 
     /// A pool of `sh -c cmd` environment processes truncating at `max_steps`.
@@ -473,38 +393,35 @@ impl AgentArgs {
         cmd: &str,
         max_steps: usize,
     ) -> std::sync::Arc<crate::env::process::ProcessPool> {
-        crate::env::process::ProcessPool::new(crate::env::process::ProcessConfig {
-            command: vec!["sh".into(), "-c".into(), cmd.to_string()],
-            timeout_ms: self.env_timeout_ms,
-            max_steps,
-        })
+        crate::setup::process_pool(cmd, self.env_timeout_ms, max_steps)
     }
 
     /// Refuses the burn network in a process environment.
     pub(crate) fn check_process(&self) -> anyhow::Result<()> {
-        if self.policy != PolicyKind::Openai {
+        if self.policy == PolicyKind::Burn {
             anyhow::bail!(
-                "--env cmd:… needs --policy openai: the burn network reads only the built-in environments' encodings"
+                "--env cmd:… needs --policy openai (or random): the burn network reads only the built-in environments' encodings"
             );
         }
         Ok(())
     }
-}
 
-/// Task ids, one per line, of a process environment.
-pub(crate) fn read_task_ids(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading task ids from {}", path.display()))?;
-    let ids: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    if ids.is_empty() {
-        anyhow::bail!("{}: no task ids (one per line)", path.display());
+    /// The system prompt for an environment process: `--system-prompt`,
+    /// else what the process says of itself in `hello`, else `fallback`.
+    /// A process that cannot start says nothing (the job records why).
+    pub(crate) fn process_prompt(
+        &self,
+        pool: &std::sync::Arc<crate::env::process::ProcessPool>,
+        fallback: &str,
+    ) -> String {
+        if let Some(p) = &self.system_prompt {
+            return p.clone();
+        }
+        match pool.describe() {
+            Ok(d) => d.prompt().unwrap_or_else(|| fallback.to_string()),
+            Err(_) => fallback.to_string(),
+        }
     }
-    Ok(ids)
 }
 
 /// Who acts in `leafe explore`.
@@ -514,6 +431,9 @@ pub enum PolicyKind {
     Burn,
     /// An LLM over an OpenAI-compatible chat-completions endpoint.
     Openai,
+    /// Uniform over the legal actions: smoke-tests an environment without
+    /// a model (`--model` only names the run).
+    Random,
 }
 
 /// Who reflects in `leafe explore`.
@@ -528,12 +448,14 @@ pub enum ReflectorKind {
 /// `leafe explore`.
 pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
-    if let Some((cmd, prompt)) = process_env(a.env.as_deref())? {
-        return explore_process(&cmd, prompt, a, quiet).await;
+    if let Some(p) = crate::setup::process_env(a.env.as_deref())? {
+        return explore_process(&p.command, p.system_prompt, a, quiet).await;
     }
     let env = match a.agent.policy {
         PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
-        PolicyKind::Openai => a.env.clone().unwrap_or_else(|| "sokoban".into()),
+        PolicyKind::Openai | PolicyKind::Random => {
+            a.env.clone().unwrap_or_else(|| "sokoban".into())
+        }
     };
     with_world!(env.as_str(), |w| explore_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
 }
@@ -554,7 +476,7 @@ fn llm_agents(
         PolicyKind::Openai => {
             Some(LlmPolicy::new(a.model.clone(), config.clone())?.with_log(log.clone()))
         }
-        PolicyKind::Burn => None,
+        PolicyKind::Burn | PolicyKind::Random => None,
     };
     let reflector: Box<dyn crate::reflect::Reflector> = match a.reflector {
         ReflectorKind::Rules => rules,
@@ -576,16 +498,21 @@ async fn explore_process(
     let store = a.store.open()?;
     a.agent.check_process()?;
     let cfg = explore_config(&a)?;
-    let tasks = read_task_ids(&a.levels)?;
+    let tasks = crate::setup::read_task_ids(&a.levels)?;
     let pool = a.agent.pool(cmd, cfg.max_steps as usize);
     let log = a.agent.call_log(&store, &a.model).await?;
-    let (policy, reflector) = llm_agents(
+    let system_prompt = a.agent.process_prompt(&pool, system_prompt);
+    let (llm, reflector) = llm_agents(
         &a,
-        system_prompt,
+        &system_prompt,
         Box::new(crate::reflect::FeedbackReflector),
         &log,
     )?;
-    let policy = policy.expect("--policy openai");
+    let random = crate::policy::random::RandomPolicy;
+    let policy: &dyn crate::policy::Policy = match &llm {
+        Some(p) => p,
+        None => &random,
+    };
     let job = explore_job(&a, cfg, tasks);
     let progress = BarProgress {
         pb: bar(0, quiet),
@@ -597,7 +524,7 @@ async fn explore_process(
             &store,
             a.env.as_deref().unwrap_or("cmd"),
             &|| pool.make(),
-            &policy,
+            policy,
             reflector.as_ref(),
             Some(&log),
             &progress,
@@ -606,21 +533,33 @@ async fn explore_process(
         .with_context(|| format!("explore job `{}`", job.run_id))?;
     progress.pb.finish_and_clear();
     print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
-    let st = policy.stats();
-    eprintln!(
-        "LLM: {} requests ({} from recorded replies), {} retried, {} re-asked, {} invalid (a legal action drawn), {} tokens; calls in llm_calls",
-        st.requests, st.replayed, st.retried, st.reasked, st.invalid, st.tokens
-    );
-    Ok(0)
+    if let Some(llm) = &llm {
+        let st = llm.stats();
+        eprintln!(
+            "LLM: {} requests ({} from recorded replies), {} retried, {} re-asked, {} invalid (a legal action drawn), {} tokens; calls in llm_calls",
+            st.requests, st.replayed, st.retried, st.reasked, st.invalid, st.tokens
+        );
+    }
+    Ok(explore_exit_code(&s))
+}
+
+/// 1 when every task this invocation explored failed by the environment
+/// (the run worked, nothing in it did): a script notices an environment
+/// that never works. Unsolved tasks are results, not failures: 0.
+fn explore_exit_code(s: &ExploreSummary) -> u8 {
+    u8::from(s.tasks > 0 && s.env_errors == s.tasks)
 }
 
 fn explore_config(a: &ExploreArgs) -> anyhow::Result<ExploreConfig> {
-    let mut cfg: ExploreConfig = read_toml(a.config.as_deref())?;
+    let mut cfg: ExploreConfig = crate::setup::read_config(a.config.as_deref())?;
     if let Some(v) = a.seed {
         cfg.seed = v;
     }
     if let Some(v) = a.budget {
         cfg.budget = v;
+    }
+    if let Some(v) = a.max_steps {
+        cfg.max_steps = v;
     }
     if let Some(v) = a.branches {
         cfg.branches = v;
@@ -679,41 +618,34 @@ where
             let log = a.agent.call_log(&store, &a.model).await?;
             let (llm, reflector) = llm_agents(&a, world.system_prompt(), rules, &log)?;
             let make_env = || world.make_env(max_steps);
-            match &llm {
-                Some(policy) => {
-                    job.run_with(
-                        &store,
-                        world.name(),
-                        &make_env,
-                        policy,
-                        reflector.as_ref(),
-                        Some(&log),
-                        &progress,
-                    )
-                    .await
-                }
-                None => {
-                    let policy = crate::train::load_policy(&store, &a.model, world.encoder())
+            let random = crate::policy::random::RandomPolicy;
+            let burn;
+            let policy: &dyn crate::policy::Policy = match (&llm, a.agent.policy) {
+                (Some(p), _) => p,
+                (None, PolicyKind::Random) => &random,
+                (None, _) => {
+                    burn = crate::train::load_policy(&store, &a.model, world.encoder())
                         .await?
                         .with_guide(world.guide(&job.config.guidance));
-                    job.run_with(
-                        &store,
-                        world.name(),
-                        &make_env,
-                        &policy,
-                        reflector.as_ref(),
-                        Some(&log),
-                        &progress,
-                    )
-                    .await
+                    &burn
                 }
-            }
+            };
+            job.run_with(
+                &store,
+                world.name(),
+                &make_env,
+                policy,
+                reflector.as_ref(),
+                Some(&log),
+                &progress,
+            )
+            .await
         }
     }
     .with_context(|| format!("explore job `{}`", job.run_id))?;
     progress.pb.finish_and_clear();
     print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
-    Ok(0)
+    Ok(explore_exit_code(&s))
 }
 
 fn print_explore(run_id: &str, s: &ExploreSummary, secs: f64) {
@@ -726,8 +658,13 @@ fn print_explore(run_id: &str, s: &ExploreSummary, secs: f64) {
     }
     if s.env_errors > 0 {
         eprintln!(
-            "explore {run_id}: {} task(s) failed by the environment (recorded as episodes with status env_error; see the log)",
-            s.env_errors
+            "explore {run_id}: {} task(s) failed by the environment{}; each is an episode with status env_error and its reason: \
+             leafe sql \"SELECT task_id, error FROM episodes WHERE status = 'env_error' AND run_id LIKE '{run_id}.%'\"",
+            s.env_errors,
+            s.first_env_error
+                .as_deref()
+                .map(|e| format!(" (the first: {e})"))
+                .unwrap_or_default()
         );
     }
     println!(

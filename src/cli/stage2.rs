@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::stage1::{bar, read_toml};
+use super::stage1::bar;
 use super::{StoreArgs, command_line, env_for};
 use crate::explore::World;
 use crate::query::OutputFormat;
@@ -145,7 +145,7 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
         }
         return grpo_cmd(world, a, quiet).await;
     }
-    let mut cfg: DistillConfig = read_toml(a.config.as_deref())?;
+    let mut cfg: DistillConfig = crate::setup::read_config(a.config.as_deref())?;
     if let Some(v) = a.beta {
         cfg.beta = v;
     }
@@ -215,18 +215,25 @@ async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
 
 /// `leafe eval`.
 pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
-    use super::stage1::{PolicyKind, process_env, read_task_ids};
+    use super::stage1::PolicyKind;
     let store = a.store.open()?;
-    if let Some((cmd, prompt)) = process_env(a.env.as_deref())? {
+    if let Some(p) = crate::setup::process_env(a.env.as_deref())? {
         a.agent.check_process()?;
-        let tasks = read_task_ids(&a.levels)?;
-        let pool = a.agent.pool(&cmd, a.max_steps as usize);
-        let (policy, log) = llm_policy(&a, prompt, &store).await?;
+        let tasks = crate::setup::read_task_ids(&a.levels)?;
+        let pool = a.agent.pool(&p.command, a.max_steps as usize);
+        if a.agent.policy == PolicyKind::Random {
+            let policy = crate::policy::random::RandomPolicy;
+            return eval_run(&store, &a, &policy, &|| pool.make(), tasks, None).await;
+        }
+        let prompt = a.agent.process_prompt(&pool, p.system_prompt);
+        let (policy, log) = llm_policy(&a, &prompt, &store).await?;
         return eval_run(&store, &a, &policy, &|| pool.make(), tasks, Some(&log)).await;
     }
     let env = match a.agent.policy {
         PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
-        PolicyKind::Openai => a.env.clone().unwrap_or_else(|| "sokoban".into()),
+        PolicyKind::Openai | PolicyKind::Random => {
+            a.env.clone().unwrap_or_else(|| "sokoban".into())
+        }
     };
     with_world!(env.as_str(), |w| eval_in(w, a).await).map_err(anyhow::Error::msg)?
 }
@@ -261,6 +268,18 @@ async fn eval_in<W: World>(world: W, a: EvalArgs) -> anyhow::Result<u8> {
     match a.agent.policy {
         super::stage1::PolicyKind::Burn => {
             let policy = load_policy(&store, &a.model, world.encoder()).await?;
+            eval_run(
+                &store,
+                &a,
+                &policy,
+                &|| world.make_env(max_steps),
+                levels,
+                None,
+            )
+            .await
+        }
+        super::stage1::PolicyKind::Random => {
+            let policy = crate::policy::random::RandomPolicy;
             eval_run(
                 &store,
                 &a,
@@ -376,7 +395,7 @@ async fn grpo_cmd<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Resu
     let levels = world
         .read_tasks(levels_path)
         .context("reading the GRPO levels")?;
-    let mut cfg: GrpoConfig = read_toml(a.config.as_deref())?;
+    let mut cfg: GrpoConfig = crate::setup::read_config(a.config.as_deref())?;
     if let Some(v) = a.seed {
         cfg.seed = v;
     }

@@ -35,6 +35,7 @@
 //! the boundaries (`crate::worlds`), each carrying what is its own (rules,
 //! tasks, encoding for networks, rule-based reflector).
 
+pub mod check;
 pub mod process;
 
 use std::borrow::Cow;
@@ -227,6 +228,10 @@ pub struct Transition {
     /// Sokoban the irreversible ones: `"dead_square"`, `"frozen_boxes"`).
     /// Every name here is also in `flags`.
     pub mistakes: Vec<Cow<'static, str>>,
+    /// Whatever else the environment reports about the step, as a JSON
+    /// object's text (an environment process's `info`); stored, never
+    /// interpreted.
+    pub info: Option<String>,
 }
 
 impl Transition {
@@ -271,6 +276,15 @@ pub trait Env: Send {
 
     /// A stable name of the environment (recorded with runs and models).
     fn name(&self) -> &str;
+
+    /// How the environment describes itself, as JSON recorded with the runs
+    /// it takes part in (`runs.config.env_description`): an environment
+    /// process's `hello` ([`process::Description`]). `None` for one that
+    /// says nothing beyond its name (the built-in worlds: their rules are
+    /// their `World::system_prompt`).
+    fn describe(&self) -> Option<serde_json::Value> {
+        None
+    }
 
     /// A stable identifier of a task (joins results across runs).
     fn task_id(&self, task: &Self::Task) -> String;

@@ -6,7 +6,7 @@
 //!
 //! | request | response (besides `"id"` and `"ok": true`) |
 //! | --- | --- |
-//! | `{"verb": "hello"}` | `"protocol": 1, "name", "version", "snapshot": bool, "actions": {"type": "choice", "names": [...]}` or `{"type": "free_text"}` |
+//! | `{"verb": "hello"}` | `"protocol": 1, "name", "version", "description"?, "system_prompt"?, "snapshot": bool, "actions": {"type": "choice", "names": [...], "semantics"?}` or `{"type": "free_text", "semantics"?}` |
 //! | `{"verb": "reset", "task_id", "seed"}` | `"observation": {"text", "state"?: [bytes]}, "legal_actions", "info"?` |
 //! | `{"verb": "step", "action"}` | `"observation", "reward", "terminated", "truncated", "success", "feedback", "flags"?, "mistakes"?, "legal_actions", "info"?` |
 //! | `{"verb": "snapshot"}` (if `snapshot`) | `"snapshot": any JSON` |
@@ -17,6 +17,13 @@
 //! `terminated` with `success` is solved, `terminated` without it is lost,
 //! `truncated` is the step limit. `docs/protocol.md` has the page and a
 //! Python example.
+//!
+//! A process that exits or closes its pipes between requests (a write to it
+//! fails, its output ends) fails the request like any other
+//! [`EnvError::Failed`], with its exit status and last log lines. Each
+//! process runs in a process group of its own, and the group is killed on a
+//! timeout, on drop and by [`kill_all`] (the command line's Ctrl-C
+//! handler), so nothing it started outlives it.
 //!
 //! [`ProcessEnv`] is the client: an [`Env`] whose task is a task id. Without
 //! native snapshots rollback replays the action prefix (the explorer checks
@@ -86,6 +93,46 @@ struct Hello {
     name: String,
     snapshot: bool,
     actions: ActionSpace,
+    description: Description,
+}
+
+/// How an environment process describes itself in `hello`: recorded with
+/// every run it takes part in (`runs.config.env_description`), and the
+/// default system prompt of the LLM policy, the LLM reflector and `leafe
+/// export`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Description {
+    /// Its `name`.
+    pub name: String,
+    /// Its `version`, if it says one.
+    pub version: Option<String>,
+    /// What the environment is: the task, the rules, what observations show.
+    pub description: Option<String>,
+    /// The system prompt for an agent acting in it, when it has its own
+    /// (else [`Description::prompt`] builds one from the description).
+    pub system_prompt: Option<String>,
+    /// What the actions mean and how to write them (`actions.semantics`).
+    pub action_semantics: Option<String>,
+}
+
+impl Description {
+    /// The system prompt it implies: its own `system_prompt`, else its
+    /// description; with what its actions mean after it. `None` when it
+    /// says neither (then leafe's generic prompt serves).
+    pub fn prompt(&self) -> Option<String> {
+        let base = self
+            .system_prompt
+            .as_deref()
+            .or(self.description.as_deref())?
+            .trim();
+        Some(match self.action_semantics.as_deref().map(str::trim) {
+            Some(actions) if !actions.is_empty() && !base.contains(actions) => {
+                format!("{base}\n\nActions: {actions}")
+            }
+            _ => base.to_string(),
+        })
+    }
 }
 
 impl Conn {
@@ -99,13 +146,21 @@ impl Conn {
             .command
             .split_first()
             .ok_or_else(|| failed("empty command".into()))?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        // A process group of its own: a timeout, a drop or Ctrl-C kills the
+        // environment and everything it started, not only the `sh -c`
+        // wrapper (see [`kill_all`]).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
             .spawn()
             .map_err(|e| failed(format!("cannot start `{program}`: {e}")))?;
+        groups::register(child.id());
         let stdin = child.stdin.take().expect("piped stdin");
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr_pipe = child.stderr.take().expect("piped stderr");
@@ -140,6 +195,7 @@ impl Conn {
                 name: label.clone(),
                 snapshot: false,
                 actions: ActionSpace::FreeText,
+                description: Description::default(),
             },
         };
         let hello = conn.call(config, "hello", json!({}), None)?;
@@ -167,8 +223,22 @@ impl Conn {
                 )));
             }
         };
+        let text = |v: &Value| {
+            v.as_str()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+        };
+        let name = hello["name"].as_str().unwrap_or(&label).to_string();
         conn.hello = Hello {
-            name: hello["name"].as_str().unwrap_or(&label).to_string(),
+            description: Description {
+                name: name.clone(),
+                version: text(&hello["version"]),
+                description: text(&hello["description"]),
+                system_prompt: text(&hello["system_prompt"]),
+                action_semantics: text(&hello["actions"]["semantics"]),
+            },
+            name,
             snapshot: hello["snapshot"].as_bool().unwrap_or(false),
             actions,
         };
@@ -209,7 +279,7 @@ impl Conn {
             Ok(Ok(text)) => text,
             Ok(Err(e)) => return Err(self.dead(&label, &context, &format!("reading: {e}"))),
             Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
+                self.kill();
                 return Err(EnvError::Failed {
                     env: label,
                     message: format!(
@@ -222,6 +292,7 @@ impl Conn {
                 return Err(self.dead(&label, &context, "the process closed its output"));
             }
         };
+
         let bad = |message: String| EnvError::Failed {
             env: label.clone(),
             message: format!("{context}: {message}"),
@@ -274,11 +345,74 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Kills the process and its whole process group.
+    fn kill(&mut self) {
+        groups::kill(self.child.id());
+        let _ = self.child.kill();
+    }
+}
+
 impl Drop for Conn {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Kills the process groups of every live environment process of this
+/// program (the Ctrl-C handler's last act; a drop does it for one process).
+pub fn kill_all() {
+    groups::kill_all();
+}
+
+/// The process groups of live environment processes (each process leads
+/// its own group: its id is the group's).
+mod groups {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+    pub(super) fn register(pid: u32) {
+        if let Ok(mut live) = LIVE.lock() {
+            live.insert(pid);
+        }
+    }
+
+    /// Kills group `pid` (once: a group id may be reused after its end).
+    pub(super) fn kill(pid: u32) {
+        let removed = LIVE.lock().map(|mut l| l.remove(&pid)).unwrap_or(false);
+        if removed {
+            signal_group(pid);
+        }
+    }
+
+    pub(super) fn kill_all() {
+        // Not `lock().expect`: this runs in a signal handler's thread and
+        // must not panic.
+        let all: Vec<u32> = match LIVE.lock() {
+            Ok(mut l) => std::mem::take(&mut *l).into_iter().collect(),
+            Err(p) => std::mem::take(&mut *p.into_inner()).into_iter().collect(),
+        };
+        for pid in all {
+            signal_group(pid);
+        }
+    }
+
+    #[cfg(unix)]
+    fn signal_group(pid: u32) {
+        if let Ok(pgid) = libc::pid_t::try_from(pid) {
+            // SAFETY: killpg only sends a signal; a group that is gone
+            // answers ESRCH, which is ignored.
+            unsafe {
+                libc::killpg(pgid, libc::SIGKILL);
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn signal_group(_pid: u32) {}
 }
 
 /// Live processes of one command, for reuse.
@@ -329,6 +463,15 @@ impl ProcessPool {
         })
     }
 
+    /// How the environment describes itself (from a process's `hello`; the
+    /// process then waits in the pool).
+    ///
+    /// # Errors
+    /// As [`ProcessPool::make`].
+    pub fn describe(self: &Arc<Self>) -> Result<Description> {
+        Ok(self.make()?.description())
+    }
+
     /// Processes waiting for reuse.
     pub fn idle(&self) -> usize {
         self.idle.lock().expect("pool").len()
@@ -359,6 +502,36 @@ impl ProcessEnv {
         let mut env = ProcessPool::new(config).make()?;
         env.pool = None;
         Ok(env)
+    }
+
+    /// Sends one protocol request as it is, past the client's own checks
+    /// (which refuse, say, a step after the episode ended before the
+    /// process sees it): what `leafe env check` uses to see what the
+    /// process itself answers. Any failure, a refusal included, drops the
+    /// process, as every failed request does.
+    ///
+    /// # Errors
+    /// [`EnvError::Failed`]: the process refused (`the environment
+    /// refused: …`), died, hung or garbled.
+    pub fn request(&mut self, verb: &str, fields: Value) -> Result<Value> {
+        self.call(verb, fields)
+    }
+
+    /// Whether the process offers native snapshots (`hello`'s `snapshot`).
+    pub fn offers_snapshots(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.hello.snapshot)
+    }
+
+    /// How the process described itself in `hello` (the command's label as
+    /// the name once the process is gone).
+    pub fn description(&self) -> Description {
+        self.conn
+            .as_ref()
+            .map(|c| c.hello.description.clone())
+            .unwrap_or_else(|| Description {
+                name: self.label.clone(),
+                ..Description::default()
+            })
     }
 
     fn call(&mut self, verb: &str, fields: Value) -> Result<Value> {
@@ -444,6 +617,10 @@ impl Env for ProcessEnv {
             .map_or(self.label.as_str(), |c| c.hello.name.as_str())
     }
 
+    fn describe(&self) -> Option<Value> {
+        serde_json::to_value(self.description()).ok()
+    }
+
     fn task_id(&self, task: &String) -> String {
         task.clone()
     }
@@ -513,6 +690,10 @@ impl Env for ProcessEnv {
             feedback: v["feedback"].as_str().unwrap_or_default().to_string(),
             flags,
             mistakes,
+            info: match &v["info"] {
+                Value::Null => None,
+                info => Some(info.to_string()),
+            },
         })
     }
 
@@ -552,6 +733,27 @@ pub fn serve<E>(
     resolve: &dyn Fn(&str) -> Option<E::Task>,
     snapshots: bool,
     input: impl BufRead,
+    output: impl Write,
+) -> std::io::Result<()>
+where
+    E: Env,
+    E::Snapshot: serde::Serialize + serde::de::DeserializeOwned,
+{
+    serve_described(env, resolve, snapshots, None, input, output)
+}
+
+/// [`serve`], with `hello` describing the environment by `system_prompt`
+/// (its rules, for an agent acting in it): `leafe env serve` passes the
+/// world's own.
+///
+/// # Errors
+/// As [`serve`].
+pub fn serve_described<E>(
+    env: &mut E,
+    resolve: &dyn Fn(&str) -> Option<E::Task>,
+    snapshots: bool,
+    system_prompt: Option<&str>,
+    input: impl BufRead,
     mut output: impl Write,
 ) -> std::io::Result<()>
 where
@@ -582,16 +784,22 @@ where
         let id = request["id"].clone();
         let verb = request["verb"].as_str().unwrap_or_default();
         let answer: std::result::Result<Value, String> = match verb {
-            "hello" => Ok(json!({
-                "protocol": PROTOCOL_VERSION,
-                "name": env.name(),
-                "version": env!("CARGO_PKG_VERSION"),
-                "snapshot": snapshots,
-                "actions": match env.action_space() {
-                    ActionSpace::Choice(names) => json!({ "type": "choice", "names": names }),
-                    ActionSpace::FreeText => json!({ "type": "free_text" }),
-                },
-            })),
+            "hello" => {
+                let mut hello = json!({
+                    "protocol": PROTOCOL_VERSION,
+                    "name": env.name(),
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "snapshot": snapshots,
+                    "actions": match env.action_space() {
+                        ActionSpace::Choice(names) => json!({ "type": "choice", "names": names }),
+                        ActionSpace::FreeText => json!({ "type": "free_text" }),
+                    },
+                });
+                if let Some(p) = system_prompt {
+                    hello["system_prompt"] = json!(p);
+                }
+                Ok(hello)
+            }
             "reset" => {
                 let task_id = request["task_id"].as_str().unwrap_or_default();
                 match resolve(task_id) {
@@ -656,4 +864,30 @@ where
         output.flush()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Description;
+
+    #[test]
+    fn a_description_implies_a_system_prompt() {
+        let mut d = Description {
+            name: "corridor".into(),
+            ..Description::default()
+        };
+        assert_eq!(d.prompt(), None);
+        d.description = Some("A corridor.".into());
+        assert_eq!(d.prompt().as_deref(), Some("A corridor."));
+        d.action_semantics = Some("left and right move.".into());
+        assert_eq!(
+            d.prompt().as_deref(),
+            Some("A corridor.\n\nActions: left and right move.")
+        );
+        d.system_prompt = Some("You walk a corridor.".into());
+        assert_eq!(
+            d.prompt().as_deref(),
+            Some("You walk a corridor.\n\nActions: left and right move.")
+        );
+    }
 }

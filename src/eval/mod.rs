@@ -138,6 +138,10 @@ where
         .iter()
         .map(|(k, p)| (k.to_string(), serde_json::json!(p)))
         .collect();
+    let probe = make_env().map_err(crate::explore::ExploreError::from)?;
+    let task_ids: Vec<String> = spec.levels.iter().map(|l| probe.task_id(l)).collect();
+    let env_description = probe.describe();
+    drop(probe);
     let run_spec = RunSpec {
         run_id: run_id.to_string(),
         kind: "eval".into(),
@@ -146,6 +150,7 @@ where
             "model": spec.model, "levels": spec.levels_source, "split": spec.split,
             "samples": spec.samples, "temperature": spec.temperature,
             "max_steps": spec.max_steps, "seed": spec.seed, "pass_at_k": pass_json,
+            "env_description": env_description,
         }),
         command_line: spec.command_line.to_string(),
         meta: serde_json::json!({ "pass_at_k": pass_json, "tasks": result.tasks, "samples": spec.samples }),
@@ -153,9 +158,6 @@ where
     let mut run = store.begin_run(run_spec).await?;
     let mut b = EpisodeBatchBuilder::default();
     let created_at_us = now_us();
-    let probe = make_env().map_err(crate::explore::ExploreError::from)?;
-    let task_ids: Vec<String> = spec.levels.iter().map(|l| probe.task_id(l)).collect();
-    drop(probe);
     let sources: Vec<String> = (0..spec.levels.len())
         .map(|i| format!("{}#{i}", spec.levels_source))
         .collect();
@@ -172,6 +174,7 @@ where
             status: o.status.as_str(),
             episode_return: o.episode_return,
             length: o.length,
+            error: None,
         }
         .push(&mut b, created_at_us);
         if b.len() >= 65_536 {

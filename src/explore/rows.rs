@@ -28,6 +28,7 @@ pub fn push_steps(
 ) {
     let last = steps.len().saturating_sub(1);
     for (i, s) in steps.iter().enumerate() {
+        let flags = s.transition.flags.join(",");
         builder.push(&StepRow {
             episode_id,
             t: s.t as i32,
@@ -42,6 +43,8 @@ pub fn push_steps(
             log_prob: s.log_prob,
             experience_in_context,
             llm_call_id: s.call,
+            flags: (!flags.is_empty()).then_some(flags.as_str()),
+            info: s.transition.info.as_deref(),
         });
     }
 }
@@ -72,6 +75,8 @@ pub struct PlainEpisode<'a> {
     pub episode_return: f64,
     /// Steps taken (all executed: the interaction cost).
     pub length: usize,
+    /// Why the environment failed, for status `env_error`.
+    pub error: Option<&'a str>,
 }
 
 impl PlainEpisode<'_> {
@@ -97,6 +102,7 @@ impl PlainEpisode<'_> {
             length: self.length as i32,
             interaction_cost: self.length as i64,
             created_at_us,
+            error: self.error,
         });
     }
 }
@@ -163,6 +169,11 @@ impl TreeBatcher {
                 length: e.length as i32,
                 interaction_cost: e.interaction_cost() as i64,
                 created_at_us,
+                error: if e.status == "env_error" {
+                    tree.env_error.as_deref()
+                } else {
+                    None
+                },
             });
         }
         for r in &tree.reflections {

@@ -119,7 +119,11 @@ where
                     break;
                 };
                 let seed = reset_seed(config.seed, task.index);
+                // The task id, once an environment exists to say it (a
+                // failed reset still knows it; a failed start does not).
+                let mut known_id = None;
                 let started = make_env().and_then(|mut env| {
+                    known_id = Some(env.task_id(&task.task));
                     let observation = env.reset(&task.task, seed)?;
                     Ok((env.task_id(&task.task), env, observation))
                 });
@@ -128,12 +132,12 @@ where
                     Err(e) => {
                         // The task never started: a root of no steps with
                         // status env_error records it (its task id is the
-                        // source: the environment could not say).
+                        // source when the environment could not say).
                         tracing::warn!(task = %task.source, "environment failed: {e}");
                         done += 1;
                         on_tree(TaskTree {
                             task_index: task.index,
-                            task_id: task.source.clone(),
+                            task_id: known_id.unwrap_or_else(|| task.source.clone()),
                             task_source: task.source.clone(),
                             episodes: vec![EpisodeOut {
                                 id: episode_id(task.index, 0),

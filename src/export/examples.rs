@@ -17,6 +17,9 @@ pub(super) struct Turn {
     pub(super) t: i32,
     pub(super) observation: String,
     pub(super) action: String,
+    /// The model request that chose the action (`steps.llm_call_id`), when
+    /// the query returns it.
+    pub(super) call: Option<i64>,
 }
 
 /// One example being assembled.
@@ -98,6 +101,17 @@ pub(super) fn rows_of(b: &RecordBatch, dataset: Dataset) -> Result<Vec<Row>, Exp
         vec![None; b.num_rows()]
     };
     let t = int("t")?;
+    let call: Vec<Option<i64>> = match b.column_by_name("llm_call_id") {
+        Some(c) => {
+            let c = arrow::compute::cast(c, &DataType::Int64)
+                .map_err(|e| ExportError::Invalid(format!("column llm_call_id: {e}")))?;
+            let c = c.as_primitive::<arrow::datatypes::Int64Type>();
+            (0..c.len())
+                .map(|i| (!c.is_null(i)).then(|| c.value(i)))
+                .collect()
+        }
+        None => vec![None; b.num_rows()],
+    };
     let obs = text("observation")?;
     let act = text("action_text")?;
     let none = || vec![None; b.num_rows()];
@@ -129,6 +143,7 @@ pub(super) fn rows_of(b: &RecordBatch, dataset: Dataset) -> Result<Vec<Row>, Exp
                     t: t[i] as i32,
                     observation: obs[i].clone().unwrap_or_default(),
                     action: act[i].clone().unwrap_or_default(),
+                    call: call[i],
                 },
             )
         })

@@ -92,6 +92,42 @@ pub(super) fn step_splits(
     out
 }
 
+/// The trained steps of an example with the prompts the LLM policy itself
+/// sent (`calls`: `llm_calls.messages` by call id, of the example's run):
+/// for each trained turn, the system message and the first user message of
+/// the request that chose its action, without the experience a branch was
+/// sampled under (the prompt the policy sends when no experience is in
+/// context), and the action as the policy emits it, `{"action": "…"}`.
+/// `None` when a trained turn has no recorded request.
+pub(super) fn recorded_step_splits(
+    ex: &Example,
+    dataset: Dataset,
+    calls: &std::collections::HashMap<i64, String>,
+) -> Option<Vec<(i32, Vec<Value>, Vec<Value>)>> {
+    let start = match dataset {
+        Dataset::Rehearsal => 0,
+        Dataset::Counterfactual => ex.tau,
+        // Their target is another action than the one the request chose.
+        Dataset::Critical | Dataset::Preference => return None,
+    };
+    let mut out = Vec::new();
+    for turn in ex.turns.iter().filter(|t| t.t >= start) {
+        let messages: Vec<Value> = serde_json::from_str(calls.get(&turn.call?)?).ok()?;
+        let mut prompt: Vec<Value> = messages
+            .into_iter()
+            .take_while(|m| m["role"] != "assistant")
+            .take(2)
+            .collect();
+        if let Some(user) = prompt.iter_mut().find(|m| m["role"] == "user") {
+            let text = crate::policy::llm::without_experience(user["content"].as_str()?);
+            user["content"] = json!(text);
+        }
+        let action = json!({ "action": turn.action }).to_string();
+        out.push((turn.t, prompt, vec![msg("assistant", &action)]));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 /// A multi-turn prompt folded into one user message (the history as text,
 /// then the observation), so that the only assistant turn of a
 /// `trl-messages` record is the trained action.
@@ -153,7 +189,12 @@ pub(super) fn record(
                     })
                 })
                 .collect();
-            json!({ "conversations": conversations, "system": opts.system_prompt })
+            let system = prompt
+                .first()
+                .filter(|m| m["role"] == "system")
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or(&opts.system_prompt);
+            json!({ "conversations": conversations, "system": system })
         }
         Format::Dpo => json!({
             "prompt": prompt,

@@ -40,7 +40,7 @@ mod formats;
 mod paging;
 mod sink;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -126,6 +126,27 @@ pub struct ExportOptions {
     /// Examples read per query: a run is exported in id windows of about
     /// this many examples, which bounds what DataFusion sorts at once.
     pub window: usize,
+    /// Whose prompts the chat formats carry.
+    pub prompts: Prompts,
+}
+
+/// Whose prompts an export's chat formats carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prompts {
+    /// The LLM policy's own requests where every trained step has one (runs
+    /// of an LLM policy), else rebuilt.
+    #[default]
+    Auto,
+    /// The LLM policy's own requests, from `llm_calls`: the messages it sent
+    /// (the experience left out), the target `{"action": …}` as it replies;
+    /// examples without them are skipped. For the supervised chat formats
+    /// of the counterfactual and rehearsal datasets.
+    Recorded,
+    /// Rebuilt from the steps: the history as user/assistant turns, the
+    /// action as the target (what a model trained from scratch on leafe
+    /// data is served).
+    Rebuilt,
 }
 
 /// What an export wrote.
@@ -215,7 +236,12 @@ pub async fn export(
     let mut seen_prompts: HashSet<u64> = HashSet::new();
     let mut index = 0u64;
     let work = paging::pages(&session, opts, &query, &runs).await?;
-    for p in &work {
+    let mut calls: (String, HashMap<i64, String>) = (String::new(), HashMap::new());
+    for (run, p) in &work {
+        if opts.prompts != Prompts::Rebuilt && calls.0 != *run {
+            calls = (run.clone(), recorded_messages(&session, run).await?);
+        }
+        let calls = &calls.1;
         let bound = query.bind(p).map_err(anyhow::Error::from)?;
         // The filter is a condition the user writes on the query's columns,
         // not a query: it wraps whichever query runs, so it stays here
@@ -262,6 +288,7 @@ pub async fn export(
                         if let Some(done) = current.take() {
                             emit(
                                 done,
+                                calls,
                                 opts,
                                 &mut sink,
                                 &mut summary,
@@ -281,6 +308,7 @@ pub async fn export(
         if let Some(done) = current.take() {
             emit(
                 done,
+                calls,
                 opts,
                 &mut sink,
                 &mut summary,
@@ -309,6 +337,93 @@ pub async fn export(
     Ok(summary)
 }
 
+/// The messages of the LLM policy's requests in `run` (`llm_calls` of kind
+/// `act`), by call id: what [`Prompts::Recorded`] reproduces. Empty for a
+/// run without an LLM policy.
+async fn recorded_messages(
+    session: &QuerySession,
+    run: &str,
+) -> Result<HashMap<i64, String>, ExportError> {
+    use arrow::array::{Array, AsArray};
+    // A lookup by key, not a selection of data: it stays beside its one
+    // user rather than in `queries/`.
+    let sql = format!(
+        "SELECT call_id, messages FROM llm_calls WHERE run_id = '{}' AND kind = 'act'",
+        run.replace('\'', "''")
+    );
+    let mut out = HashMap::new();
+    let Ok(df) = session.context().sql(&sql).await else {
+        // A store whose runs never called a model may have no llm_calls.
+        return Ok(out);
+    };
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| ExportError::Other(e.into()))?;
+    for b in batches {
+        let ids = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)
+            .map_err(|e| ExportError::Other(e.into()))?;
+        let ids = ids.as_primitive::<arrow::datatypes::Int64Type>();
+        let messages = arrow::compute::cast(b.column(1), &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| ExportError::Other(e.into()))?;
+        let messages = messages.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            if !ids.is_null(i) && !messages.is_null(i) {
+                out.insert(ids.value(i), messages.value(i).to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The system prompt the runs matching `runs` recorded for their
+/// environment: what an environment process said of itself in `hello`
+/// (`runs.config_json.env_description`), the first run's that has one.
+/// `None` when no run recorded one (runs of a built-in environment).
+///
+/// # Errors
+/// The store's and the query's.
+pub async fn recorded_env_description(
+    store: &Store,
+    runs: &str,
+) -> Result<Option<crate::env::process::Description>, ExportError> {
+    use arrow::array::{Array, AsArray};
+    let session = QuerySession::open(store)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let sql = format!(
+        "SELECT config_json FROM runs WHERE run_id LIKE '{}' ORDER BY run_id",
+        runs.replace('\'', "''")
+    );
+    let Ok(df) = session.context().sql(&sql).await else {
+        return Ok(None);
+    };
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| ExportError::Other(e.into()))?;
+    for b in batches {
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+            .map_err(|e| ExportError::Other(e.into()))?;
+        let col = col.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            if col.is_null(i) {
+                continue;
+            }
+            let Ok(config) = serde_json::from_str::<Value>(col.value(i)) else {
+                continue;
+            };
+            if let Ok(d) = serde_json::from_value::<crate::env::process::Description>(
+                config["env_description"].clone(),
+            ) && !d.name.is_empty()
+            {
+                return Ok(Some(d));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn prompt_hash(prompt: &[Value]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -320,8 +435,10 @@ fn prompt_hash(prompt: &[Value]) -> u64 {
 
 /// Writes one assembled example, or counts why not: no completion, DPO
 /// without a rejected action, or a prompt seen before (with `dedup`).
+#[allow(clippy::too_many_arguments)]
 async fn emit(
     ex: Example,
+    calls: &HashMap<i64, String>,
     opts: &ExportOptions,
     sink: &mut Sink,
     summary: &mut ExportSummary,
@@ -332,7 +449,16 @@ async fn emit(
     // step; DPO and verl keep one record per example.
     let splits = match opts.format {
         Format::TrlMessages | Format::TrlPromptCompletion | Format::Sharegpt => {
-            formats::step_splits(&ex, opts.dataset, &opts.system_prompt)
+            let recorded = match opts.prompts {
+                Prompts::Rebuilt => None,
+                _ => formats::recorded_step_splits(&ex, opts.dataset, calls),
+            };
+            if recorded.is_none() && opts.prompts == Prompts::Recorded {
+                summary.skipped += 1;
+                return Ok(());
+            }
+            recorded
+                .unwrap_or_else(|| formats::step_splits(&ex, opts.dataset, &opts.system_prompt))
                 .into_iter()
                 .map(|(t, p, c)| (Some(t), p, c))
                 .collect()

@@ -36,13 +36,14 @@ pub(super) async fn matching_runs(
     Ok(runs)
 }
 
-/// The parameters of the export query for each page of `runs`, in order.
+/// The parameters of the export query for each page of `runs`, in order,
+/// each with the run it reads.
 pub(super) async fn pages(
     session: &QuerySession,
     opts: &ExportOptions,
     query: &QueryText,
     runs: &[String],
-) -> Result<Vec<BTreeMap<String, String>>, ExportError> {
+) -> Result<Vec<(String, BTreeMap<String, String>)>, ExportError> {
     let windowed = ["from_example", "to_example"]
         .iter()
         .all(|n| query.params.iter().any(|p| p.name == *n));
@@ -61,10 +62,10 @@ pub(super) async fn pages(
                 let mut p = params(opts, &like_exact(run));
                 p.insert("from_example".into(), from.to_string());
                 p.insert("to_example".into(), to.to_string());
-                work.push(p);
+                work.push((run.clone(), p));
             }
         } else {
-            work.push(params(opts, &like_exact(run)));
+            work.push((run.clone(), params(opts, &like_exact(run))));
         }
     }
     Ok(work)

@@ -22,6 +22,7 @@
 
 pub mod llm;
 pub mod neural;
+pub mod random;
 pub mod scripted;
 
 use std::any::Any;

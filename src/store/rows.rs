@@ -217,6 +217,7 @@ table_rows! {
         length: i32 => Int32Builder,
         interaction_cost: i64 => Int64Builder,
         created_at_us as created_at: i64 => UtcMicrosBuilder,
+        error: Option<&'a str> => StringBuilder,
     }
 }
 
@@ -238,6 +239,8 @@ table_rows! {
         log_prob: f32 => Float32Builder,
         experience_in_context: bool => BooleanBuilder,
         llm_call_id: Option<i64> => Int64Builder,
+        flags: Option<&'a str> => StringBuilder,
+        info: Option<&'a str> => StringBuilder,
     }
 }
 

@@ -232,6 +232,7 @@ pub async fn grpo<E: Env>(
                 status: t.status.as_str(),
                 episode_return: t.episode_return,
                 length: t.steps.len(),
+                error: None,
             }
             .push(&mut eb, now);
         }

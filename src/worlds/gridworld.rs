@@ -535,6 +535,7 @@ impl Gridworld {
             feedback,
             flags,
             mistakes,
+            info: None,
         })
     }
 

@@ -12,6 +12,7 @@ mod experiment;
 mod export;
 mod fuzz;
 mod gridworld;
+mod harden;
 mod interop;
 mod llm;
 mod protocol;

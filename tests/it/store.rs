@@ -51,6 +51,8 @@ fn step_batch(episode_id: i64, n: i32) -> arrow::record_batch::RecordBatch {
             log_prob: -1.0,
             experience_in_context: false,
             llm_call_id: None,
+            flags: None,
+            info: None,
         });
     }
     b.finish()
@@ -79,6 +81,7 @@ fn every_builder_produces_exactly_its_schema_and_files_carry_it() {
         length: 3,
         interaction_cost: 3,
         created_at_us: 0,
+        error: None,
     });
     let mut r = ReflectionBatchBuilder::default();
     r.push(&ReflectionRow {

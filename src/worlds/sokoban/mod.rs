@@ -532,6 +532,7 @@ pub fn transition(outcome: StepOutcome) -> Transition {
         feedback: outcome.feedback,
         flags,
         mistakes,
+        info: None,
     }
 }
 
