@@ -384,12 +384,10 @@ fn snapshot_law(spawn: &Spawn<'_>, task: &str, opts: &CheckOptions) -> Verdict {
         let mut env = spawn()?;
         // Walk half-way (not to the end), snapshot, walk on, restore, walk
         // the same actions again: the same continuation.
-        let (_, prefix) = walk(&mut env, task, opts.seed, opts.walk_steps / 2, None)?;
+        let (_, mut prefix) = walk(&mut env, task, opts.seed, opts.walk_steps / 2, None)?;
         if env.status().is_terminal() {
-            return Ok(Verdict::Skipped(format!(
-                "task {task}: the episode ended within {} steps; nothing left to snapshot",
-                prefix.len()
-            )));
+            // The walk ended the episode: snapshot the start instead.
+            prefix = walk(&mut env, task, opts.seed, 0, None)?.1;
         }
         let Some(snapshot) = env.snapshot()? else {
             return Ok(Verdict::Failed(
@@ -415,10 +413,14 @@ fn snapshot_law(spawn: &Spawn<'_>, task: &str, opts: &CheckOptions) -> Verdict {
             env.restore(&snapshot)?;
             actions.iter().map(|a| step_seen(env, a)).collect()
         };
-        // The client's own status is not restored by a restore it cannot
-        // see into; a fresh reset makes it `running` before each replay.
-        env.reset(&task.to_string(), opts.seed)?;
-        let here = replay(&mut env)?;
+        let here = match replay(&mut env) {
+            Ok(h) => h,
+            Err(e) => {
+                return Ok(Verdict::Failed(format!(
+                    "task {task}: after restoring the snapshot in the same process: {e}"
+                )));
+            }
+        };
         if let Some(d) = differ(&then, &here) {
             return Ok(Verdict::Failed(format!(
                 "task {task}: restoring the snapshot in the same process went another way: {d}"
@@ -426,7 +428,14 @@ fn snapshot_law(spawn: &Spawn<'_>, task: &str, opts: &CheckOptions) -> Verdict {
         }
         let mut other = spawn()?;
         other.reset(&task.to_string(), opts.seed)?;
-        let there = replay(&mut other)?;
+        let there = match replay(&mut other) {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok(Verdict::Failed(format!(
+                    "task {task}: after restoring the snapshot in a fresh process: {e}"
+                )));
+            }
+        };
         if let Some(d) = differ(&then, &there) {
             return Ok(Verdict::Failed(format!(
                 "task {task}: restoring the snapshot in a fresh process went another way: {d}"

@@ -445,7 +445,20 @@ impl ProcessPool {
     /// [`EnvError::Failed`] when a process cannot start or breaks the
     /// protocol in `hello`.
     pub fn make(self: &Arc<Self>) -> Result<ProcessEnv> {
-        let conn = match self.idle.lock().expect("pool").pop() {
+        // An idle process that exited meanwhile is dropped, not handed out.
+        let idle = loop {
+            let popped = self.idle.lock().expect("pool").pop();
+            match popped {
+                Some(mut c) => {
+                    if matches!(c.child.try_wait(), Ok(None)) {
+                        break Some(c);
+                    }
+                }
+                None => break None,
+            }
+        };
+        let reused = idle.is_some();
+        let conn = match idle {
             Some(c) => c,
             None => Conn::spawn(&self.config)?,
         };
@@ -454,6 +467,7 @@ impl ProcessPool {
             label: self.config.label(),
             actions: conn.hello.actions.clone(),
             conn: Some(conn),
+            reused,
             pool: Some(self.clone()),
             task: None,
             status: Status::Running,
@@ -485,6 +499,10 @@ pub struct ProcessEnv {
     label: String,
     actions: ActionSpace,
     conn: Option<Conn>,
+    /// Whether `conn` came from the pool and has not answered since: a
+    /// reset it fails is tried once more on a fresh process (it may have
+    /// exited while idle).
+    reused: bool,
     pool: Option<Arc<ProcessPool>>,
     task: Option<String>,
     status: Status,
@@ -631,7 +649,18 @@ impl Env for ProcessEnv {
 
     fn reset(&mut self, task: &String, seed: u64) -> Result<Observation> {
         self.task = Some(task.clone());
-        let v = self.call("reset", json!({ "task_id": task, "seed": seed }))?;
+        let request = json!({ "task_id": task, "seed": seed });
+        let v = match self.call("reset", request.clone()) {
+            Ok(v) => v,
+            Err(e) if self.reused => {
+                tracing::debug!(target: "leafe::env::process", "a pooled process failed a reset ({e}); trying a fresh one");
+                self.reused = false;
+                self.conn = Some(Conn::spawn(&self.config)?);
+                self.call("reset", request)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.reused = false;
         let (observation, legal) = self.read_observation(&v, "reset")?;
         self.status = Status::Running;
         self.steps = 0;
@@ -707,6 +736,9 @@ impl Env for ProcessEnv {
 
     fn restore(&mut self, snapshot: &Value) -> Result<()> {
         self.call("restore", json!({ "snapshot": snapshot }))?;
+        // Snapshots are taken of running states (before a step); the
+        // process knows the rest.
+        self.status = Status::Running;
         Ok(())
     }
 

@@ -108,7 +108,7 @@ fn a_process_that_never_starts_is_one_line_naming_it() {
         assert_eq!(code, 2, "{env}: {err}");
         let line = err.lines().last().unwrap_or_default();
         assert!(
-            line.starts_with("error: ") && line.contains(env),
+            line.starts_with("error: ") && line.contains(env.strip_prefix("cmd:").unwrap()),
             "{env}: {err}"
         );
     }
@@ -143,7 +143,7 @@ fn a_reset_the_environment_refuses_stores_the_task_id_and_why() {
     );
     assert!(rows[0].contains("no such task: boom"), "{rows:?}");
     // Every task failed: the run worked, nothing in it did (exit 1).
-    let (code, _, err) = explore(&store, &probe("--fail-reset *"), &levels, "all", &[]);
+    let (code, _, err) = explore(&store, &probe("--fail-reset '*'"), &levels, "all", &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("2 task(s) failed by the environment"), "{err}");
 }
