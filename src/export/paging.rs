@@ -12,8 +12,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::DataType;
 
 use super::{Dataset, ExportError, ExportOptions};
-use crate::query::{QuerySession, QueryText, load_query};
-use crate::train::distill::like_exact;
+use crate::query::{QuerySession, QueryText, like_exact, load_query};
 
 /// The runs matching `opts.runs` that hold episodes, ordered by run id.
 pub(super) async fn matching_runs(

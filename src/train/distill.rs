@@ -352,14 +352,6 @@ impl Reader<'_> {
     }
 }
 
-/// Escapes a run id for use as an exact SQL LIKE pattern.
-pub fn like_exact(run_id: &str) -> String {
-    run_id
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 /// Like [`distill`], on the union of several run patterns.
 #[allow(clippy::too_many_arguments)]
 pub async fn distill_runs(

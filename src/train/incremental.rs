@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashSet};
 use arrow::array::AsArray;
 use serde::{Deserialize, Serialize};
 
-use super::distill::{DistillConfig, DistillReport, Method, distill_runs, like_exact};
+use super::distill::{DistillConfig, DistillReport, Method, distill_runs};
 use super::{Result, TrainError, record_and_save};
-use crate::query::{QuerySession, load_query};
+use crate::query::{QuerySession, like_exact, load_query};
 use crate::store::{Store, now_us};
 
 /// The state of a model line, kept in the store.

@@ -7,6 +7,7 @@
 
 mod cli;
 mod common;
+mod docs;
 mod env;
 mod experiment;
 mod export;

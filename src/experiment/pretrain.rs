@@ -1,0 +1,61 @@
+//! The pretrain stage: a replicate's base policy by behaviour cloning.
+
+use std::time::Instant;
+
+use super::ExpMethod;
+use super::context::{Replicate, first_last};
+use crate::train::{PretrainConfig, pretrain_world, record_and_save};
+use crate::worlds::SokobanWorld;
+
+/// The base policy of a replicate.
+#[derive(Debug, Clone)]
+pub(super) struct PretrainSummary {
+    /// Its model id, `<run>.s<seed>.base`.
+    pub(super) model: String,
+    /// Demonstration steps fitted and the first and last epoch loss; None
+    /// when the model was found in the store.
+    pub(super) fit: Option<(usize, (f32, f32))>,
+}
+
+impl PretrainSummary {
+    /// The stage's log detail.
+    pub(super) fn detail(&self) -> String {
+        match self.fit {
+            None => "done before".into(),
+            Some((samples, (first, last))) => {
+                format!("{samples} demonstration steps, loss {first:.3} → {last:.3}")
+            }
+        }
+    }
+}
+
+/// Pretrains the replicate's base policy by behaviour cloning on the
+/// demonstration levels, unless its model is in the store already.
+pub(super) async fn pretrain_stage(r: &mut Replicate<'_>) -> anyhow::Result<PretrainSummary> {
+    let t = Instant::now();
+    let model = r.model(ExpMethod::Base);
+    let mut fit = None;
+    if r.store.model_manifest(&model).await?.is_none() {
+        let pcfg = PretrainConfig {
+            seed: r.seed,
+            ..r.cfg.pretrain.clone()
+        };
+        let (policy, report) = tokio::task::block_in_place(|| {
+            pretrain_world(&SokobanWorld, &r.splits.demos, &pcfg, |_, _, _| {})
+        })?;
+        record_and_save(
+            r.store,
+            &format!("{model}.train"),
+            &model,
+            &policy,
+            r.seed,
+            serde_json::json!({ "experiment": r.run, "method": "pretrain", "pretrain": pcfg, "report": report }),
+            r.command_line,
+        )
+        .await?;
+        fit = Some((report.samples, first_last(&report.epoch_losses, f32::NAN)));
+    }
+    let summary = PretrainSummary { model, fit };
+    r.stage("pretrain", t, summary.detail());
+    Ok(summary)
+}
