@@ -16,6 +16,7 @@
 //! `-- @input NAME  description` line and reads it as the table `NAME`.
 //! Every file of `queries/` is compiled in; [`load_query`] finds one by name.
 
+mod ancestry;
 mod catalog;
 mod render;
 pub mod view;
@@ -350,7 +351,18 @@ impl QuerySession {
                 source_name: table.name().into(),
                 message: one_line(e),
             })?;
-            ctx.register_table(table.name(), Arc::new(provider))
+            let mut provider: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(provider);
+            let older = ancestry::runs_without_ancestry(&commits);
+            if table == Table::Ancestry && !older.is_empty() {
+                let episodes = ctx.table_provider(Table::Episodes.name()).await.map_err(|e| {
+                    QueryError::Sql {
+                        source_name: table.name().into(),
+                        message: one_line(e),
+                    }
+                })?;
+                provider = Arc::new(ancestry::FilledAncestry::new(provider, episodes, older));
+            }
+            ctx.register_table(table.name(), provider)
                 .map_err(|e| QueryError::Sql {
                     source_name: table.name().into(),
                     message: one_line(e),

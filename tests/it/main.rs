@@ -5,6 +5,7 @@
 //! usual `AWS_*` variables) is set — `.ci/run` starts one on 127.0.0.1, and
 //! under CI=true its absence is a failure, not a skip.
 
+mod ancestry;
 mod cli;
 mod common;
 mod env;
@@ -14,6 +15,7 @@ mod fuzz;
 mod gridworld;
 mod interop;
 mod llm;
+mod polars_sql;
 mod protocol;
 mod query;
 mod reflect;
