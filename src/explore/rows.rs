@@ -12,8 +12,8 @@
 
 use crate::env::{ActionSpace, Step};
 use crate::store::{
-    EpisodeBatchBuilder, EpisodeRow, LlmCallBatchBuilder, LlmCallRow, ReflectionBatchBuilder,
-    ReflectionRow, Result, RunWriter, StepBatchBuilder, StepRow, Table, now_us,
+    AncestryBatchBuilder, EpisodeBatchBuilder, EpisodeRow, LlmCallBatchBuilder, LlmCallRow, ReflectionBatchBuilder,
+    ReflectionRow, Result, RunWriter, StepBatchBuilder, StepRow, Table, TreeNode, now_us,
 };
 
 use super::TaskTree;
@@ -113,6 +113,8 @@ pub struct TreeBatcher {
     episodes: EpisodeBatchBuilder,
     steps: StepBatchBuilder,
     reflections: ReflectionBatchBuilder,
+    ancestry: AncestryBatchBuilder,
+    nodes: Vec<TreeNode>,
     actions: ActionSpace,
     /// Step rows per batch before a flush.
     pub batch_rows: usize,
@@ -127,6 +129,8 @@ impl TreeBatcher {
             episodes: EpisodeBatchBuilder::default(),
             steps: StepBatchBuilder::default(),
             reflections: ReflectionBatchBuilder::default(),
+            ancestry: AncestryBatchBuilder::default(),
+            nodes: Vec::new(),
             actions,
             batch_rows: batch_rows.max(1),
         }
@@ -176,6 +180,16 @@ impl TreeBatcher {
                 },
             });
         }
+        // Each episode's path from the root, flattened while the tree is at
+        // hand (the `ancestry` table: queries join it instead of walking).
+        self.nodes.clear();
+        self.nodes.extend(tree.episodes.iter().map(|e| TreeNode {
+            id: e.id,
+            parent: e.parent,
+            rollback_step: e.rollback_step.map(|t| t as i32),
+            length: e.length as i32,
+        }));
+        self.ancestry.push_tree(&self.nodes, |_| true);
         for r in &tree.reflections {
             let x = &r.experience;
             let suggested = x.suggested_actions.join(",");
@@ -222,6 +236,10 @@ impl TreeBatcher {
         if !self.reflections.is_empty() {
             let b = self.reflections.finish();
             run.write(Table::Reflections, &b).await?;
+        }
+        if !self.ancestry.is_empty() {
+            let b = self.ancestry.finish();
+            run.write(Table::Ancestry, &b).await?;
         }
         Ok(())
     }

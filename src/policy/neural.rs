@@ -222,16 +222,99 @@ pub struct PolicyNet {
 }
 
 impl PolicyNet {
-    /// Action logits.
+    /// Action logits, the first layer as a matrix product.
     ///
     /// # Shapes
     /// - `input`: `[batch, C * board * board]`
     /// - output: `[batch, actions]`
     pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let x = self.activation.forward(self.hidden1.forward(input));
+        self.rest(self.hidden1.forward(input))
+    }
+
+    /// Action logits for one-hot inputs given by their active positions:
+    /// the first layer's product with a 0/1 vector is the sum of the weight
+    /// rows at its ones, so it is taken as a gather of those rows (and its
+    /// gradient, through autodiff, as a scatter-add into them). The same
+    /// numbers as [`PolicyNet::forward`] on the planes, added in another
+    /// order.
+    ///
+    /// # Shapes
+    /// - `active`: `[batch, k]`, the indices of each row's `k` ones
+    /// - output: `[batch, actions]`
+    pub fn forward_one_hot(&self, active: Tensor<2, Int>) -> Tensor<2> {
+        let [batch, k] = active.dims();
+        let weight = self.hidden1.weight.val();
+        let hidden = weight.dims()[1];
+        let rows = weight.select(0, active.reshape([batch * k]));
+        let mut x = rows
+            .reshape([batch, k, hidden])
+            .sum_dim(1)
+            .reshape([batch, hidden]);
+        if let Some(bias) = &self.hidden1.bias {
+            x = x + bias.val().unsqueeze::<2>();
+        }
+        self.rest(x)
+    }
+
+    /// Action logits for encoded planes (`[batch, width]` row-major): as a
+    /// gather where the planes are one-hot ([`one_hot_positions`]), else as
+    /// a product.
+    pub fn forward_planes(&self, planes: &[f32], batch: usize, device: &Device) -> Tensor<2> {
+        let width = planes.len() / batch.max(1);
+        let mut active = Vec::new();
+        match one_hot_positions(planes, batch, width, &mut active) {
+            Some(k) => self.forward_one_hot(Tensor::<2, Int>::from_data(
+                TensorData::new(active, [batch, k]),
+                device,
+            )),
+            None => self.forward(Tensor::<2>::from_data(
+                TensorData::new(planes.to_vec(), [batch, width]),
+                device,
+            )),
+        }
+    }
+
+    /// Everything after the first layer's pre-activation.
+    fn rest(&self, first: Tensor<2>) -> Tensor<2> {
+        let x = self.activation.forward(first);
         let x = self.activation.forward(self.hidden2.forward(x));
         self.head.forward(x)
     }
+}
+
+/// The positions of the ones of a batch of one-hot rows (`batch` rows of
+/// `width` values), row after row, into `out`; returns how many each row
+/// has. None (and the product is used) unless every value is 0 or 1 and
+/// every row has the same number of ones, at most a quarter of its width
+/// (beyond that a gather saves little). Sokoban's planes have one channel
+/// set per cell: 100 ones in 700 values.
+pub fn one_hot_positions(
+    planes: &[f32],
+    batch: usize,
+    width: usize,
+    out: &mut Vec<i32>,
+) -> Option<usize> {
+    out.clear();
+    if batch == 0 || width == 0 || planes.len() != batch * width || width > i32::MAX as usize {
+        return None;
+    }
+    let mut k = None;
+    for row in planes.chunks_exact(width) {
+        let start = out.len();
+        for (i, &v) in row.iter().enumerate() {
+            if v == 1.0 {
+                out.push(i as i32);
+            } else if v != 0.0 {
+                return None;
+            }
+        }
+        let n = out.len() - start;
+        if n == 0 || n > width / 4 || k.is_some_and(|k| k != n) {
+            return None;
+        }
+        k = Some(n);
+    }
+    k
 }
 
 /// The neural policy used for inference (no autodiff).
@@ -399,11 +482,7 @@ impl NeuralPolicy {
         if batch == 0 {
             return Ok(Vec::new());
         }
-        let input = Tensor::<2>::from_data(
-            TensorData::new(planes.to_vec(), [batch, width]),
-            &self.device,
-        );
-        let out = log_softmax(self.net.forward(input), 1);
+        let out = log_softmax(self.net.forward_planes(planes, batch, &self.device), 1);
         out.into_data()
             .try_to_vec::<f32>()
             .map_err(|e| PolicyError::Input {
@@ -489,6 +568,90 @@ mod tests {
             serde_json::from_value(serde_json::to_value(&grid).unwrap()).unwrap();
         assert_eq!(back, grid);
         assert!(serde_json::from_str::<PolicyNetConfig>(r#"{"bord": 10}"#).is_err());
+    }
+
+    /// A batch of Sokoban-like planes: one channel set per cell.
+    fn one_hot_batch(batch: usize, channels: usize, cells: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut planes = vec![0.0f32; batch * channels * cells];
+        for b in 0..batch {
+            for c in 0..cells {
+                let ch = rng.random_range(0..channels);
+                planes[b * channels * cells + ch * cells + c] = 1.0;
+            }
+        }
+        planes
+    }
+
+    #[test]
+    fn the_gather_gives_the_products_logits_and_gradients() {
+        let config = PolicyNetConfig::new().with_hidden(32).with_board(5);
+        let (batch, width) = (9, config.input_size());
+        let planes = one_hot_batch(batch, config.channels, 25, 3);
+        let mut active = Vec::new();
+        assert_eq!(one_hot_positions(&planes, batch, width, &mut active), Some(25));
+        assert_eq!(active.len(), batch * 25);
+        let device = default_device().autodiff();
+        let net = config.init(&device, 11);
+        let targets = Tensor::<2, Int>::from_data(
+            TensorData::new((0..batch as i32).map(|i| i % 4).collect::<Vec<_>>(), [batch, 1]),
+            &device,
+        );
+        let run = |logits: Tensor<2>| {
+            let values = logits.clone().into_data().try_to_vec::<f32>().unwrap();
+            let loss = log_softmax(logits, 1).gather(1, targets.clone()).sum().neg();
+            let grads = loss.backward();
+            let grad = |p: &Param<Tensor<2>>| {
+                p.val().grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap()
+            };
+            let bias = net.hidden1.bias.as_ref().unwrap().val().grad(&grads).unwrap();
+            (
+                values,
+                grad(&net.hidden1.weight),
+                grad(&net.hidden2.weight),
+                bias.into_data().try_to_vec::<f32>().unwrap(),
+            )
+        };
+        let product = run(net.forward(Tensor::<2>::from_data(
+            TensorData::new(planes.clone(), [batch, width]),
+            &device,
+        )));
+        let gather = run(net.forward_planes(&planes, batch, &device));
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!((x - y).abs() <= 1e-5 * scale + 1e-7, "{what}[{i}]: {x} vs {y}");
+            }
+            // Not trivially equal: the gradients are not all zero.
+            assert!(a.iter().any(|v| *v != 0.0), "{what} is all zeros");
+        };
+        close(&product.0, &gather.0, "logits");
+        close(&product.1, &gather.1, "hidden1 weight gradient");
+        close(&product.2, &gather.2, "hidden2 weight gradient");
+        close(&product.3, &gather.3, "hidden1 bias gradient");
+        // Rows of weights no input touched get no gradient either way.
+        let touched: std::collections::HashSet<i32> = active.iter().copied().collect();
+        assert!(touched.len() < width);
+        let hidden = config.hidden;
+        for row in (0..width as i32).filter(|r| !touched.contains(r)) {
+            let r = row as usize;
+            assert!(gather.1[r * hidden..(r + 1) * hidden].iter().all(|g| *g == 0.0));
+        }
+    }
+
+    #[test]
+    fn planes_that_are_not_one_hot_take_the_product() {
+        let mut out = Vec::new();
+        // A value other than 0 or 1.
+        assert_eq!(one_hot_positions(&[0.0, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], 2, 4, &mut out), None);
+        // Rows with different counts of ones.
+        assert_eq!(one_hot_positions(&[0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 2, 4, &mut out), None);
+        // One one per row of four.
+        assert_eq!(one_hot_positions(&[0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], 2, 4, &mut out), Some(1));
+        assert_eq!(out, [1, 3]);
+        // Too dense to gain from a gather.
+        assert_eq!(one_hot_positions(&[1.0, 1.0, 0.0, 0.0], 1, 4, &mut out), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! `-- @input NAME  description` line and reads it as the table `NAME`.
 //! Every file of `queries/` is compiled in; [`load_query`] finds one by name.
 
+mod ancestry;
 mod catalog;
 mod render;
 pub mod view;

@@ -52,7 +52,9 @@
 //! | `gc.rs` | collecting uncommitted runs (guarantee 4) |
 //! | `artifacts.rs` | objects outside the tables: models, watermarks, reports, export files |
 //! | `schema.rs`, `rows.rs` | table layouts from `schemas/`, row builders |
+//! | `ancestry.rs` | the `ancestry` table: each tree's paths, flattened when it is written |
 
+pub mod ancestry;
 mod artifacts;
 mod catalog;
 mod commit;
@@ -82,6 +84,7 @@ pub use rows::{
     ReflectionRow, StepBatchBuilder, StepRow,
 };
 pub use schema::{PARTITION_COLUMN, Table, TableSchema};
+pub use ancestry::{AncestryBatchBuilder, TreeNode};
 pub use writer::{RunSpec, RunWriter, WriterOptions};
 
 /// Errors of the store boundary.

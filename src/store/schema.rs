@@ -41,16 +41,19 @@ pub enum Table {
     Reflections,
     /// One row per request to a language model.
     LlmCalls,
+    /// One row per (episode of an explored tree, episode on its path from the root).
+    Ancestry,
 }
 
 impl Table {
     /// Every table, in a stable order.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Runs,
         Table::Episodes,
         Table::Steps,
         Table::Reflections,
         Table::LlmCalls,
+        Table::Ancestry,
     ];
 
     /// The table's name: its directory in the store and its name in SQL.
@@ -61,6 +64,7 @@ impl Table {
             Table::Steps => "steps",
             Table::Reflections => "reflections",
             Table::LlmCalls => "llm_calls",
+            Table::Ancestry => "ancestry",
         }
     }
 
@@ -71,6 +75,7 @@ impl Table {
             Table::Steps => include_str!("../../schemas/steps.toml"),
             Table::Reflections => include_str!("../../schemas/reflections.toml"),
             Table::LlmCalls => include_str!("../../schemas/llm_calls.toml"),
+            Table::Ancestry => include_str!("../../schemas/ancestry.toml"),
         }
     }
 

@@ -5,6 +5,7 @@
 //! usual `AWS_*` variables) is set — `.ci/run` starts one on 127.0.0.1, and
 //! under CI=true its absence is a failure, not a skip.
 
+mod ancestry;
 mod cli;
 mod common;
 mod docs;
@@ -16,6 +17,7 @@ mod gridworld;
 mod harden;
 mod interop;
 mod llm;
+mod polars_sql;
 mod protocol;
 mod query;
 mod reflect;
