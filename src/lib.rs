@@ -39,6 +39,7 @@
 //! | [`pipeline`] | the exploration job: chunks, resume, shards |
 //! | [`worlds`] | the built-in environments, each a module with what it brings: [`worlds::sokoban`], [`worlds::gridworld`]; the `World` registry (`--env`) |
 //! | [`experiment`] | `leafe run`: the whole comparison over seeds on Sokoban, the report |
+//! | [`view`] | `leafe view`: a read-only web page over the store (runs, trees, episodes, patterns), its static export |
 //! | [`cli`] | the `leafe` commands (thin) |
 //!
 //! A module uses only the ones before it in this table (store, env,
@@ -60,4 +61,5 @@ pub mod reflect;
 pub mod store;
 pub mod synth;
 pub mod train;
+pub mod view;
 pub mod worlds;

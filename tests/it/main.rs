@@ -23,3 +23,4 @@ mod spark;
 mod stage1;
 mod store;
 mod textworld;
+mod view;
