@@ -40,6 +40,7 @@
 //! | [`worlds`] | the built-in environments, each a module with what it brings: [`worlds::sokoban`], [`worlds::gridworld`]; the `World` registry (`--env`) |
 //! | [`experiment`] | `leafe run`: the whole comparison over seeds on Sokoban, the report |
 //! | [`setup`] | what a command runs with: config files, environment specs (`cmd:`, `textworld:`), task ids, recorded LLM replies |
+//! | [`view`] | `leafe view`: a read-only web page over the store (runs, trees, episodes, patterns), its static export |
 //! | [`cli`] | the `leafe` commands (thin) |
 //!
 //! A module uses only the ones before it in this table (store, env,
@@ -62,4 +63,5 @@ pub mod setup;
 pub mod store;
 pub mod synth;
 pub mod train;
+pub mod view;
 pub mod worlds;

@@ -9,6 +9,7 @@ pub mod run;
 mod signals;
 pub mod stage1;
 pub mod stage2;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -102,6 +103,8 @@ pub enum Command {
     /// Environments as processes: `leafe env serve sokoban --levels FILE` speaks the env protocol on stdin/stdout.
     #[command(subcommand)]
     Env(envs::EnvCmd),
+    /// Browse runs, task trees, episodes and failure patterns in a web page (read-only; --export writes a static copy).
+    View(view::ViewArgs),
 }
 
 /// Arguments of `leafe report`.
@@ -402,6 +405,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(a) => run::run_cmd(a, cli.quiet).await,
         Command::Export(a) => export::export_cmd(a, cli.quiet).await,
         Command::Report(a) => report_cmd(a).await,
+        Command::View(a) => view::view_cmd(a).await,
     }
 }
 

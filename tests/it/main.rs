@@ -27,3 +27,4 @@ mod spark;
 mod stage1;
 mod store;
 mod textworld;
+mod view;

@@ -1,0 +1,50 @@
+//! The page's files, compiled into the binary: `leafe view` needs no Node,
+//! no network and no files beside the binary. The third-party library is
+//! vendored under `assets/vendor/` with its licence.
+
+/// (path under the site root, bytes, content type) of every asset.
+pub const ASSETS: &[(&str, &[u8], &str)] = &[
+    (
+        "index.html",
+        include_bytes!("assets/index.html"),
+        "text/html; charset=utf-8",
+    ),
+    (
+        "app.js",
+        include_bytes!("assets/app.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "tree.js",
+        include_bytes!("assets/tree.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "dom.js",
+        include_bytes!("assets/dom.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "style.css",
+        include_bytes!("assets/style.css"),
+        "text/css; charset=utf-8",
+    ),
+    (
+        "vendor/d3-hierarchy.min.mjs",
+        include_bytes!("assets/vendor/d3-hierarchy.min.mjs"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "vendor/d3-hierarchy.LICENSE",
+        include_bytes!("assets/vendor/d3-hierarchy.LICENSE"),
+        "text/plain; charset=utf-8",
+    ),
+];
+
+/// An asset's bytes and content type.
+pub fn get(name: &str) -> Option<(&'static [u8], &'static str)> {
+    ASSETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, b, t)| (*b, *t))
+}
