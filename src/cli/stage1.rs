@@ -67,7 +67,9 @@ pub struct ExploreArgs {
     /// speaks the env protocol (docs/protocol.md), run with `sh -c` — or
     /// `textworld:GAMES_DIR [--max-steps N …]`, TextWorld through the
     /// built-in adapter (needs `textworld` in `$LEAFE_PYTHON`, default
-    /// python3) [default: the model's].
+    /// python3); `openenv:http://HOST:PORT` or `openenv:ws://HOST:PORT`, an
+    /// OpenEnv server; `gym:ENV_ID[?key=value&…]`, a gymnasium environment;
+    /// `scienceworld:[OPTIONS]`, ScienceWorld [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
     /// Tasks to explore (Boxoban levels for sokoban, a grid file for
@@ -367,6 +369,10 @@ const TEXTWORLD_ADAPTER: &str = include_str!("../../examples/textworld_env.py");
 /// for a built-in environment.
 pub(crate) fn process_env(env: Option<&str>) -> anyhow::Result<Option<(String, &'static str)>> {
     let Some(env) = env else { return Ok(None) };
+    // openenv:URL, gym:ENV_ID, scienceworld: (crate::env::schemes).
+    if let Some(found) = crate::env::schemes::resolve(env)? {
+        return Ok(Some(found));
+    }
     if let Some(cmd) = env.strip_prefix("cmd:") {
         return Ok(Some((cmd.to_string(), PROCESS_SYSTEM_PROMPT)));
     }
@@ -467,17 +473,18 @@ impl AgentArgs {
         Ok(std::sync::Arc::new(log))
     }
 
-    /// A pool of `sh -c cmd` environment processes truncating at `max_steps`.
+    /// Environments truncating at `max_steps`: `sh -c cmd` processes, or
+    /// episodes on the OpenEnv server of an `openenv:` spec.
     pub(crate) fn pool(
         &self,
         cmd: &str,
         max_steps: usize,
-    ) -> std::sync::Arc<crate::env::process::ProcessPool> {
-        crate::env::process::ProcessPool::new(crate::env::process::ProcessConfig {
-            command: vec!["sh".into(), "-c".into(), cmd.to_string()],
-            timeout_ms: self.env_timeout_ms,
+    ) -> anyhow::Result<std::sync::Arc<crate::env::schemes::EnvSource>> {
+        Ok(crate::env::schemes::EnvSource::new(
+            cmd,
+            self.env_timeout_ms,
             max_steps,
-        })
+        )?)
     }
 
     /// Refuses the burn network in a process environment.
@@ -577,7 +584,7 @@ async fn explore_process(
     a.agent.check_process()?;
     let cfg = explore_config(&a)?;
     let tasks = read_task_ids(&a.levels)?;
-    let pool = a.agent.pool(cmd, cfg.max_steps as usize);
+    let pool = a.agent.pool(cmd, cfg.max_steps as usize)?;
     let log = a.agent.call_log(&store, &a.model).await?;
     let (policy, reflector) = llm_agents(
         &a,
@@ -606,6 +613,12 @@ async fn explore_process(
         .with_context(|| format!("explore job `{}`", job.run_id))?;
     progress.pb.finish_and_clear();
     print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
+    if pool.resync_steps() > 0 {
+        eprintln!(
+            "{} steps replayed to re-synchronise shared OpenEnv sessions (transport, not budget)",
+            pool.resync_steps()
+        );
+    }
     let st = policy.stats();
     eprintln!(
         "LLM: {} requests ({} from recorded replies), {} retried, {} re-asked, {} invalid (a legal action drawn), {} tokens; calls in llm_calls",

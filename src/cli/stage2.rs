@@ -220,7 +220,7 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     if let Some((cmd, prompt)) = process_env(a.env.as_deref())? {
         a.agent.check_process()?;
         let tasks = read_task_ids(&a.levels)?;
-        let pool = a.agent.pool(&cmd, a.max_steps as usize);
+        let pool = a.agent.pool(&cmd, a.max_steps as usize)?;
         let (policy, log) = llm_policy(&a, prompt, &store).await?;
         return eval_run(&store, &a, &policy, &|| pool.make(), tasks, Some(&log)).await;
     }
