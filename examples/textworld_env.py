@@ -89,7 +89,7 @@ for raw in sys.stdin:
         verb = req.get("verb")
         if verb == "hello":
             out.update(protocol=1, name="textworld", version=textworld.__version__,
-                       snapshot=False, actions={"type": "free_text"})
+                       snapshot=False, demo=True, actions={"type": "free_text"})
         elif verb == "reset":
             wanted = game_path(str(req["task_id"]))
             if wanted != path:
@@ -118,6 +118,14 @@ for raw in sys.stdin:
                        truncated=steps >= args.max_steps and not done, feedback=feedback,
                        mistakes=mistakes, legal_actions=sorted(state.admissible_commands or []),
                        info={"score": score})
+        elif verb == "demo":
+            # The game's walkthrough (a demonstration; it resets nothing the
+            # episode uses: a game of its own is started and closed).
+            walk_env = textworld.start(game_path(str(req["task_id"])),
+                                       request_infos=textworld.EnvInfos(extras=["walkthrough"]))
+            walk = walk_env.reset().get("extra.walkthrough")
+            walk_env.close()
+            out.update(actions=list(walk) if walk else None)
         elif verb == "close":
             print(json.dumps(out), flush=True)
             break

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::env::process::{ProcessConfig, ProcessPool};
+use crate::env::schemes::EnvSource;
 use crate::policy::llm::{CallLog, Replay};
 
 /// Errors while resolving what a command runs with.
@@ -39,6 +39,10 @@ pub enum SetupError {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// An `openenv:`, `gym:` or `scienceworld:` spec is malformed, or its
+    /// adapter cannot be written.
+    #[error(transparent)]
+    Env(#[from] crate::env::EnvError),
     /// Reading the recorded replies failed.
     #[error(transparent)]
     Query(#[from] crate::query::QueryError),
@@ -104,6 +108,13 @@ pub struct ProcessSpec {
 /// [`SetupError::Adapter`] when the adapter cannot be written to the cache.
 pub fn process_env(env: Option<&str>) -> Result<Option<ProcessSpec>> {
     let Some(env) = env else { return Ok(None) };
+    // openenv:URL, gym:ENV_ID, scienceworld: (crate::env::schemes).
+    if let Some((command, system_prompt)) = crate::env::schemes::resolve(env)? {
+        return Ok(Some(ProcessSpec {
+            command,
+            system_prompt,
+        }));
+    }
     if let Some(cmd) = env.strip_prefix("cmd:") {
         return Ok(Some(ProcessSpec {
             command: cmd.to_string(),
@@ -164,14 +175,15 @@ pub fn process_env(env: Option<&str>) -> Result<Option<ProcessSpec>> {
     }))
 }
 
-/// A pool of `sh -c command` environment processes, each request waiting at
-/// most `timeout_ms`, truncating episodes at `max_steps` (0: never).
-pub fn process_pool(command: &str, timeout_ms: u64, max_steps: usize) -> Arc<ProcessPool> {
-    ProcessPool::new(ProcessConfig {
-        command: vec!["sh".into(), "-c".into(), command.to_string()],
-        timeout_ms,
-        max_steps,
-    })
+/// Environments from outside for `command` (a [`ProcessSpec::command`]):
+/// a pool of `sh -c command` processes, or episodes on the OpenEnv server of
+/// an `openenv:` spec; each request waiting at most `timeout_ms`, episodes
+/// truncated at `max_steps` (0: never).
+///
+/// # Errors
+/// [`SetupError::Env`] for a malformed `openenv:` spec.
+pub fn process_pool(command: &str, timeout_ms: u64, max_steps: usize) -> Result<Arc<EnvSource>> {
+    Ok(EnvSource::new(command, timeout_ms, max_steps)?)
 }
 
 /// Task ids, one per line, of a process environment.

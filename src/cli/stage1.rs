@@ -67,7 +67,9 @@ pub struct ExploreArgs {
     /// speaks the env protocol (docs/protocol.md), run with `sh -c` — or
     /// `textworld:GAMES_DIR [--max-steps N …]`, TextWorld through the
     /// built-in adapter (needs `textworld` in `$LEAFE_PYTHON`, default
-    /// python3) [default: the model's].
+    /// python3); `openenv:http://HOST:PORT` or `openenv:ws://HOST:PORT`, an
+    /// OpenEnv server; `gym:ENV_ID[?key=value&…]`, a gymnasium environment;
+    /// `scienceworld:[OPTIONS]`, ScienceWorld [default: the model's].
     #[arg(long)]
     pub env: Option<String>,
     /// Tasks to explore (Boxoban levels for sokoban, a grid file for
@@ -387,13 +389,18 @@ impl AgentArgs {
         Ok(log)
     }
 
-    /// A pool of `sh -c cmd` environment processes truncating at `max_steps`.
+    /// Environments truncating at `max_steps`: `sh -c cmd` processes, or
+    /// episodes on the OpenEnv server of an `openenv:` spec.
     pub(crate) fn pool(
         &self,
         cmd: &str,
         max_steps: usize,
-    ) -> std::sync::Arc<crate::env::process::ProcessPool> {
-        crate::setup::process_pool(cmd, self.env_timeout_ms, max_steps)
+    ) -> anyhow::Result<std::sync::Arc<crate::env::schemes::EnvSource>> {
+        Ok(crate::setup::process_pool(
+            cmd,
+            self.env_timeout_ms,
+            max_steps,
+        )?)
     }
 
     /// Refuses the burn network in a process environment.
@@ -411,7 +418,7 @@ impl AgentArgs {
     /// A process that cannot start says nothing (the job records why).
     pub(crate) fn process_prompt(
         &self,
-        pool: &std::sync::Arc<crate::env::process::ProcessPool>,
+        pool: &std::sync::Arc<crate::env::schemes::EnvSource>,
         fallback: &str,
     ) -> String {
         if let Some(p) = &self.system_prompt {
@@ -499,7 +506,7 @@ async fn explore_process(
     a.agent.check_process()?;
     let cfg = explore_config(&a)?;
     let tasks = crate::setup::read_task_ids(&a.levels)?;
-    let pool = a.agent.pool(cmd, cfg.max_steps as usize);
+    let pool = a.agent.pool(cmd, cfg.max_steps as usize)?;
     let log = a.agent.call_log(&store, &a.model).await?;
     let system_prompt = a.agent.process_prompt(&pool, system_prompt);
     let (llm, reflector) = llm_agents(
@@ -533,6 +540,12 @@ async fn explore_process(
         .with_context(|| format!("explore job `{}`", job.run_id))?;
     progress.pb.finish_and_clear();
     print_explore(&job.run_id, &s, started.elapsed().as_secs_f64());
+    if pool.resync_steps() > 0 {
+        eprintln!(
+            "{} steps replayed to re-synchronise shared OpenEnv sessions (transport, not budget)",
+            pool.resync_steps()
+        );
+    }
     if let Some(llm) = &llm {
         let st = llm.stats();
         eprintln!(

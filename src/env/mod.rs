@@ -36,7 +36,9 @@
 //! tasks, encoding for networks, rule-based reflector).
 
 pub mod check;
+pub mod openenv;
 pub mod process;
+pub mod schemes;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -333,6 +335,19 @@ pub trait Env: Send {
 
     /// Steps taken since the reset.
     fn steps(&self) -> usize;
+
+    /// A demonstration of `task`: an action sequence that solves it (a gold
+    /// path, a walkthrough, a shortest path), for building a base policy;
+    /// never shown to a reflector or to a policy while it acts. `Ok(None)`
+    /// where the environment has none. May reset the environment: reset
+    /// before stepping again.
+    ///
+    /// # Errors
+    /// The environment's own (a process that fails the request).
+    fn demo(&mut self, task: &Self::Task) -> Result<Option<Vec<String>>> {
+        let _ = task;
+        Ok(None)
+    }
 }
 
 /// How a rollback reached its state.

@@ -94,6 +94,8 @@ struct Hello {
     snapshot: bool,
     actions: ActionSpace,
     description: Description,
+    /// Whether the process answers `demo` (demonstrations).
+    demo: bool,
 }
 
 /// How an environment process describes itself in `hello`: recorded with
@@ -196,6 +198,7 @@ impl Conn {
                 snapshot: false,
                 actions: ActionSpace::FreeText,
                 description: Description::default(),
+                demo: false,
             },
         };
         let hello = conn.call(config, "hello", json!({}), None)?;
@@ -241,6 +244,7 @@ impl Conn {
             name,
             snapshot: hello["snapshot"].as_bool().unwrap_or(false),
             actions,
+            demo: hello["demo"].as_bool().unwrap_or(false),
         };
         Ok(conn)
     }
@@ -748,6 +752,47 @@ impl Env for ProcessEnv {
 
     fn steps(&self) -> usize {
         self.steps
+    }
+
+    fn demo(&mut self, task: &String) -> Result<Option<Vec<String>>> {
+        self.demo_actions(task)
+    }
+}
+
+// `demo`: demonstrations through the protocol (an optional verb a process
+// announces with `"demo": true` in `hello`).
+impl ProcessEnv {
+    /// The demonstration the process gives for `task` (`demo {task_id}` →
+    /// `{"actions": [...] | null}`); `None` where the process announces no
+    /// demonstrations or has none for this task. The process may reset
+    /// itself to answer: reset before stepping again.
+    ///
+    /// # Errors
+    /// As every request: a process that fails or answers garbage.
+    pub fn demo_actions(&mut self, task: &str) -> Result<Option<Vec<String>>> {
+        if !self.conn.as_ref().is_some_and(|c| c.hello.demo) {
+            return Ok(None);
+        }
+        self.task = Some(task.to_string());
+        let v = self.call("demo", json!({ "task_id": task }))?;
+        self.status = Status::Running;
+        self.steps = 0;
+        match &v["actions"] {
+            Value::Null => Ok(None),
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<String>>>()
+                .map(Some)
+                .ok_or_else(|| EnvError::Failed {
+                    env: self.label.clone(),
+                    message: format!("task {task}: demo: `actions` must be a list of strings"),
+                }),
+            _ => Err(EnvError::Failed {
+                env: self.label.clone(),
+                message: format!("task {task}: demo: `actions` must be a list of strings or null"),
+            }),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! usual `AWS_*` variables) is set — `.ci/run` starts one on 127.0.0.1, and
 //! under CI=true its absence is a failure, not a skip.
 
+mod adapters;
 mod ancestry;
 mod cli;
 mod common;
