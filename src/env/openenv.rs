@@ -1026,6 +1026,7 @@ impl Env for OpenEnvEnv {
             feedback: a.feedback,
             flags: Vec::new(),
             mistakes: Vec::new(),
+            info: None,
         })
     }
 

@@ -145,6 +145,7 @@ impl Gridworld {
             feedback,
             flags,
             mistakes,
+            info: None,
         })
     }
 
