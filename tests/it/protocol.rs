@@ -439,7 +439,8 @@ fn a_task_the_environment_cannot_start_is_stored_as_an_env_error_root() {
         e.contains("unknown task_id") && e.contains("no-such-task"),
         "{e}"
     );
-    assert_eq!(failed.task_id, "ids#1");
+    // The task id, not its place in the file: the reset failed, not the start.
+    assert_eq!(failed.task_id, "no-such-task");
     assert_eq!(failed.episodes.len(), 1);
     assert_eq!(
         (failed.episodes[0].status, failed.episodes[0].steps.len()),
@@ -477,8 +478,12 @@ fn a_task_the_environment_cannot_start_is_stored_as_an_env_error_root() {
         &url,
         "--format",
         "csv",
-        "SELECT task_id, status FROM episodes WHERE status = 'env_error'",
+        "SELECT task_id, status, task_source, error FROM episodes WHERE status = 'env_error'",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(csv.lines().nth(1), Some("ids#1,env_error"), "{csv}");
+    let row = csv.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.starts_with("no-such-task,env_error,ids#1,") && row.contains("unknown task_id"),
+        "{csv}"
+    );
 }
