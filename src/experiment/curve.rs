@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
+use super::context::Replicate;
 use super::evaluation::eval_split;
 use super::exploration::ExploreStageSummary;
 use super::lookup::{recorded_training, run_stats};
-use super::context::Replicate;
 use super::training::{distill_on, part_model};
 use super::{CurvePoint, ExpMethod};
 use crate::query::like_exact;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::lookup::{chunk_markers, run_stats};
 use super::context::Replicate;
+use super::lookup::{chunk_markers, run_stats};
 use super::{ExpMethod, ExperimentConfig};
 use crate::explore::ExploreConfig;
 use crate::pipeline::{ExploreJob, Shard};
@@ -14,7 +14,10 @@ use crate::worlds::SokobanWorld;
 /// The explorations the compared methods need, by exploration id, each with
 /// its config for `seed`: LEAFE (also GRPO's budget), LEAFE without
 /// experience, and RFT's independent rollouts (no rollback).
-pub(super) fn explorations(cfg: &ExperimentConfig, seed: u64) -> Vec<(&'static str, ExploreConfig)> {
+pub(super) fn explorations(
+    cfg: &ExperimentConfig,
+    seed: u64,
+) -> Vec<(&'static str, ExploreConfig)> {
     let mut explores: Vec<(&str, ExploreConfig)> = Vec::new();
     let wants = |m: ExpMethod| cfg.methods.contains(&m);
     if wants(ExpMethod::Leafe) || wants(ExpMethod::Grpo) {
@@ -149,7 +152,10 @@ impl ExploreStageSummary {
 /// Stage 1, as many ways as the methods need (see [`explorations`]): explores
 /// the training tasks with the base policy `base`, each exploration as run
 /// `<run>.s<seed>.<exploration id>`; a run already in the store is not redone.
-pub(super) async fn explore_stage(r: &mut Replicate<'_>, base: &str) -> anyhow::Result<ExploreStageSummary> {
+pub(super) async fn explore_stage(
+    r: &mut Replicate<'_>,
+    base: &str,
+) -> anyhow::Result<ExploreStageSummary> {
     let mut runs = BTreeMap::new();
     // Chunks of tasks: the curve's parts (a part's cost is its tasks').
     let chunk_tasks = match r.cfg.curve.parts {

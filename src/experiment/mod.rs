@@ -51,8 +51,8 @@ use std::time::Instant;
 use anyhow::bail;
 
 pub use config::{CurveConfig, EvalConfig, ExpMethod, ExperimentConfig, LevelsConfig};
-pub use results::{Cell, CurvePoint, Paired, Results, StageTime};
 pub(crate) use paired::BOOTSTRAP_RESAMPLES;
+pub use results::{Cell, CurvePoint, Paired, Results, StageTime};
 
 use crate::store::{RunSpec, Store};
 use levels::levels_stage;

@@ -94,7 +94,13 @@ pub(super) async fn replicates(
 /// The line logged when a seed's replicate is done: its held-out Pass@1
 /// and Pass@k at the largest k, by method (a first result before the
 /// other seeds finish).
-pub(super) fn seed_summary(seed: u64, out: &SeedOutput, ks: &[u64], done: usize, seeds: usize) -> String {
+pub(super) fn seed_summary(
+    seed: u64,
+    out: &SeedOutput,
+    ks: &[u64],
+    done: usize,
+    seeds: usize,
+) -> String {
     let (first, last) = (
         ks.first().copied().unwrap_or(1),
         ks.last().copied().unwrap_or(1),

@@ -6,15 +6,15 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::ExpMethod;
+use super::context::{Replicate, first_last};
 use super::exploration::ExploreStageSummary;
 use super::lookup::recorded_training;
-use super::context::{Replicate, first_last};
-use super::ExpMethod;
+use crate::explore::World;
 use crate::train::distill::{DistillConfig, Method, distill_runs};
 use crate::train::grpo::{GrpoConfig, grpo};
 use crate::train::{load_policy, record_and_save};
 use crate::worlds::SokobanWorld;
-use crate::explore::World;
 
 /// Stage 2 for method `m`: trains its model from the base policy `base`
 /// unless the model is in the store already. Returns its line for

@@ -18,18 +18,18 @@
 
 mod ancestry;
 mod catalog;
-mod render;
-pub mod view;
 mod memory;
 mod output;
 mod params;
+mod render;
 mod session;
+pub mod view;
 
 pub use catalog::{embedded_query, load_query, query_names, register_inputs};
-pub use render::{Rendered, Statement, check_params, own_values, render};
 pub use memory::{MemoryLimits, SMALL_BATCH_ROWS, SPILL_MERGE_FAN_IN, format_size, parse_size};
 pub use output::{OutputFormat, write_batches};
 pub use params::{BoundQuery, Dialect, ParamDecl, ParamType, QueryText, like_exact};
+pub use render::{Rendered, Statement, check_params, own_values, render};
 pub use session::QuerySession;
 
 use std::collections::{BTreeMap, HashSet};

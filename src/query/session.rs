@@ -1,8 +1,8 @@
 //! The query session: a DataFusion context over the committed runs of a
 //! store, under a memory limit; runs, streams, collects and writes queries.
 
-use super::*;
 use super::memory::is_out_of_memory;
+use super::*;
 
 /// A DataFusion error as the query boundary's: running out of memory gets
 /// its own one-line error, the rest keep DataFusion's message on one line.

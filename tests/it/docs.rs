@@ -61,7 +61,10 @@ fn split(text: &str) -> (Vec<Block>, Vec<(usize, String)>) {
             }
             None => {
                 if let Some(fence) = ["```", "~~~"].iter().find(|f| trimmed.starts_with(**f)) {
-                    let n = trimmed.chars().take_while(|c| *c == fence.chars().next().unwrap()).count();
+                    let n = trimmed
+                        .chars()
+                        .take_while(|c| *c == fence.chars().next().unwrap())
+                        .count();
                     let fence: String = trimmed[..n].to_string();
                     let lang = trimmed[n..].trim().to_string();
                     open = Some((
@@ -187,7 +190,11 @@ fn heading_ids(text: &str) -> BTreeSet<String> {
         }
         let id = heading_id(&t[level..].replace(['`', '*'], ""));
         let n = seen.entry(id.clone()).or_insert(0);
-        out.insert(if *n == 0 { id.clone() } else { format!("{id}-{n}") });
+        out.insert(if *n == 0 {
+            id.clone()
+        } else {
+            format!("{id}-{n}")
+        });
         *n += 1;
     }
     out
@@ -202,10 +209,7 @@ fn every_relative_link_resolves() {
         let (_, prose) = split(&text);
         for (line_no, line) in prose {
             for target in link_targets(&line) {
-                if target.is_empty()
-                    || target.contains("://")
-                    || target.starts_with("mailto:")
-                {
+                if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
                     continue;
                 }
                 let (file, anchor) = match target.split_once('#') {
@@ -225,9 +229,9 @@ fn every_relative_link_resolves() {
                 if path.extension().is_none_or(|x| x != "md") {
                     continue;
                 }
-                let known = ids.entry(path.clone()).or_insert_with(|| {
-                    heading_ids(&std::fs::read_to_string(&path).unwrap())
-                });
+                let known = ids
+                    .entry(path.clone())
+                    .or_insert_with(|| heading_ids(&std::fs::read_to_string(&path).unwrap()));
                 if !known.contains(anchor) {
                     problems.push(format!(
                         "{page}:{line_no}: link `{target}`: {} has no heading #{anchor} (it has: {})",
@@ -238,7 +242,11 @@ fn every_relative_link_resolves() {
             }
         }
     }
-    assert!(problems.is_empty(), "broken links:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "broken links:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -252,7 +260,9 @@ fn every_page_of_docs_is_in_the_summary() {
         .collect();
     let mut problems = Vec::new();
     for (page, _) in pages() {
-        let Some(name) = page.strip_prefix("docs/") else { continue };
+        let Some(name) = page.strip_prefix("docs/") else {
+            continue;
+        };
         if name != "SUMMARY.md" && !listed.contains(name) {
             problems.push(format!(
                 "docs/SUMMARY.md: {page} is not listed, so `mdbook build docs` leaves it out"
@@ -261,7 +271,9 @@ fn every_page_of_docs_is_in_the_summary() {
     }
     for name in &listed {
         if !root().join("docs").join(name).exists() {
-            problems.push(format!("docs/SUMMARY.md: lists {name}, which does not exist"));
+            problems.push(format!(
+                "docs/SUMMARY.md: lists {name}, which does not exist"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -306,7 +318,10 @@ fn shell_words(line: &str) -> Vec<String> {
                         }
                     }
                     _ => {
-                        while chars.peek().is_some_and(|d| d.is_alphanumeric() || *d == '_') {
+                        while chars
+                            .peek()
+                            .is_some_and(|d| d.is_alphanumeric() || *d == '_')
+                        {
                             chars.next();
                         }
                     }
@@ -391,7 +406,11 @@ fn leafe_commands(block: &Block) -> Vec<(usize, String, Vec<String>)> {
         let start = i;
         let mut line = block.lines[i].clone();
         while line.trim_end().ends_with('\\') && i + 1 < block.lines.len() {
-            line = format!("{} {}", line.trim_end().trim_end_matches('\\'), block.lines[i + 1]);
+            line = format!(
+                "{} {}",
+                line.trim_end().trim_end_matches('\\'),
+                block.lines[i + 1]
+            );
             i += 1;
         }
         i += 1;
@@ -399,7 +418,13 @@ fn leafe_commands(block: &Block) -> Vec<(usize, String, Vec<String>)> {
             let words = shell_words(&cmd);
             let mut w = words.as_slice();
             while w.first().is_some_and(|x| {
-                x.contains('=') && !x.starts_with('-') && x.split('=').next().unwrap().chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                x.contains('=')
+                    && !x.starts_with('-')
+                    && x.split('=')
+                        .next()
+                        .unwrap()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_')
             }) {
                 w = &w[1..];
             }
@@ -413,6 +438,17 @@ fn leafe_commands(block: &Block) -> Vec<(usize, String, Vec<String>)> {
                 }
                 _ => continue,
             };
+            // A synopsis marks optional arguments `[--flag value]`: check them as given.
+            let args = args
+                .into_iter()
+                .map(|a| {
+                    let a = a.strip_prefix("[-").map_or(a.clone(), |r| format!("-{r}"));
+                    match a.strip_suffix(']') {
+                        Some(r) if !r.contains('[') => r.to_string(),
+                        _ => a,
+                    }
+                })
+                .collect();
             out.push((block.line + start, cmd.trim().to_string(), args));
         }
     }
@@ -426,7 +462,10 @@ fn every_command_in_the_docs_parses() {
     for (page, text) in pages() {
         let (blocks, _) = split(&text);
         for block in blocks {
-            if !matches!(block.lang.as_str(), "" | "sh" | "bash" | "shell" | "console") {
+            if !matches!(
+                block.lang.as_str(),
+                "" | "sh" | "bash" | "shell" | "console"
+            ) {
                 continue;
             }
             for (line, cmd, args) in leafe_commands(&block) {
@@ -440,7 +479,10 @@ fn every_command_in_the_docs_parses() {
             }
         }
     }
-    assert!(checked >= 40, "found only {checked} commands in the docs' code blocks");
+    assert!(
+        checked >= 40,
+        "found only {checked} commands in the docs' code blocks"
+    );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -461,7 +503,7 @@ fn the_command_parser_of_this_test_reads_shell_as_a_shell_does() {
             "export X=1".into(),
             "LEAFE_PYTHON=tw/bin/python cargo run -- explore \\".into(),
             "  --levels games.txt &".into(),
-            "leafe runs".into(),
+            "leafe runs [--store DIR]".into(),
         ],
     };
     let found: Vec<(usize, Vec<String>)> = leafe_commands(&block)
@@ -471,8 +513,11 @@ fn the_command_parser_of_this_test_reads_shell_as_a_shell_does() {
     assert_eq!(
         found,
         [
-            (11, vec!["explore".into(), "--levels".into(), "games.txt".into()]),
-            (13, vec!["runs".into()]),
+            (
+                11,
+                vec!["explore".into(), "--levels".into(), "games.txt".into()]
+            ),
+            (13, vec!["runs".into(), "--store".into(), "DIR".into()]),
         ]
     );
     assert!(leafe::cli::Cli::try_parse_from(["leafe", "no-such-command"]).is_err());
@@ -513,7 +558,11 @@ fn key_lines(text: &str) -> BTreeMap<String, usize> {
         } else if let Some((k, _)) = commented.unwrap_or(t).split_once(" = ")
             && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            let path = if table.is_empty() { k.to_string() } else { format!("{table}.{k}") };
+            let path = if table.is_empty() {
+                k.to_string()
+            } else {
+                format!("{table}.{k}")
+            };
             out.entry(path).or_insert(i);
         }
     }
@@ -525,7 +574,11 @@ fn leaves(v: &serde_json::Value, path: &str, out: &mut BTreeMap<String, serde_js
     match v {
         serde_json::Value::Object(m) => {
             for (k, x) in m {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 leaves(x, &p, out);
             }
         }
@@ -578,19 +631,26 @@ where
             problems.push(format!(
                 "{page}:{}: [{name}] `{path}` is {} in the page but {} in the code's default",
                 line_of(path),
-                got.get(path).map_or("absent".to_string(), |g| g.to_string()),
+                got.get(path)
+                    .map_or("absent".to_string(), |g| g.to_string()),
                 w
             ));
         }
         if !lines.contains_key(path) {
             problems.push(format!(
                 "{page}:{first}: [{name}] `{path}` is not shown (write it{})",
-                if w.is_null() { " as a commented `# key = …` line: unset by default" } else { "" }
+                if w.is_null() {
+                    " as a commented `# key = …` line: unset by default"
+                } else {
+                    ""
+                }
             ));
         }
     }
     if parsed != T::default() && problems.is_empty() {
-        problems.push(format!("{page}:{first}: [{name}] the block differs from the default"));
+        problems.push(format!(
+            "{page}:{first}: [{name}] the block differs from the default"
+        ));
     }
     let block_lines: Vec<&str> = block.lines().collect();
     for (path, &i) in &lines {
@@ -611,10 +671,14 @@ where
 #[test]
 fn the_configuration_reference_is_the_code_s_defaults() {
     let mut problems = Vec::new();
-    problems.extend(check_config::<leafe::experiment::ExperimentConfig>("experiment"));
+    problems.extend(check_config::<leafe::experiment::ExperimentConfig>(
+        "experiment",
+    ));
     problems.extend(check_config::<leafe::explore::ExploreConfig>("explore"));
     problems.extend(check_config::<leafe::train::PretrainConfig>("pretrain"));
-    problems.extend(check_config::<leafe::train::distill::DistillConfig>("distill"));
+    problems.extend(check_config::<leafe::train::distill::DistillConfig>(
+        "distill",
+    ));
     problems.extend(check_config::<leafe::train::grpo::GrpoConfig>("grpo"));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -684,7 +748,9 @@ fn the_query_reference_lists_every_query_and_parameter() {
         }
         for input in q.inputs() {
             if !body.contains(&format!("`{input}.sql`")) {
-                problems.push(format!("{page}:{line}: `{name}` reads `{input}.sql`, not said"));
+                problems.push(format!(
+                    "{page}:{line}: `{name}` reads `{input}.sql`, not said"
+                ));
             }
         }
     }
@@ -708,10 +774,7 @@ fn the_table_reference_lists_every_column_of_every_schema() {
         let version = schema["version"].as_integer().unwrap();
         let heading = format!("### `{table}` (version {version})");
         let Some((line, body)) = section(&text, &heading) else {
-            problems.push(format!(
-                "{page}: no section `{heading}` for {}",
-                rel(&path)
-            ));
+            problems.push(format!("{page}: no section `{heading}` for {}", rel(&path)));
             continue;
         };
         let want: Vec<String> = schema["columns"]
@@ -723,7 +786,11 @@ fn the_table_reference_lists_every_column_of_every_schema() {
                     "| `{}` | {} | {} |",
                     c["name"].as_str().unwrap(),
                     c["type"].as_str().unwrap(),
-                    if c["nullable"].as_bool().unwrap() { "yes" } else { "no" }
+                    if c["nullable"].as_bool().unwrap() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
                 )
             })
             .collect();

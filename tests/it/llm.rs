@@ -596,7 +596,7 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
 
 /// Opt-in, with a real model: set `LEAFE_LLM_BASE_URL` to a running
 /// OpenAI-compatible server (and `LEAFE_LLM_MODEL` to its model name) —
-/// README, "A real model", starts llama.cpp's `llama-server` with the Gemma 3
+/// docs/llm.md, "A real model", starts llama.cpp's `llama-server` with the Gemma 3
 /// 270M GGUF from PyPI. Explores the Python corridor with the model as the
 /// policy and the reflector, through the command line, and prints what it did.
 #[test]

@@ -235,7 +235,7 @@ fn textworld_games_are_explored_through_the_adapter_with_rollback_by_replay() {
     assert!(rows[0][0].parse::<i64>().unwrap() >= 6, "{rows:?}");
 }
 
-/// Opt-in, with a real model (README, "A real model"): set
+/// Opt-in, with a real model (docs/llm.md, "A real model"): set
 /// `LEAFE_LLM_BASE_URL` (and `LEAFE_LLM_MODEL`) to a running
 /// OpenAI-compatible server. The model plays four generated TextWorld games
 /// as the policy and writes the reflections; then the same job is replayed

@@ -1,8 +1,8 @@
 //! The rule-based reflector: names the step that walked into a trap, or
 //! falls back on the feedback-only reflector.
 
-use super::*;
 use super::grid::offset;
+use super::*;
 use crate::env::{Observation, Status, Step};
 use crate::reflect::{Experience, FeedbackReflector, Reflector};
 

@@ -2,9 +2,9 @@ use std::collections::HashSet;
 
 use super::*;
 use crate::env::{Env, EnvError, Observation, Status, Step};
+use crate::env::{Rollback, RollbackKind, replay, roll_back};
 use crate::policy::{Encoder, PolicyError};
 use crate::reflect::{FeedbackReflector, Reflector};
-use crate::env::{Rollback, RollbackKind, replay, roll_back};
 
 /// Start (1,1); a trap at (1,3); the goal at (3,4), five steps away
 /// (down, down, right, right, right).
@@ -363,9 +363,7 @@ fn the_encoder_sets_exactly_one_channel_per_cell() {
     for cell in 0..plane {
         let set: Vec<usize> = (0..5).filter(|&ch| out[ch * plane + cell] == 1.0).collect();
         assert_eq!(set.len(), 1, "cell {cell}");
-        assert!(
-            (0..5).all(|ch| out[ch * plane + cell] == 0.0 || out[ch * plane + cell] == 1.0)
-        );
+        assert!((0..5).all(|ch| out[ch * plane + cell] == 0.0 || out[ch * plane + cell] == 1.0));
     }
     let at = |ch: usize, r: usize, c: usize| out[ch * plane + r * board + c];
     assert_eq!(at(4, 1, 1), 1.0); // agent

@@ -2,9 +2,9 @@
 //! boxes) and, with the oracle, the step into the first unsolvable state;
 //! the words that explain them.
 
-use super::*;
 use super::ctx::{Ctx, at};
 use super::suggest::suggestion_text;
+use super::*;
 use crate::worlds::sokoban::board::{Bits, CELLS, step_pos};
 use crate::worlds::sokoban::deadlock::{self, UNREACHABLE};
 

@@ -364,9 +364,9 @@ impl SokobanReflector {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::suggest::suggestion_text;
     use super::wandering::longest_idle_run;
+    use super::*;
 
     #[test]
     fn category_names_match_serde() {

@@ -1,8 +1,8 @@
 //! The fix: which moves to take at tau instead (the solver's plan with the
 //! oracle, else the moves a simulated step does not lose), in words.
 
-use super::*;
 use super::ctx::Ctx;
+use super::*;
 use crate::worlds::sokoban::board::DIR_NAMES;
 
 impl Ctx<'_> {

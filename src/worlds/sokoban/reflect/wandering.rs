@@ -2,9 +2,9 @@
 //! stretch after the last push that brought the boxes closer (a loop when
 //! positions repeat in it, else the step limit).
 
-use super::*;
 use super::ctx::{Ctx, Stretch, at};
 use super::suggest::suggestion_text;
+use super::*;
 use crate::worlds::sokoban::board::Bits;
 
 impl Ctx<'_> {
