@@ -55,7 +55,7 @@ export function renderTree(data, opts = {}) {
   const byId = new Map(rows.map((r) => [r.node.episode_id, r]));
   const maxLen = Math.max(1, ...data.nodes.map((n) => n.length || 0));
   const width = opts.width || 1100;
-  const textRoom = 330;
+  const textRoom = 460;
   const px = Math.max(3, Math.min(22, Math.floor((width - LABEL_W - textRoom) / maxLen)));
   const x = (t) => LABEL_W + t * px;
   const y = (row) => TOP + row * ROW + ROW / 2;
@@ -140,12 +140,12 @@ export function renderTree(data, opts = {}) {
 
 // The legend that says what the colours and marks mean.
 export function legend() {
-  const root = svg('svg', { class: 'legend', width: 900, height: 24 });
+  const root = svg('svg', { class: 'legend', width: 1150, height: 24 });
   let xx = 0;
   const item = (shape, text) => {
     root.appendChild(shape(xx));
     root.appendChild(svg('text', { x: xx + 22, y: 16, class: 'legend-text' }, text));
-    xx += 24 + text.length * 7;
+    xx += 34 + text.length * 7;
   };
   item((x0) => svg('rect', { x: x0, y: 6, width: 16, height: 12, rx: 3, class: 'bar legend-success' }), 'solved');
   item((x0) => svg('rect', { x: x0, y: 6, width: 16, height: 12, rx: 3, class: 'bar legend-failure' }), 'failed');
