@@ -80,7 +80,9 @@ export function renderTree(data, opts = {}) {
     marks.get(k).push(m);
   }
 
-  // Edges first (under the bars): from the parent's bar at tau down to the branch.
+  // Edges first (under the bars): from the parent's bar at tau down to the
+  // branch; the rollback dots go on top of the bars, last.
+  const dots = [];
   for (const r of rows) {
     const n = r.node;
     const p = n.parent_episode_id !== null ? byId.get(n.parent_episode_id) : null;
@@ -90,7 +92,7 @@ export function renderTree(data, opts = {}) {
       d: `M${tx},${y(p.row)} L${tx},${y(r.row)}`,
       class: 'edge',
     }));
-    root.appendChild(svg('circle', { cx: tx, cy: y(p.row), r: 4, class: 'tau-dot' },
+    dots.push(svg('circle', { cx: tx, cy: y(p.row), r: 4, class: 'tau-dot' },
       svg('title', null, `rolled back to step ${n.tau} of episode ${p.node.episode_id}`)));
   }
 
@@ -135,6 +137,7 @@ export function renderTree(data, opts = {}) {
       n.origin === 'branch' ? `from #${n.parent_episode_id} at t=${n.tau}: ${edgeText(n)}` : edgeText(n)));
     root.appendChild(g);
   }
+  for (const d of dots) root.appendChild(d);
   return root;
 }
 
