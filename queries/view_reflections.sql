@@ -20,6 +20,7 @@ WITH branches AS (
            MAX(CASE WHEN success THEN 1 ELSE 0 END) AS fixed
     FROM episodes
     WHERE run_id LIKE ${run} AND reflection_id IS NOT NULL
+      AND (${episode} = -1 OR parent_episode_id = ${episode})
     GROUP BY run_id, reflection_id
 )
 SELECT r.run_id,

@@ -41,10 +41,15 @@ pub const ASSETS: &[(&str, &[u8], &str)] = &[
     ),
 ];
 
-/// An asset's bytes and content type.
-pub fn get(name: &str) -> Option<(&'static [u8], &'static str)> {
-    ASSETS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, b, t)| (*b, *t))
+/// An asset's bytes and content type. With `LEAFE_VIEW_ASSETS=DIR` set
+/// (for working on the page), the file of that name in DIR is served
+/// instead of the compiled-in copy.
+pub fn get(name: &str) -> Option<(std::borrow::Cow<'static, [u8]>, &'static str)> {
+    let (_, bytes, content_type) = ASSETS.iter().find(|(n, _, _)| *n == name)?;
+    if let Some(dir) = std::env::var_os("LEAFE_VIEW_ASSETS")
+        && let Ok(b) = std::fs::read(std::path::Path::new(&dir).join(name))
+    {
+        return Some((std::borrow::Cow::Owned(b), content_type));
+    }
+    Some((std::borrow::Cow::Borrowed(*bytes), content_type))
 }

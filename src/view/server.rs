@@ -224,7 +224,7 @@ async fn route(st: &ServerState, path: &str, params: &Params) -> Response {
     let name = if path == "/" { "index.html" } else { &path[1..] };
     match assets::get(name) {
         Some((bytes, content_type)) => {
-            let mut r = respond(200, content_type, bytes);
+            let mut r = respond(200, content_type, bytes.into_owned());
             r.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r

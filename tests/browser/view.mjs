@@ -43,6 +43,12 @@ try {
   const ready = async (name) => {
     await page.waitForFunction((n) => document.body.dataset.ready === n, name, { timeout: 30000 });
   };
+  // Opens a route of the page and waits until that view has rendered.
+  const open = async (hashRoute, name) => {
+    await page.evaluate(() => { if (document.body) document.body.dataset.ready = ''; }).catch(() => {});
+    await page.goto(`${expect.url}${hashRoute}`);
+    await ready(name);
+  };
   const shot = async (name) => {
     await page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
   };
@@ -114,22 +120,19 @@ try {
   check(true, 'the back button returns to the tree');
 
   // Branch beside its parent.
-  await page.goto(`${expect.url}#/beside?run=${encodeURIComponent(expect.branch.run)}&episode=${expect.branch.episode}`);
-  await ready('beside');
+  await open(`#/beside?run=${encodeURIComponent(expect.branch.run)}&episode=${expect.branch.episode}`, 'beside');
   check(await page.locator('.side-by-side .card.diverge').count() >= 1, 'beside: the first divergent step is shown side by side');
   await shot('beside');
 
   // An LLM step shows its llm_calls row.
   const l = expect.llm;
-  await page.goto(`${expect.url}#/episode?run=${encodeURIComponent(l.run)}&episode=${l.episode}&t=${l.t}`);
-  await ready('episode');
+  await open(`#/episode?run=${encodeURIComponent(l.run)}&episode=${l.episode}&t=${l.t}`, 'episode');
   await page.waitForSelector('.llm h3');
   check((await page.locator('.llm').textContent()).includes('raw completion'), 'an LLM step shows its call');
   await shot('episode-llm');
 
   // Failure patterns, sortable, with the reflections behind a row.
-  await page.goto(`${expect.url}#/patterns?runs=%25`);
-  await ready('patterns');
+  await open(`#/patterns?runs=%25`, 'patterns');
   check(await page.locator('section.pattern svg.chart').count() >= 1, 'patterns: charts drawn');
   await page.locator('section.pattern[data-section=categories] th', { hasText: 'reflections' }).click();
   await page.locator('section.pattern[data-section=categories] tr.clickable').first().click();
@@ -137,13 +140,11 @@ try {
   await shot('patterns');
 
   // Compare one task across two runs.
-  await page.goto(`${expect.url}#/compare?task=${encodeURIComponent(t.task)}&a=${encodeURIComponent(t.run)}&b=${encodeURIComponent(expect.compare_with)}`);
-  await ready('compare');
+  await open(`#/compare?task=${encodeURIComponent(t.task)}&a=${encodeURIComponent(t.run)}&b=${encodeURIComponent(expect.compare_with)}`, 'compare');
   await shot('compare');
 
   // A free condition that is not a condition is refused in the page.
-  await page.goto(`${expect.url}#/tasks?run=${encodeURIComponent(t.run)}&where=${encodeURIComponent('1=1; DROP TABLE episodes')}`);
-  await ready('tasks');
+  await open(`#/tasks?run=${encodeURIComponent(t.run)}&where=${encodeURIComponent('1=1; DROP TABLE episodes')}`, 'tasks');
   check(await page.locator('.error').count() === 1, 'a statement as a filter is refused with a message');
   check((await page.locator('.error').textContent()).includes('400'), 'the refusal carries HTTP 400');
 
@@ -156,8 +157,7 @@ try {
     [`#/beside?run=${encodeURIComponent(h.run)}&episode=${h.episode}`, 'beside'],
     [`#/patterns?runs=${encodeURIComponent(h.run)}`, 'patterns'],
   ]) {
-    await page.goto(`${expect.url}${route}`);
-    await ready(name);
+    await open(route, name);
     if (name === 'episode') {
       for (let i = 0; i < 6; i++) {
         await page.keyboard.press('ArrowRight');
@@ -173,8 +173,7 @@ try {
     await safe(`hostile ${name}`);
     await shot(`hostile-${name}`);
   }
-  await page.goto(`${expect.url}#/episode?run=${encodeURIComponent(h.run)}&episode=${h.episode}`);
-  await ready('episode');
+  await open(`#/episode?run=${encodeURIComponent(h.run)}&episode=${h.episode}`, 'episode');
   await page.waitForTimeout(500);
   const text = await page.evaluate(() => document.body.innerText);
   const shown = expect.payloads.filter((p) => text.includes(p));

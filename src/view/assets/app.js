@@ -135,6 +135,7 @@ async function render() {
   const id = ++renderId;
   const { page, params } = currentRoute();
   onKeys(null);
+  document.body.dataset.ready = '';
   clear(main);
   main.appendChild(el('p', { class: 'loading' }, 'loading…'));
   const fn = pages[page];
@@ -313,7 +314,7 @@ function nodePanel(panel, run, n, data) {
       ['experience in context', n.experience_in_context],
       n.parent_episode_id !== null ? ['parent', link('tree', { run, task: data.task, episode: n.parent_episode_id }, `#${n.parent_episode_id}`)] : null,
       n.tau !== null ? ['tau (rolled back to step)', n.tau] : null,
-      ['training steps', marks.length ? marks.map((m) => `${m.source === 'counterfactual' ? 'cf' : 'rh'} t${m.t}`).join(', ') : 'none'],
+      ['training steps', marks.length ? markRanges(marks) : 'none'],
     ]));
   if (n.origin === 'branch') {
     panel.append(el('h3', null, 'The reflection it was sampled under'), facts([
@@ -321,6 +322,25 @@ function nodePanel(panel, run, n, data) {
       ['reflector', n.reflector], ['written by an LLM', n.by_llm],
     ]), el('h4', null, 'diagnosis'), pre(n.diagnosis), el('h4', null, 'fix'), pre(n.fix));
   }
+}
+
+// "counterfactual: t 2–9, 12; rehearsal: t 0–9" for a list of marks.
+function markRanges(marks) {
+  const parts = [];
+  for (const source of ['counterfactual', 'rehearsal']) {
+    const ts = [...new Set(marks.filter((m) => m.source === source).map((m) => m.t))].sort((a, b) => a - b);
+    if (!ts.length) continue;
+    const ranges = [];
+    let start = ts[0];
+    for (let i = 1; i <= ts.length; i++) {
+      if (i === ts.length || ts[i] !== ts[i - 1] + 1) {
+        ranges.push(start === ts[i - 1] ? `${start}` : `${start}–${ts[i - 1]}`);
+        start = ts[i];
+      }
+    }
+    parts.push(`${source}: t ${ranges.join(', ')} (${ts.length} steps)`);
+  }
+  return parts.join('; ');
 }
 
 function compareForm(run, task) {

@@ -6,7 +6,7 @@
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 function append(node, children) {
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     node.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -22,8 +22,6 @@ function setAttrs(node, attrs) {
       const s = String(v);
       // Only in-page routes: never a `javascript:` or other scheme.
       node.setAttribute('href', s.startsWith('#/') ? s : '#/');
-    } else if (k === 'class') {
-      node.className = v;
     } else {
       node.setAttribute(k, String(v));
     }

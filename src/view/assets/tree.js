@@ -55,7 +55,7 @@ export function renderTree(data, opts = {}) {
   const byId = new Map(rows.map((r) => [r.node.episode_id, r]));
   const maxLen = Math.max(1, ...data.nodes.map((n) => n.length || 0));
   const width = opts.width || 1100;
-  const textRoom = 330;
+  const textRoom = 460;
   const px = Math.max(3, Math.min(22, Math.floor((width - LABEL_W - textRoom) / maxLen)));
   const x = (t) => LABEL_W + t * px;
   const y = (row) => TOP + row * ROW + ROW / 2;
@@ -80,7 +80,9 @@ export function renderTree(data, opts = {}) {
     marks.get(k).push(m);
   }
 
-  // Edges first (under the bars): from the parent's bar at tau down to the branch.
+  // Edges first (under the bars): from the parent's bar at tau down to the
+  // branch; the rollback dots go on top of the bars, last.
+  const dots = [];
   for (const r of rows) {
     const n = r.node;
     const p = n.parent_episode_id !== null ? byId.get(n.parent_episode_id) : null;
@@ -90,7 +92,7 @@ export function renderTree(data, opts = {}) {
       d: `M${tx},${y(p.row)} L${tx},${y(r.row)}`,
       class: 'edge',
     }));
-    root.appendChild(svg('circle', { cx: tx, cy: y(p.row), r: 4, class: 'tau-dot' },
+    dots.push(svg('circle', { cx: tx, cy: y(p.row), r: 4, class: 'tau-dot' },
       svg('title', null, `rolled back to step ${n.tau} of episode ${p.node.episode_id}`)));
   }
 
@@ -135,17 +137,18 @@ export function renderTree(data, opts = {}) {
       n.origin === 'branch' ? `from #${n.parent_episode_id} at t=${n.tau}: ${edgeText(n)}` : edgeText(n)));
     root.appendChild(g);
   }
+  for (const d of dots) root.appendChild(d);
   return root;
 }
 
 // The legend that says what the colours and marks mean.
 export function legend() {
-  const root = svg('svg', { class: 'legend', width: 900, height: 24 });
+  const root = svg('svg', { class: 'legend', width: 1150, height: 24 });
   let xx = 0;
   const item = (shape, text) => {
     root.appendChild(shape(xx));
     root.appendChild(svg('text', { x: xx + 22, y: 16, class: 'legend-text' }, text));
-    xx += 24 + text.length * 7;
+    xx += 34 + text.length * 7;
   };
   item((x0) => svg('rect', { x: x0, y: 6, width: 16, height: 12, rx: 3, class: 'bar legend-success' }), 'solved');
   item((x0) => svg('rect', { x: x0, y: 6, width: 16, height: 12, rx: 3, class: 'bar legend-failure' }), 'failed');
