@@ -578,6 +578,14 @@ fn ws_answer(kind: &str, text: &str) -> Reply {
                 ),
                 refused: code == "VALIDATION_ERROR",
             })
+            .map_err(|mut f: Failure| {
+                if code == "CAPACITY_REACHED" {
+                    f.message.push_str(
+                        " (the server allows fewer WebSocket sessions: lower ?sessions=, or raise its max_concurrent_envs)",
+                    );
+                }
+                f
+            })
         }
         _ => Err(Failure::new(format!(
             "{kind}: unexpected answer (not OpenEnv's {{type, data}}): {}",
