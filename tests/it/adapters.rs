@@ -221,7 +221,10 @@ fn openenv_servers_are_explored_over_http_and_websocket_through_store_sql_and_ex
     let shared = corridor(&python, &["--sessions", "shared"]);
     let env = format!("openenv:http://127.0.0.1:{}", shared.1);
     let (out, err) = explore_and_export(&env, "0\n1\n2\n", "oehttp", "60", 0, true, &[]);
-    assert!(!out.contains("solved 0 "), "the corridor is solved by chance: {out}");
+    assert!(
+        !out.contains("solved 0 "),
+        "the corridor is solved by chance: {out}"
+    );
     eprintln!("{err}");
     // Two episodes at once share the one session: the second one's steps
     // re-synchronise it, and each sees its own episode go on.
@@ -278,7 +281,9 @@ fn openenv_failures_are_one_line_errors_naming_the_url() {
     // Nobody listens.
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let e = make(&format!("openenv:{url}"), 2000).unwrap_err().to_string();
+    let e = make(&format!("openenv:{url}"), 2000)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains(&url) && e.contains("cannot connect") && !e.contains('\n'),
         "{e}"
@@ -307,7 +312,13 @@ fn openenv_failures_are_one_line_errors_naming_the_url() {
     let port = free_port();
     let other = Served(
         Command::new(&python)
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -363,14 +374,26 @@ fn openenv_failures_are_one_line_errors_naming_the_url() {
     let flaky = corridor(&python, &["--sessions", "2", "--flaky"]);
     let mut env = make(&format!("openenv:ws://127.0.0.1:{}", flaky.1), 5000).unwrap();
     let steps = play(&mut env, "1", 3, &["right", "wait", "right"]);
-    let e = roll_back(&mut env, &"1".to_string(), &steps, 2, &Rollback::Replay { seed: 3 })
-        .unwrap_err();
+    let e = roll_back(
+        &mut env,
+        &"1".to_string(),
+        &steps,
+        2,
+        &Rollback::Replay { seed: 3 },
+    )
+    .unwrap_err();
     assert!(matches!(e, EnvError::NonDeterministic { t: 0, .. }), "{e}");
     // The same on a server that replays: back at step 2, verified.
     let mut env = make(&format!("openenv:ws://127.0.0.1:{}", server.1), 5000).unwrap();
     let steps = play(&mut env, "1", 3, &["right", "wait", "right"]);
-    let (_, executed) =
-        roll_back(&mut env, &"1".to_string(), &steps, 2, &Rollback::Replay { seed: 3 }).unwrap();
+    let (_, executed) = roll_back(
+        &mut env,
+        &"1".to_string(),
+        &steps,
+        2,
+        &Rollback::Replay { seed: 3 },
+    )
+    .unwrap();
     assert_eq!(executed, 2);
     assert_eq!(env.observe(), steps[2].observation);
 }
@@ -396,7 +419,10 @@ fn gymnasium_environments_are_explored_and_give_demonstrations() {
         ("gym:Taxi-v4", "7"),
     ] {
         let mut env = make(spec, 30_000).unwrap();
-        let demo = env.demo(&task.to_string()).unwrap().expect("a demonstration");
+        let demo = env
+            .demo(&task.to_string())
+            .unwrap()
+            .expect("a demonstration");
         env.reset(&task.to_string(), 0).unwrap();
         let mut status = Status::Running;
         for a in &demo {
@@ -410,7 +436,14 @@ fn gymnasium_environments_are_explored_and_give_demonstrations() {
     let mut env = make("gym:FrozenLake-v1", 30_000).unwrap();
     // (`up` slips left or right along the top row, which has no hole.)
     let steps = play(&mut env, "4", 9, &["up", "up", "up", "up"]);
-    roll_back(&mut env, &"4".to_string(), &steps, 3, &Rollback::Replay { seed: 9 }).unwrap();
+    roll_back(
+        &mut env,
+        &"4".to_string(),
+        &steps,
+        3,
+        &Rollback::Replay { seed: 9 },
+    )
+    .unwrap();
     assert_eq!(env.observe(), steps[3].observation);
 }
 
@@ -450,7 +483,15 @@ fn scienceworld_tasks_map_score_failure_and_gold_paths() {
     assert!(e.contains("TASK:VARIATION"), "{e}");
     // Through explore, with reflection and rollback by replay.
     let vars = [("LEAFE_PYTHON", python.as_str())];
-    explore_and_export(spec, "find-animal:train:0\n", "sciworld", "40", 0, false, &vars);
+    explore_and_export(
+        spec,
+        "find-animal:train:0\n",
+        "sciworld",
+        "40",
+        0,
+        false,
+        &vars,
+    );
 }
 
 #[test]
@@ -471,7 +512,11 @@ fn textworld_walkthrough_is_a_demonstration_that_wins() {
     let games = tempfile::tempdir().unwrap();
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/textworld_env.py");
-    let cmd = format!("{python} {} --games {}", script.display(), games.path().display());
+    let cmd = format!(
+        "{python} {} --games {}",
+        script.display(),
+        games.path().display()
+    );
     let mut env = EnvSource::new(&cmd, 60_000, 0).unwrap().make().unwrap();
     let task = "3".to_string();
     let walk = env.demo(&task).unwrap().expect("a walkthrough");
