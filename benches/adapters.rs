@@ -96,8 +96,14 @@ fn bench(spec: &str, task: &str, n: usize, python: &str) -> Result<String, Strin
     let back = Instant::now();
     let rounds = 5;
     for _ in 0..rounds {
-        roll_back(&mut env, &task, &recorded, tau, &Rollback::Replay { seed: 7 })
-            .map_err(|e| e.to_string())?;
+        roll_back(
+            &mut env,
+            &task,
+            &recorded,
+            tau,
+            &Rollback::Replay { seed: 7 },
+        )
+        .map_err(|e| e.to_string())?;
     }
     let rollback_ms = back.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
     Ok(format!(

@@ -333,7 +333,9 @@ impl Mapping {
             // The only string field, if there is exactly one.
             let strings: Vec<&String> = obs_props
                 .iter()
-                .filter(|(k, p)| !BASE_FIELDS.contains(&k.as_str()) && json_type(p) == Some("string"))
+                .filter(|(k, p)| {
+                    !BASE_FIELDS.contains(&k.as_str()) && json_type(p) == Some("string")
+                })
                 .map(|(k, _)| k)
                 .collect();
             if let [one] = strings.as_slice() {
@@ -347,7 +349,12 @@ impl Mapping {
             actions,
             legal: pick(&config.legal_field, LEGAL_FIELDS, "array", "legal")?,
             success: pick(&config.success_field, SUCCESS_FIELDS, "boolean", "success")?,
-            feedback: pick(&config.feedback_field, FEEDBACK_FIELDS, "string", "feedback")?,
+            feedback: pick(
+                &config.feedback_field,
+                FEEDBACK_FIELDS,
+                "string",
+                "feedback",
+            )?,
         })
     }
 
@@ -400,10 +407,7 @@ impl Failure {
 }
 
 /// The network thread: owns the HTTP client and the WebSocket sessions.
-async fn network(
-    config: OpenEnvConfig,
-    jobs: std::sync::mpsc::Receiver<(Op, Sender<Reply>)>,
-) {
+async fn network(config: OpenEnvConfig, jobs: std::sync::mpsc::Receiver<(Op, Sender<Reply>)>) {
     type Ws = tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >;
@@ -416,11 +420,21 @@ async fn network(
         let out = match op {
             Op::Get(path) | Op::Post(path, _) if client.is_err() => Err(Failure::new(format!(
                 "{path}: cannot build the HTTP client: {}",
-                client.as_ref().err().map(|e| e.to_string()).unwrap_or_default()
+                client
+                    .as_ref()
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
             ))),
             Op::Get(path) => {
                 let c = client.as_ref().expect("checked");
-                http(c.get(format!("{base}{path}")), "GET", path, config.timeout_ms).await
+                http(
+                    c.get(format!("{base}{path}")),
+                    "GET",
+                    path,
+                    config.timeout_ms,
+                )
+                .await
             }
             Op::Post(path, body) => {
                 let c = client.as_ref().expect("checked");
@@ -543,7 +557,10 @@ async fn http(
         )));
     }
     if !status.is_success() {
-        return Err(Failure::new(format!("{what}: server error {status}: {}", short())));
+        return Err(Failure::new(format!(
+            "{what}: server error {status}: {}",
+            short()
+        )));
     }
     serde_json::from_str(&body).map_err(|_| {
         Failure::new(format!(
@@ -577,6 +594,14 @@ fn ws_answer(kind: &str, text: &str) -> Reply {
                     )
                 ),
                 refused: code == "VALIDATION_ERROR",
+            })
+            .map_err(|mut f: Failure| {
+                if code == "CAPACITY_REACHED" {
+                    f.message.push_str(
+                        " (the server allows fewer WebSocket sessions: lower ?sessions=, or raise its max_concurrent_envs)",
+                    );
+                }
+                f
             })
         }
         _ => Err(Failure::new(format!(
@@ -722,8 +747,7 @@ impl OpenEnvPool {
     }
 
     fn request(&self, op: Op) -> Result<Value> {
-        self.request_raw(op)
-            .map_err(|f| self.failed(f.message))
+        self.request_raw(op).map_err(|f| self.failed(f.message))
     }
 
     fn request_raw(&self, op: Op) -> std::result::Result<Value, Failure> {
@@ -1065,7 +1089,13 @@ mod tests {
         assert_eq!(c.http_base(), "http://127.0.0.1:8000");
         // HTTP has one session whatever is asked.
         assert_eq!(config("http://h:1?sessions=4").sessions, 1);
-        for bad in ["ftp://h:1", "wss://h:1", "http://h:1?colour=red", "ws://h:1?sessions=x", "nonsense"] {
+        for bad in [
+            "ftp://h:1",
+            "wss://h:1",
+            "http://h:1?colour=red",
+            "ws://h:1?sessions=x",
+            "nonsense",
+        ] {
             let e = OpenEnvConfig::parse(bad, 1000, 0).unwrap_err().to_string();
             assert!(e.contains("--env openenv:"), "{bad}: {e}");
         }

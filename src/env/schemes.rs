@@ -60,7 +60,9 @@ pub fn resolve_with(env: &str, python: &str) -> Result<Option<(String, &'static 
         if id.is_empty() || id.contains(char::is_whitespace) {
             return Err(EnvError::InvalidConfig {
                 field: "--env gym:",
-                message: format!("{env:?}: write gym:ENV_ID[?key=value&…] (gym:FrozenLake-v1?is_slippery=false)"),
+                message: format!(
+                    "{env:?}: write gym:ENV_ID[?key=value&…] (gym:FrozenLake-v1?is_slippery=false)"
+                ),
             });
         }
         let kwargs = gym_kwargs(query)?;
@@ -321,7 +323,9 @@ mod tests {
             cmd.contains(r#"--kwargs '{"is_slippery":false,"map_name":"4x4"}'"#),
             "{cmd}"
         );
-        let (cmd, _) = resolve("scienceworld:--simplifications easy").unwrap().unwrap();
+        let (cmd, _) = resolve("scienceworld:--simplifications easy")
+            .unwrap()
+            .unwrap();
         assert!(cmd.ends_with("'--simplifications' 'easy'"), "{cmd}");
         let (spec, _) = resolve("openenv:ws://127.0.0.1:9").unwrap().unwrap();
         assert_eq!(spec, "openenv:ws://127.0.0.1:9");
