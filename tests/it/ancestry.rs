@@ -121,7 +121,7 @@ fn synth_writes_each_tree_episodes_path_and_the_joins_return_the_recursive_rows(
         ),
         count(&store, "SELECT COUNT(*) FROM episodes")
     );
-    let written = assert_same_rows(&store, "a");
+    let written = assert_same_rows(&store, "b");
     assert!(written > 1000, "{written}");
 
     // Run `b` as an older leafe wrote it: its rows are filled on read, and
