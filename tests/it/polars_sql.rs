@@ -17,14 +17,25 @@ fn polars_sql_returns_leafes_rows_for_every_query_it_can_express() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_polars {
-        assert!(std::env::var("CI").is_err(), "CI must check polars parity: pip install polars");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must check polars parity: pip install polars"
+        );
         eprintln!("note: python3 with polars not found; polars parity test skipped");
         return;
     }
     let (dir, url) = local_store();
     for (run, episodes, seed) in [("p1", "300", "1"), ("p2", "150", "2")] {
         let (code, _, err) = leafe(&[
-            "synth", "--store", &url, "--episodes", episodes, "--seed", seed, "--run-id", run,
+            "synth",
+            "--store",
+            &url,
+            "--episodes",
+            episodes,
+            "--seed",
+            seed,
+            "--run-id",
+            run,
         ]);
         assert_eq!(code, 0, "{err}");
     }
@@ -52,7 +63,13 @@ fn polars_sql_returns_leafes_rows_for_every_query_it_can_express() {
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let files = std::fs::read_dir(root.join("queries"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
         .count();
     assert_eq!(results.len(), files, "{printed}");
     for r in &results {
