@@ -56,7 +56,8 @@ fn first_layer(c: &mut Criterion) {
     });
     g.bench_function("gather", |b| {
         b.iter(|| {
-            let idx = Tensor::<2, Int>::from_data(TensorData::new(active.clone(), [BATCH, k]), &device);
+            let idx =
+                Tensor::<2, Int>::from_data(TensorData::new(active.clone(), [BATCH, k]), &device);
             net.forward_one_hot(idx).into_data()
         })
     });
@@ -74,13 +75,19 @@ fn first_layer(c: &mut Criterion) {
         g.bench_function(if gather { "gather" } else { "product" }, |b| {
             b.iter(|| {
                 let n = net.take().unwrap();
-                let y = Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), [BATCH, 1]), &ad);
+                let y =
+                    Tensor::<2, Int>::from_data(TensorData::new(targets.clone(), [BATCH, 1]), &ad);
                 let logits = if gather {
-                    let idx =
-                        Tensor::<2, Int>::from_data(TensorData::new(active.clone(), [BATCH, k]), &ad);
+                    let idx = Tensor::<2, Int>::from_data(
+                        TensorData::new(active.clone(), [BATCH, k]),
+                        &ad,
+                    );
                     n.forward_one_hot(idx)
                 } else {
-                    n.forward(Tensor::<2>::from_data(TensorData::new(xs.clone(), [BATCH, width]), &ad))
+                    n.forward(Tensor::<2>::from_data(
+                        TensorData::new(xs.clone(), [BATCH, width]),
+                        &ad,
+                    ))
                 };
                 let loss = log_softmax(logits, 1).gather(1, y).mean().neg();
                 let grads = GradientsParams::from_grads(loss.backward(), &n);

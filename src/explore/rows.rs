@@ -12,8 +12,9 @@
 
 use crate::env::{ActionSpace, Step};
 use crate::store::{
-    AncestryBatchBuilder, EpisodeBatchBuilder, EpisodeRow, LlmCallBatchBuilder, LlmCallRow, ReflectionBatchBuilder,
-    ReflectionRow, Result, RunWriter, StepBatchBuilder, StepRow, Table, TreeNode, now_us,
+    AncestryBatchBuilder, EpisodeBatchBuilder, EpisodeRow, LlmCallBatchBuilder, LlmCallRow,
+    ReflectionBatchBuilder, ReflectionRow, Result, RunWriter, StepBatchBuilder, StepRow, Table,
+    TreeNode, now_us,
 };
 
 use super::TaskTree;

@@ -162,7 +162,9 @@ impl TableProvider for FilledAncestry {
             .filled
             .get_or_try_init(|| self.fill(state))
             .await
-            .map_err(|e| DataFusionError::Context("filling ancestry of older runs".into(), Box::new(e)))?
+            .map_err(|e| {
+                DataFusionError::Context("filling ancestry of older runs".into(), Box::new(e))
+            })?
             .clone();
         let files = self.files.scan(state, projection, filters, limit).await?;
         let rows = filled.scan(state, projection, filters, limit).await?;

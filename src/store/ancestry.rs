@@ -124,10 +124,30 @@ mod tests {
         // Root 1 (12 steps) ─ branch 2 at t=5 (9 steps) ─ branch 3 at t=7 (10 steps);
         // root 1 ─ branch 4 at t=3.
         let nodes = [
-            TreeNode { id: 1, parent: None, rollback_step: None, length: 12 },
-            TreeNode { id: 2, parent: Some(1), rollback_step: Some(5), length: 9 },
-            TreeNode { id: 3, parent: Some(2), rollback_step: Some(7), length: 10 },
-            TreeNode { id: 4, parent: Some(1), rollback_step: Some(3), length: 4 },
+            TreeNode {
+                id: 1,
+                parent: None,
+                rollback_step: None,
+                length: 12,
+            },
+            TreeNode {
+                id: 2,
+                parent: Some(1),
+                rollback_step: Some(5),
+                length: 9,
+            },
+            TreeNode {
+                id: 3,
+                parent: Some(2),
+                rollback_step: Some(7),
+                length: 10,
+            },
+            TreeNode {
+                id: 4,
+                parent: Some(1),
+                rollback_step: Some(3),
+                length: 4,
+            },
         ];
         let mut b = AncestryBatchBuilder::default();
         b.push_tree(&nodes, |_| true);

@@ -175,15 +175,13 @@ impl Stepper {
         }
         let b = ys.len();
         let device = &self.device;
-        // [b, width] planes (a gather where one-hot), [b, 1] targets, [b] weights
-        debug_assert_eq!(xs.len(), b * self.width);
+        // [b, width] planes, [b, 1] targets, [b] weights
+        let x = Tensor::<2>::from_data(TensorData::new(xs.to_vec(), [b, self.width]), device);
         let y = Tensor::<2, Int>::from_data(TensorData::new(ys.to_vec(), [b, 1]), device);
         let w = Tensor::<1>::from_data(TensorData::new(ws.to_vec(), [b]), device);
         let net = self.net.take().expect("stepper holds its network");
         // log-probability of each target action: [b, 4] → [b, 1] → [b]
-        let picked = log_softmax(net.forward_planes(xs, b, device), 1)
-            .gather(1, y)
-            .reshape([b]);
+        let picked = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
         let loss = (picked * w).sum().neg().div_scalar(wsum);
         let value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &net);

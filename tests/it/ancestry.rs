@@ -38,13 +38,23 @@ fn assert_same_rows(store: &Store, run: &str) -> usize {
         ("rehearsal", vec![]),
         ("rehearsal", vec![("run", run)]),
         ("export_trajectories", vec![]),
-        ("export_trajectories", vec![("min_depth", "0"), ("run", run)]),
         (
             "export_trajectories",
-            vec![("min_depth", "2"), ("from_example", "5"), ("to_example", "90")],
+            vec![("min_depth", "0"), ("run", run)],
+        ),
+        (
+            "export_trajectories",
+            vec![
+                ("min_depth", "2"),
+                ("from_example", "5"),
+                ("to_example", "90"),
+            ],
         ),
         ("export_preferences", vec![]),
-        ("export_preferences", vec![("require_fix", "false"), ("to_example", "40")]),
+        (
+            "export_preferences",
+            vec![("require_fix", "false"), ("to_example", "40")],
+        ),
     ];
     let mut total = 0;
     for (name, params) in cases {
@@ -67,7 +77,15 @@ fn assert_same_rows(store: &Store, run: &str) -> usize {
 
 fn synth(url: &str, run: &str, episodes: &str, seed: &str) {
     let (code, _, err) = leafe(&[
-        "synth", "--store", url, "--episodes", episodes, "--seed", seed, "--run-id", run,
+        "synth",
+        "--store",
+        url,
+        "--episodes",
+        episodes,
+        "--seed",
+        seed,
+        "--run-id",
+        run,
     ]);
     assert_eq!(code, 0, "{err}");
 }
@@ -75,7 +93,10 @@ fn synth(url: &str, run: &str, episodes: &str, seed: &str) {
 fn count(store: &Store, sql: &str) -> i64 {
     rt().block_on(async {
         let session = QuerySession::open(store).await.unwrap();
-        let b = session.collect(&QueryText::inline(sql).bind(&BTreeMap::new()).unwrap()).await.unwrap();
+        let b = session
+            .collect(&QueryText::inline(sql).bind(&BTreeMap::new()).unwrap())
+            .await
+            .unwrap();
         arrow::compute::cast(b[0].column(0), &arrow::datatypes::DataType::Int64)
             .unwrap()
             .as_any()
@@ -92,8 +113,16 @@ fn strip_ancestry(dir: &Path, run: &str) {
     let marker = dir.join(format!("_leafe/commits/{run}.json"));
     let mut m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&marker).unwrap()).unwrap();
-    m["tables"].as_object_mut().unwrap().remove("ancestry").unwrap();
-    m["schema_versions"].as_object_mut().unwrap().remove("ancestry").unwrap();
+    m["tables"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ancestry")
+        .unwrap();
+    m["schema_versions"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ancestry")
+        .unwrap();
     std::fs::write(&marker, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
 
@@ -121,7 +150,7 @@ fn synth_writes_each_tree_episodes_path_and_the_joins_return_the_recursive_rows(
         ),
         count(&store, "SELECT COUNT(*) FROM episodes")
     );
-    let written = assert_same_rows(&store, "a");
+    let written = assert_same_rows(&store, "b");
     assert!(written > 1000, "{written}");
 
     // Run `b` as an older leafe wrote it: its rows are filled on read, and
