@@ -491,7 +491,7 @@ def _norm_leafe(v, kind: str):
 
 def _kind(type_name: str) -> str:
     t = type_name.lower()
-    if "timestamp" in t:
+    if "timestamp" in t or "datetime" in t:
         return "timestamp"
     if "binary" in t or "blob" in t:
         return "binary"

@@ -258,6 +258,10 @@ impl Env for TextEnv {
         each!(self, e => e.name())
     }
 
+    fn describe(&self) -> Option<Value> {
+        each!(self, e => e.describe())
+    }
+
     fn task_id(&self, task: &String) -> String {
         task.clone()
     }
