@@ -60,8 +60,14 @@ pub struct ExploreArgs {
     pub store: StoreArgs,
     /// Model that acts: a model of the store (saved by `leafe pretrain` or
     /// `leafe train`) for `--policy burn`, the server's model name for
-    /// `--policy openai`, any name for `--policy random`.
-    #[arg(long)]
+    /// `--policy openai`; with `--policy random` it only names the run
+    /// (default `random`).
+    #[arg(
+        long,
+        required = false,
+        required_if_eq_any([("policy", "burn"), ("policy", "openai")]),
+        default_value_if("policy", "random", "random")
+    )]
     pub model: String,
     /// Environment: sokoban, gridworld, `cmd:COMMAND` — a process that
     /// speaks the env protocol (docs/protocol.md), run with `sh -c` — or

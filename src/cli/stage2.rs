@@ -81,8 +81,14 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Model to evaluate: a model of the store for `--policy burn`, the
-    /// server's model name for `--policy openai`.
-    #[arg(long)]
+    /// server's model name for `--policy openai`; with `--policy random` it
+    /// only names the run (default `random`).
+    #[arg(
+        long,
+        required = false,
+        required_if_eq_any([("policy", "burn"), ("policy", "openai")]),
+        default_value_if("policy", "random", "random")
+    )]
     pub model: String,
     /// Environment: sokoban, gridworld, `cmd:COMMAND` (a process that
     /// speaks the env protocol; task ids one per line in --levels), or

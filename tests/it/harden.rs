@@ -246,6 +246,63 @@ fn the_random_policy_explores_and_evaluates_without_a_model() {
 }
 
 #[test]
+fn the_random_policy_needs_no_model_name_and_the_network_still_does() {
+    let (dir, store) = local_store();
+    let levels = ids(dir.path(), &["a", "bb"]);
+    let env = probe("");
+    let base = [
+        "--store",
+        store.as_str(),
+        "--env",
+        env.as_str(),
+        "--levels",
+        levels.as_str(),
+    ];
+    let with = |cmd: &'static str, args: &[&'static str]| -> (i32, String, String) {
+        let mut all: Vec<&str> = vec![cmd];
+        all.extend_from_slice(&base);
+        all.extend_from_slice(args);
+        leafe(&all)
+    };
+    let (code, _, err) = with("explore", &["-q", "--policy", "random", "--run-id", "nm"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        sql(
+            &store,
+            "SELECT DISTINCT policy FROM episodes WHERE run_id LIKE 'nm%'"
+        ),
+        ["random"]
+    );
+    let (code, csv, err) = with(
+        "eval",
+        &[
+            "--policy",
+            "random",
+            "--samples",
+            "2",
+            "--run-id",
+            "en",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        csv.lines()
+            .nth(1)
+            .unwrap_or_default()
+            .starts_with("random,test,2,2,"),
+        "{csv}"
+    );
+    // The network (the default policy) and an LLM still need their model.
+    for policy in ["burn", "openai"] {
+        let (code, _, err) = with("explore", &["--policy", policy]);
+        assert_eq!(code, 2, "{policy}: {err}");
+        assert!(err.contains("model"), "{policy}: {err}");
+    }
+}
+
+#[test]
 fn hello_describes_the_environment_and_the_run_and_export_carry_it() {
     let (dir, store) = local_store();
     let levels = ids(dir.path(), &["aaaaa", "bbbbb", "ccccc", "ddddd"]);
