@@ -320,7 +320,8 @@ impl<T: Clone + Send + Sync> ExploreJob<T> {
                         if let Some(e) = &tree.env_error {
                             summary.env_errors += 1;
                             if summary.first_env_error.is_none() {
-                                summary.first_env_error = Some(format!("task {}: {e}", tree.task_id));
+                                summary.first_env_error =
+                                    Some(format!("task {}: {e}", tree.task_id));
                             }
                             tracing::warn!(task = %tree.task_source, "task failed by the environment: {e}");
                         }

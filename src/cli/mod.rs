@@ -355,8 +355,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
             let bound = text.bind(&crate::query::own_values(&text, &params))?;
             let session = QuerySession::open(&store).await?;
             crate::query::register_inputs(&session, &text, dir, &params).await?;
-            let mut out =
-                std::io::BufWriter::new(signals::QuietStdout(std::io::stdout().lock()));
+            let mut out = std::io::BufWriter::new(signals::QuietStdout(std::io::stdout().lock()));
             session.write(&bound, &mut out, a.format).await?;
             out.flush().ok();
             Ok(0)

@@ -87,14 +87,29 @@ const CATALOG: &[(&str, &str)] = &[
         "success_by_depth",
         include_str!("../../queries/success_by_depth.sql"),
     ),
-    ("view_episode", include_str!("../../queries/view_episode.sql")),
-    ("view_episode_filter", include_str!("../../queries/view_episode_filter.sql")),
-    ("view_llm_call", include_str!("../../queries/view_llm_call.sql")),
-    ("view_reflections", include_str!("../../queries/view_reflections.sql")),
+    (
+        "view_episode",
+        include_str!("../../queries/view_episode.sql"),
+    ),
+    (
+        "view_episode_filter",
+        include_str!("../../queries/view_episode_filter.sql"),
+    ),
+    (
+        "view_llm_call",
+        include_str!("../../queries/view_llm_call.sql"),
+    ),
+    (
+        "view_reflections",
+        include_str!("../../queries/view_reflections.sql"),
+    ),
     ("view_runs", include_str!("../../queries/view_runs.sql")),
     ("view_steps", include_str!("../../queries/view_steps.sql")),
     ("view_tasks", include_str!("../../queries/view_tasks.sql")),
-    ("view_training_marks", include_str!("../../queries/view_training_marks.sql")),
+    (
+        "view_training_marks",
+        include_str!("../../queries/view_training_marks.sql"),
+    ),
     ("view_tree", include_str!("../../queries/view_tree.sql")),
 ];
 

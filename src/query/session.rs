@@ -124,13 +124,16 @@ impl QuerySession {
             let mut provider: Arc<dyn datafusion::catalog::TableProvider> = Arc::new(provider);
             let older = super::ancestry::runs_without_ancestry(&commits);
             if table == Table::Ancestry && !older.is_empty() {
-                let episodes = ctx.table_provider(Table::Episodes.name()).await.map_err(|e| {
-                    QueryError::Sql {
+                let episodes = ctx
+                    .table_provider(Table::Episodes.name())
+                    .await
+                    .map_err(|e| QueryError::Sql {
                         source_name: table.name().into(),
                         message: one_line(e),
-                    }
-                })?;
-                provider = Arc::new(super::ancestry::FilledAncestry::new(provider, episodes, older));
+                    })?;
+                provider = Arc::new(super::ancestry::FilledAncestry::new(
+                    provider, episodes, older,
+                ));
             }
             ctx.register_table(table.name(), provider)
                 .map_err(|e| QueryError::Sql {

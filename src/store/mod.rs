@@ -75,6 +75,7 @@ use object_store::{
 };
 
 // `writer` records the host as `super::hostname()`.
+pub use ancestry::{AncestryBatchBuilder, TreeNode};
 pub use catalog::{CATALOG_PATH, Catalog, CatalogColumn, CatalogFile, CatalogRun, CatalogTable};
 use commit::hostname;
 pub use commit::{CommitMarker, FileEntry, RunInfo, RunLock};
@@ -84,7 +85,6 @@ pub use rows::{
     ReflectionRow, StepBatchBuilder, StepRow,
 };
 pub use schema::{PARTITION_COLUMN, Table, TableSchema};
-pub use ancestry::{AncestryBatchBuilder, TreeNode};
 pub use writer::{RunSpec, RunWriter, WriterOptions};
 
 /// Errors of the store boundary.

@@ -314,7 +314,11 @@ impl Api {
         let dir = match p.get("dir").map(String::as_str).unwrap_or("asc") {
             "" | "asc" => "ASC",
             "desc" => "DESC",
-            other => return Err(ApiError::bad(format!("dir `{other}`: expected asc or desc"))),
+            other => {
+                return Err(ApiError::bad(format!(
+                    "dir `{other}`: expected asc or desc"
+                )));
+            }
         };
         let page = int_param(p, "page", Some(0))?;
         let size = int_param(p, "page_size", Some(50))?;
@@ -551,11 +555,7 @@ impl Api {
             .await
             .map_err(|e| ApiError {
                 status: 500,
-                message: e
-                    .chain()
-                    .map(one_line)
-                    .collect::<Vec<_>>()
-                    .join(": "),
+                message: e.chain().map(one_line).collect::<Vec<_>>().join(": "),
             })?;
         let mut out = Vec::new();
         for s in &sections {
@@ -625,7 +625,10 @@ fn resolve_marks(nodes: &[Value], marks: &[Value]) -> Vec<Value> {
         .filter_map(|n| {
             Some((
                 n["episode_id"].as_i64()?,
-                (n["parent_episode_id"].as_i64(), n["tau"].as_i64().unwrap_or(0)),
+                (
+                    n["parent_episode_id"].as_i64(),
+                    n["tau"].as_i64().unwrap_or(0),
+                ),
             ))
         })
         .collect();

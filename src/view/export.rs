@@ -141,7 +141,8 @@ pub async fn export(api: &Api, dir: &Path, runs: &str) -> anyhow::Result<ExportS
                     continue;
                 };
                 let eps = ep.to_string();
-                let episode = get(api, "episode", &params(&[("run", run), ("episode", &eps)])).await?;
+                let episode =
+                    get(api, "episode", &params(&[("run", run), ("episode", &eps)])).await?;
                 w.json(&format!("data/episode/{h}/{ep}.json"), &episode)?;
                 let mut steps = Vec::new();
                 let mut from = 0i64;
@@ -151,7 +152,12 @@ pub async fn export(api: &Api, dir: &Path, runs: &str) -> anyhow::Result<ExportS
                     let got = get(
                         api,
                         "steps",
-                        &params(&[("run", run), ("episode", &eps), ("from_t", &f), ("limit", &size)]),
+                        &params(&[
+                            ("run", run),
+                            ("episode", &eps),
+                            ("from_t", &f),
+                            ("limit", &size),
+                        ]),
                     )
                     .await?;
                     let rows = got["rows"].as_array().cloned().unwrap_or_default();

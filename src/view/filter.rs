@@ -112,6 +112,9 @@ mod tests {
             assert!(!e.contains('\n'), "{e}");
         }
         let e = check_condition("observation = 'x'").unwrap_err();
-        assert!(e.contains("`observation` is not a column of episodes"), "{e}");
+        assert!(
+            e.contains("`observation` is not a column of episodes"),
+            "{e}"
+        );
     }
 }

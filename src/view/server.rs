@@ -116,8 +116,7 @@ fn json_error(e: &ApiError) -> Response {
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -170,8 +169,9 @@ async fn handle(State(st): State<Arc<ServerState>>, req: Request) -> Response {
         if !given.is_some_and(|g| constant_time_eq(&g, token)) {
             return json_error(&ApiError {
                 status: 401,
-                message: "this server needs its token: open the URL `leafe view` printed (…/?token=…)"
-                    .into(),
+                message:
+                    "this server needs its token: open the URL `leafe view` printed (…/?token=…)"
+                        .into(),
             });
         }
         if from_query.is_some() {
@@ -199,7 +199,9 @@ async fn route(st: &ServerState, path: &str, params: &Params) -> Response {
                 let mut r = respond(200, "image/svg+xml", bytes);
                 r.headers_mut().insert(
                     header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+                    HeaderValue::from_static(
+                        "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+                    ),
                 );
                 r
             }
@@ -221,7 +223,11 @@ async fn route(st: &ServerState, path: &str, params: &Params) -> Response {
             }),
         };
     }
-    let name = if path == "/" { "index.html" } else { &path[1..] };
+    let name = if path == "/" {
+        "index.html"
+    } else {
+        &path[1..]
+    };
     match assets::get(name) {
         Some((bytes, content_type)) => {
             let mut r = respond(200, content_type, bytes.into_owned());

@@ -22,7 +22,8 @@ use crate::common::{leafe, rt};
 
 const PAYLOAD: &str = "<script>window.__pwned=1</script>";
 const GO: &str = "<img src=x onerror=alert(1)>";
-const HOSTILE_COMPLETION: &str = "<img src=x onerror=\"window.__pwned=4\"> javascript:window.__pwned=5";
+const HOSTILE_COMPLETION: &str =
+    "<img src=x onerror=\"window.__pwned=4\"> javascript:window.__pwned=5";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -169,7 +170,9 @@ fn get_err(f: &Fixture, endpoint: &str, p: &[(&str, &str)]) -> leafe::view::ApiE
 fn sql(f: &Fixture, query: &str) -> Vec<Value> {
     let (code, out, err) = leafe(&["sql", "--store", &f.url, "--format", "json", query]);
     assert_eq!(code, 0, "{query}: {err}");
-    out.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// (source, leaf, t) of the task's rows of counterfactual_pairs.sql and
@@ -179,15 +182,26 @@ fn training_rows(f: &Fixture, run: &str, task: &str) -> BTreeSet<(String, i64, i
         let store = Store::open(&f.url).unwrap();
         let session = QuerySession::open(&store).await.unwrap();
         let mut out = BTreeSet::new();
-        for (name, leaf) in [("counterfactual_pairs", "episode_id"), ("rehearsal", "leaf_episode_id")] {
+        for (name, leaf) in [
+            ("counterfactual_pairs", "episode_id"),
+            ("rehearsal", "leaf_episode_id"),
+        ] {
             let q = load_query(None, name).unwrap();
             let vals = BTreeMap::from([("run".to_string(), run.to_string())]);
             register_inputs(&session, &q, None, &vals).await.unwrap();
             let batches = session.collect(&q.bind(&vals).unwrap()).await.unwrap();
             for r in leafe::view::api::rows_json(&batches).unwrap() {
                 if r["task_id"] == task && r["run_id"] == run {
-                    let source = if name == "rehearsal" { "rehearsal" } else { "counterfactual" };
-                    out.insert((source.to_string(), r[leaf].as_i64().unwrap(), r["t"].as_i64().unwrap()));
+                    let source = if name == "rehearsal" {
+                        "rehearsal"
+                    } else {
+                        "counterfactual"
+                    };
+                    out.insert((
+                        source.to_string(),
+                        r[leaf].as_i64().unwrap(),
+                        r["t"].as_i64().unwrap(),
+                    ));
                 }
             }
         }
@@ -205,7 +219,10 @@ fn task_with_marks(f: &Fixture) -> String {
             f.demo
         ),
     );
-    rows[0]["task_id"].as_str().expect("a task solved by a branch").to_string()
+    rows[0]["task_id"]
+        .as_str()
+        .expect("a task solved by a branch")
+        .to_string()
 }
 
 #[test]
@@ -214,7 +231,10 @@ fn runs_list_every_committed_run_with_the_counts_sql_gives() {
     let v = get(f, "runs", &[]);
     let rows = v["rows"].as_array().unwrap();
     for run in [&f.demo, &f.llm, &f.hostile] {
-        let r = rows.iter().find(|r| r["run_id"] == **run).unwrap_or_else(|| panic!("{run}: {v}"));
+        let r = rows
+            .iter()
+            .find(|r| r["run_id"] == **run)
+            .unwrap_or_else(|| panic!("{run}: {v}"));
         let want = &sql(
             f,
             &format!(
@@ -235,18 +255,33 @@ fn tasks_are_paged_filtered_and_sorted_and_bad_filters_refused_in_one_line() {
     let run = f.demo.as_str();
     let all = get(f, "tasks", &[("run", run)]);
     let total = all["total"].as_i64().unwrap();
-    let want = sql(f, &format!("SELECT COUNT(DISTINCT task_id) AS n FROM episodes WHERE run_id = '{run}'"));
+    let want = sql(
+        f,
+        &format!("SELECT COUNT(DISTINCT task_id) AS n FROM episodes WHERE run_id = '{run}'"),
+    );
     assert_eq!(total, want[0]["n"].as_i64().unwrap());
     // The outcomes partition the tasks.
     let by_outcome: i64 = ["root", "rollback", "unsolved", "env_error"]
         .iter()
-        .map(|o| get(f, "tasks", &[("run", run), ("outcome", o)])["total"].as_i64().unwrap())
+        .map(|o| {
+            get(f, "tasks", &[("run", run), ("outcome", o)])["total"]
+                .as_i64()
+                .unwrap()
+        })
         .sum();
     assert_eq!(by_outcome, total);
     // Paging: pages of 5 cover every task once.
     let mut seen = BTreeSet::new();
     for page in 0.. {
-        let p = get(f, "tasks", &[("run", run), ("page", &page.to_string()), ("page_size", "5")]);
+        let p = get(
+            f,
+            "tasks",
+            &[
+                ("run", run),
+                ("page", &page.to_string()),
+                ("page_size", "5"),
+            ],
+        );
         for r in p["rows"].as_array().unwrap() {
             assert!(seen.insert(r["task_id"].as_str().unwrap().to_string()));
         }
@@ -256,7 +291,11 @@ fn tasks_are_paged_filtered_and_sorted_and_bad_filters_refused_in_one_line() {
     }
     assert_eq!(seen.len() as i64, total);
     // The free condition: tasks with an episode that matches it.
-    let deep = get(f, "tasks", &[("run", run), ("where", "depth >= 1 AND success")]);
+    let deep = get(
+        f,
+        "tasks",
+        &[("run", run), ("where", "depth >= 1 AND success")],
+    );
     let want = sql(
         f,
         &format!(
@@ -265,8 +304,17 @@ fn tasks_are_paged_filtered_and_sorted_and_bad_filters_refused_in_one_line() {
     );
     assert_eq!(deep["total"], want[0]["n"]);
     // Sorted by episodes, most first.
-    let sorted = get(f, "tasks", &[("run", run), ("sort", "episodes"), ("dir", "desc")]);
-    let eps: Vec<i64> = sorted["rows"].as_array().unwrap().iter().map(|r| r["episodes"].as_i64().unwrap()).collect();
+    let sorted = get(
+        f,
+        "tasks",
+        &[("run", run), ("sort", "episodes"), ("dir", "desc")],
+    );
+    let eps: Vec<i64> = sorted["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["episodes"].as_i64().unwrap())
+        .collect();
     assert!(eps.windows(2).all(|w| w[0] >= w[1]), "{eps:?}");
     // Refusals: a status and one line.
     for (key, bad) in [
@@ -295,21 +343,41 @@ fn the_tree_holds_every_episode_of_the_task_and_marks_what_training_selects() {
     let tree = get(f, "tree", &[("run", &f.demo), ("task", &task)]);
     let n = sql(
         f,
-        &format!("SELECT COUNT(*) AS n FROM episodes WHERE run_id = '{}' AND task_id = '{task}'", f.demo),
+        &format!(
+            "SELECT COUNT(*) AS n FROM episodes WHERE run_id = '{}' AND task_id = '{task}'",
+            f.demo
+        ),
     );
-    assert_eq!(tree["nodes"].as_array().unwrap().len() as i64, n[0]["n"].as_i64().unwrap());
+    assert_eq!(
+        tree["nodes"].as_array().unwrap().len() as i64,
+        n[0]["n"].as_i64().unwrap()
+    );
     let marks: BTreeSet<(String, i64, i64)> = tree["marks"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["source"].as_str().unwrap().to_string(), m["leaf"].as_i64().unwrap(), m["t"].as_i64().unwrap()))
+        .map(|m| {
+            (
+                m["source"].as_str().unwrap().to_string(),
+                m["leaf"].as_i64().unwrap(),
+                m["t"].as_i64().unwrap(),
+            )
+        })
         .collect();
     let want = training_rows(f, &f.demo, &task);
     assert!(!want.is_empty());
     assert_eq!(marks, want);
     // A branch's edge carries its reflection.
-    let branch = tree["nodes"].as_array().unwrap().iter().find(|n| n["origin"] == "branch").unwrap();
-    assert!(branch["category"].is_string() && branch["tau"].is_i64(), "{branch}");
+    let branch = tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["origin"] == "branch")
+        .unwrap();
+    assert!(
+        branch["category"].is_string() && branch["tau"].is_i64(),
+        "{branch}"
+    );
     let e = get_err(f, "tree", &[("run", &f.demo), ("task", "no-such-task")]);
     assert_eq!(e.status, 404);
 }
@@ -324,19 +392,56 @@ fn an_llm_step_shows_the_call_behind_it_and_episodes_page_their_steps() {
             f.llm
         ),
     );
-    let (ep, call) = (rows[0]["episode_id"].as_i64().unwrap(), rows[0]["llm_call_id"].as_i64().unwrap());
-    let c = get(f, "llm_call", &[("run", &f.llm), ("call", &call.to_string())]);
+    let (ep, call) = (
+        rows[0]["episode_id"].as_i64().unwrap(),
+        rows[0]["llm_call_id"].as_i64().unwrap(),
+    );
+    let c = get(
+        f,
+        "llm_call",
+        &[("run", &f.llm), ("call", &call.to_string())],
+    );
     let first = &c["rows"][0];
-    assert!(first["completion"].as_str().unwrap().contains("action"), "{c}");
-    assert!(first["messages"].as_str().unwrap().contains("system"), "{c}");
-    let e = get(f, "episode", &[("run", &f.llm), ("episode", &ep.to_string())]);
+    assert!(
+        first["completion"].as_str().unwrap().contains("action"),
+        "{c}"
+    );
+    assert!(
+        first["messages"].as_str().unwrap().contains("system"),
+        "{c}"
+    );
+    let e = get(
+        f,
+        "episode",
+        &[("run", &f.llm), ("episode", &ep.to_string())],
+    );
     assert_eq!(e["episode"]["episode_id"], ep);
-    let steps = get(f, "steps", &[("run", &f.llm), ("episode", &ep.to_string()), ("limit", "2")]);
-    assert_eq!(steps["rows"].as_array().unwrap().len(), 2.min(e["episode"]["length"].as_i64().unwrap() as usize));
+    let steps = get(
+        f,
+        "steps",
+        &[
+            ("run", &f.llm),
+            ("episode", &ep.to_string()),
+            ("limit", "2"),
+        ],
+    );
+    assert_eq!(
+        steps["rows"].as_array().unwrap().len(),
+        2.min(e["episode"]["length"].as_i64().unwrap() as usize)
+    );
     for (endpoint, p) in [
-        ("episode", vec![("run", f.llm.as_str()), ("episode", "999999")]),
-        ("llm_call", vec![("run", f.llm.as_str()), ("call", "999999")]),
-        ("episode", vec![("run", f.llm.as_str()), ("episode", "seven")]),
+        (
+            "episode",
+            vec![("run", f.llm.as_str()), ("episode", "999999")],
+        ),
+        (
+            "llm_call",
+            vec![("run", f.llm.as_str()), ("call", "999999")],
+        ),
+        (
+            "episode",
+            vec![("run", f.llm.as_str()), ("episode", "seven")],
+        ),
         ("nope", vec![]),
     ] {
         let e = get_err(f, endpoint, &p);
@@ -361,27 +466,57 @@ fn hostile_text_comes_back_exactly_as_stored() {
     let steps = get(
         f,
         "steps",
-        &[("run", &f.hostile), ("episode", &r["episode_id"].to_string()), ("from_t", &r["t"].to_string())],
+        &[
+            ("run", &f.hostile),
+            ("episode", &r["episode_id"].to_string()),
+            ("from_t", &r["t"].to_string()),
+        ],
     );
     assert_eq!(steps["rows"][0]["observation"], r["observation"]);
     assert_eq!(steps["rows"][0]["action_text"], GO);
-    let ep = get(f, "episode", &[("run", &f.hostile), ("episode", &r["episode_id"].to_string())]);
-    assert!(ep["episode"]["diagnosis"].as_str().unwrap().contains(PAYLOAD), "{ep}");
+    let ep = get(
+        f,
+        "episode",
+        &[
+            ("run", &f.hostile),
+            ("episode", &r["episode_id"].to_string()),
+        ],
+    );
+    assert!(
+        ep["episode"]["diagnosis"]
+            .as_str()
+            .unwrap()
+            .contains(PAYLOAD),
+        "{ep}"
+    );
 }
 
 #[test]
 fn the_v1_fixture_store_opens() {
-    let store = Store::open(&manifest().join("tests/fixtures/store-v1").display().to_string()).unwrap();
+    let store = Store::open(
+        &manifest()
+            .join("tests/fixtures/store-v1")
+            .display()
+            .to_string(),
+    )
+    .unwrap();
     let api = Api::new(store, None);
     rt().block_on(async {
         let runs = api.get("runs", &Params::new()).await.unwrap();
         let run = runs["rows"][0]["run_id"].as_str().unwrap().to_string();
         let tasks = api.get("tasks", &params(&[("run", &run)])).await.unwrap();
         let task = tasks["rows"][0]["task_id"].as_str().unwrap().to_string();
-        let tree = api.get("tree", &params(&[("run", &run), ("task", &task)])).await.unwrap();
+        let tree = api
+            .get("tree", &params(&[("run", &run), ("task", &task)]))
+            .await
+            .unwrap();
         let ep = tree["nodes"][0]["episode_id"].to_string();
-        api.get("episode", &params(&[("run", &run), ("episode", &ep)])).await.unwrap();
-        api.get("steps", &params(&[("run", &run), ("episode", &ep)])).await.unwrap();
+        api.get("episode", &params(&[("run", &run), ("episode", &ep)]))
+            .await
+            .unwrap();
+        api.get("steps", &params(&[("run", &run), ("episode", &ep)]))
+            .await
+            .unwrap();
         api.get("patterns", &Params::new()).await.unwrap();
     });
 }
@@ -414,8 +549,15 @@ fn start_view(f: &Fixture, extra: &[&str]) -> ViewServer {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split(" at ").nth(1).unwrap_or_else(|| panic!("no URL in `{line}`")).trim().to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split(" at ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no URL in `{line}`"))
+        .trim()
+        .to_string();
     let (base, token) = match url.split_once("/?token=") {
         Some((b, t)) => (b.to_string(), Some(t.to_string())),
         None => (url.trim_end_matches('/').to_string(), None),
@@ -448,14 +590,29 @@ fn the_server_is_read_only_sends_a_strict_csp_and_answers_errors_with_a_status()
     assert!(v.token.is_none(), "loopback needs no token");
     let (status, head, body) = http(&v.base, "GET", "/", &[]);
     assert_eq!(status, 200);
-    let csp = head.lines().find(|l| l.starts_with("content-security-policy:")).unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    let csp = head
+        .lines()
+        .find(|l| l.starts_with("content-security-policy:"))
+        .unwrap();
+    assert!(
+        csp.contains("script-src 'self'")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
     assert!(!body.contains("<script>"), "no inline script: {body}");
     let handler = body
         .split(|c: char| c.is_whitespace() || c == '<')
         .find(|w| w.starts_with("on") && w.contains('='));
     assert!(handler.is_none(), "no inline handler: {handler:?}");
-    for asset in ["/app.js", "/tree.js", "/dom.js", "/style.css", "/vendor/d3-hierarchy.min.mjs", "/vendor/d3-hierarchy.LICENSE"] {
+    for asset in [
+        "/app.js",
+        "/tree.js",
+        "/dom.js",
+        "/style.css",
+        "/vendor/d3-hierarchy.min.mjs",
+        "/vendor/d3-hierarchy.LICENSE",
+    ] {
         assert_eq!(http(&v.base, "GET", asset, &[]).0, 200, "{asset}");
     }
     for method in ["POST", "PUT", "DELETE"] {
@@ -464,8 +621,21 @@ fn the_server_is_read_only_sends_a_strict_csp_and_answers_errors_with_a_status()
     }
     let (status, _, body) = http(&v.base, "GET", "/api/tasks?run=no-such-run", &[]);
     assert_eq!(status, 404, "{body}");
-    assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].as_str().unwrap().contains("no-such-run"));
-    let (status, _, body) = http(&v.base, "GET", &format!("/api/tasks?run={}&where=1%3D1%3B%20DROP%20TABLE%20x", f.demo), &[]);
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-run")
+    );
+    let (status, _, body) = http(
+        &v.base,
+        "GET",
+        &format!(
+            "/api/tasks?run={}&where=1%3D1%3B%20DROP%20TABLE%20x",
+            f.demo
+        ),
+        &[],
+    );
     assert_eq!(status, 400, "{body}");
     // Many requests at once, all answered.
     let base = v.base.clone();
@@ -492,7 +662,10 @@ fn the_server_is_read_only_sends_a_strict_csp_and_answers_errors_with_a_status()
 fn another_address_than_loopback_requires_the_token_on_every_request() {
     let f = fixture();
     let v = start_view(f, &["--addr", "0.0.0.0:0"]);
-    let token = v.token.clone().expect("a generated token in the printed URL");
+    let token = v
+        .token
+        .clone()
+        .expect("a generated token in the printed URL");
     assert!(token.len() >= 32);
     assert_eq!(http(&v.base, "GET", "/", &[]).0, 401);
     assert_eq!(http(&v.base, "GET", "/api/runs", &[]).0, 401);
@@ -512,37 +685,66 @@ fn export_writes_the_views_as_static_files() {
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("site");
     let (code, stdout, err) = leafe(&[
-        "view", "--store", &f.url, "--export", dir.to_str().unwrap(), "--runs", &f.llm,
+        "view",
+        "--store",
+        &f.url,
+        "--export",
+        dir.to_str().unwrap(),
+        "--runs",
+        &f.llm,
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("exported 1 run(s)"), "{stdout}");
     let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
     assert!(index.contains(r#"content="static""#));
     let hex = |s: &str| leafe::view::export::hex(s);
-    let tasks: Value = serde_json::from_slice(&std::fs::read(dir.join(format!("data/tasks/{}.json", hex(&f.llm)))).unwrap()).unwrap();
+    let tasks: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("data/tasks/{}.json", hex(&f.llm)))).unwrap(),
+    )
+    .unwrap();
     let want = get(f, "tasks", &[("run", &f.llm)]);
-    assert_eq!(tasks["rows"].as_array().unwrap().len() as i64, want["total"].as_i64().unwrap());
+    assert_eq!(
+        tasks["rows"].as_array().unwrap().len() as i64,
+        want["total"].as_i64().unwrap()
+    );
     let task = tasks["rows"][0]["task_id"].as_str().unwrap();
-    let tree: Value = serde_json::from_slice(&std::fs::read(dir.join(format!("data/tree/{}/{}.json", hex(&f.llm), hex(task)))).unwrap()).unwrap();
+    let tree: Value = serde_json::from_slice(
+        &std::fs::read(dir.join(format!("data/tree/{}/{}.json", hex(&f.llm), hex(task)))).unwrap(),
+    )
+    .unwrap();
     assert_eq!(tree, get(f, "tree", &[("run", &f.llm), ("task", task)]));
     assert!(dir.join("vendor/d3-hierarchy.LICENSE").exists());
-    let (code, _, err) = leafe(&["view", "--store", &f.url, "--export", dir.to_str().unwrap(), "--runs", "none-such"]);
+    let (code, _, err) = leafe(&[
+        "view",
+        "--store",
+        &f.url,
+        "--export",
+        dir.to_str().unwrap(),
+        "--runs",
+        "none-such",
+    ]);
     assert_eq!(code, 1, "{err}");
 }
 
 // --------------------------------------------------------------- browser
 
 fn browser_tools() -> Result<(PathBuf, PathBuf), String> {
-    let chromium = PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    let chromium =
+        PathBuf::from(std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
     if !chromium.exists() {
-        return Err(format!("{} not found (apt-get install chromium)", chromium.display()));
+        return Err(format!(
+            "{} not found (apt-get install chromium)",
+            chromium.display()
+        ));
     }
     if Command::new("node").arg("--version").output().is_err() {
         return Err("node not found".into());
     }
     let dir = manifest().join("tests/browser");
     if !dir.join("node_modules/playwright-core").exists() {
-        return Err("tests/browser/node_modules/playwright-core missing (npm ci in tests/browser)".into());
+        return Err(
+            "tests/browser/node_modules/playwright-core missing (npm ci in tests/browser)".into(),
+        );
     }
     Ok((chromium, dir))
 }
@@ -552,7 +754,10 @@ fn a_browser_clicks_through_every_page_and_no_hostile_payload_runs() {
     let (chromium, dir) = match browser_tools() {
         Ok(t) => t,
         Err(why) => {
-            assert!(std::env::var("CI").is_err(), "CI must run the browser test: {why}");
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run the browser test: {why}"
+            );
             eprintln!("note: browser test skipped: {why}");
             return;
         }
@@ -561,7 +766,10 @@ fn a_browser_clicks_through_every_page_and_no_hostile_payload_runs() {
     let task = task_with_marks(f);
     let episodes = sql(
         f,
-        &format!("SELECT COUNT(*) AS n FROM episodes WHERE run_id = '{}' AND task_id = '{task}'", f.demo),
+        &format!(
+            "SELECT COUNT(*) AS n FROM episodes WHERE run_id = '{}' AND task_id = '{task}'",
+            f.demo
+        ),
     )[0]["n"]
         .as_i64()
         .unwrap();
@@ -593,8 +801,11 @@ fn a_browser_clicks_through_every_page_and_no_hostile_payload_runs() {
         ),
     )[0];
     let v = start_view(f, &["--addr", "127.0.0.1:0"]);
-    let shots = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| manifest().join("target").display().to_string()))
-        .join("view-screenshots");
+    let shots = PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| manifest().join("target").display().to_string()),
+    )
+    .join("view-screenshots");
     let work = tempfile::tempdir().unwrap();
     let expect = json!({
         "url": format!("{}/", v.base),
