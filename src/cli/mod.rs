@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod envs;
 pub mod export;
 pub mod levels;
+pub mod pretrain;
 pub mod run;
 mod signals;
 pub mod stage1;
@@ -84,7 +85,7 @@ pub enum Command {
     /// Delete the files of runs that never committed (crashed or killed writers).
     Gc(GcArgs),
     /// Train a base policy by behaviour cloning from solver demonstrations.
-    Pretrain(stage1::PretrainArgs),
+    Pretrain(pretrain::PretrainArgs),
     /// Stage 1: roll out a model, reflect on failures, roll back and branch; write the trees (exit 1 when every task failed by the environment).
     Explore(stage1::ExploreArgs),
     /// Stage 2: train a model on explored runs, from SQL (leafe: counterfactual pairs + rehearsal; rft: rehearsal only; grpo: outcome RL on the same budget).
@@ -397,7 +398,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Query(cmd) => catalog::query_cmd(cmd).await,
         Command::Levels(cmd) => levels::run(cmd),
         Command::Env(cmd) => envs::run(cmd),
-        Command::Pretrain(a) => stage1::pretrain_cmd(a, cli.quiet).await,
+        Command::Pretrain(a) => pretrain::pretrain_cmd(a, cli.quiet).await,
         Command::Explore(a) => stage1::explore_cmd(a, cli.quiet).await,
         Command::Train(a) => stage2::train_cmd(a, cli.quiet).await,
         Command::Eval(a) => stage2::eval_cmd(a).await,

@@ -1,57 +1,17 @@
-//! `leafe pretrain` and `leafe explore`.
+//! `leafe explore`, and the agent arguments it shares with `leafe eval`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{StoreArgs, command_line, env_for};
-use crate::eval::mean_pass_at_k;
-use crate::explore::{ExploreConfig, World, count_successes};
+use crate::explore::{ExploreConfig, World};
 use crate::pipeline::{ExploreJob, ExploreSummary, Progress, Shard};
-use crate::train::{PretrainConfig, pretrain_world, record_and_save_as};
 use crate::with_world;
-
-/// Arguments of `leafe pretrain`.
-#[derive(Debug, Args)]
-pub struct PretrainArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Environment: sokoban or gridworld.
-    #[arg(long, default_value = "sokoban")]
-    pub env: String,
-    /// Training tasks (Boxoban levels for sokoban, a grid file for
-    /// gridworld); the first --demo-levels are imitated.
-    #[arg(long)]
-    pub levels: PathBuf,
-    /// Name of the model to save (models/<name>/ in the store).
-    #[arg(long, default_value = "base")]
-    pub out_model: String,
-    /// TOML file with PretrainConfig fields; flags override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Tasks whose demonstrations (solver solutions, shortest paths) are imitated [default: 300].
-    #[arg(long)]
-    pub demo_levels: Option<usize>,
-    /// Passes over the demonstrations [default: 10].
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Seed of initialisation and shuffling [default: 0].
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Held-out levels to measure the new policy on (success rate and Pass@k).
-    #[arg(long)]
-    pub eval_levels: Option<PathBuf>,
-    /// Samples per held-out level.
-    #[arg(long, default_value_t = 32)]
-    pub eval_samples: usize,
-    /// Step limit of evaluation episodes.
-    #[arg(long, default_value_t = 60)]
-    pub eval_max_steps: u16,
-}
 
 /// Arguments of `leafe explore`.
 #[derive(Debug, Args)]
@@ -163,127 +123,6 @@ fn stem(path: &Path) -> String {
                 .collect()
         })
         .unwrap_or_else(|| "levels".into())
-}
-
-/// `leafe pretrain`.
-pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
-    let env = a.env.clone();
-    with_world!(env.as_str(), |w| pretrain_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
-}
-
-async fn pretrain_in<W: World>(world: W, a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
-    let store = a.store.open()?;
-    let mut cfg: PretrainConfig = crate::setup::read_config(a.config.as_deref())?;
-    if let Some(v) = a.demo_levels {
-        cfg.demo_levels = v;
-    }
-    if let Some(v) = a.epochs {
-        cfg.fit.epochs = v;
-    }
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-        cfg.fit.seed = v;
-    }
-    let levels = world
-        .read_tasks(&a.levels)
-        .context("reading the training levels")?;
-    if store.model_manifest(&a.out_model).await?.is_some() {
-        bail!(
-            "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
-            a.out_model,
-            store.url()
-        );
-    }
-    let pb = bar(0, quiet);
-    pb.set_message("behaviour cloning");
-    let started = Instant::now();
-    let (policy, report) = tokio::task::block_in_place(|| {
-        pretrain_world(&world, &levels, &cfg, |step, total, loss| {
-            pb.set_length(total as u64);
-            pb.set_position(step as u64);
-            pb.set_message(format!("loss {loss:.3}"));
-        })
-    })?;
-    pb.finish_and_clear();
-    let train_secs = started.elapsed().as_secs_f64();
-    let mut eval = serde_json::Value::Null;
-    if let Some(path) = &a.eval_levels {
-        let held_out = world
-            .read_tasks(path)
-            .context("reading the evaluation levels")?;
-        let n = a.eval_samples.max(1);
-        let started = Instant::now();
-        let successes = tokio::task::block_in_place(|| {
-            count_successes(
-                &held_out,
-                &|| world.make_env(a.eval_max_steps as usize),
-                &policy,
-                n,
-                1.0,
-                cfg.seed ^ 0xE7A1,
-                512,
-            )
-        })?;
-        let counts: Vec<(u64, u64)> = successes.iter().map(|&c| (n as u64, c as u64)).collect();
-        let ks: Vec<u64> = (0..)
-            .map(|i| 1u64 << i)
-            .take_while(|&k| k <= n as u64)
-            .collect();
-        let pass: serde_json::Map<String, serde_json::Value> = ks
-            .iter()
-            .map(|&k| (k.to_string(), serde_json::json!(mean_pass_at_k(&counts, k))))
-            .collect();
-        println!(
-            "held-out {} ({} levels × {n} samples, {:.1}s): {}",
-            path.display(),
-            held_out.len(),
-            started.elapsed().as_secs_f64(),
-            ks.iter()
-                .map(|k| format!(
-                    "pass@{k} {:.3}",
-                    pass[&k.to_string()].as_f64().unwrap_or(0.0)
-                ))
-                .collect::<Vec<_>>()
-                .join("  ")
-        );
-        eval = serde_json::json!({ "levels": path.display().to_string(), "samples": n, "max_steps": a.eval_max_steps, "pass_at_k": pass });
-    }
-    // The run records the resolved config; the model records the run.
-    let run_id = format!(
-        "pretrain-{}-{}",
-        a.out_model,
-        crate::store::now_us() / 1_000_000
-    );
-    let config_json = serde_json::json!({
-        "pretrain": cfg,
-        "env": world.name(),
-        "levels": a.levels.display().to_string(),
-        "out_model": a.out_model,
-        "report": report,
-        "eval": eval,
-    });
-    record_and_save_as(
-        &store,
-        "pretrain",
-        &run_id,
-        &a.out_model,
-        &policy,
-        cfg.seed,
-        config_json,
-        &command_line(),
-    )
-    .await?;
-    println!(
-        "saved model {} to {} ({} demo levels, {} pairs, loss {:.3} → {:.3}, {:.1}s); run {run_id}",
-        a.out_model,
-        store.url(),
-        report.levels,
-        report.samples,
-        report.epoch_losses.first().copied().unwrap_or(f32::NAN),
-        report.epoch_losses.last().copied().unwrap_or(f32::NAN),
-        train_secs
-    );
-    Ok(0)
 }
 
 struct BarProgress {
@@ -409,16 +248,6 @@ impl AgentArgs {
         )?)
     }
 
-    /// Refuses the burn network in a process environment.
-    pub(crate) fn check_process(&self) -> anyhow::Result<()> {
-        if self.policy == PolicyKind::Burn {
-            anyhow::bail!(
-                "--env cmd:… needs --policy openai (or random): the burn network reads only the built-in environments' encodings"
-            );
-        }
-        Ok(())
-    }
-
     /// The system prompt for an environment process: `--system-prompt`,
     /// else what the process says of itself in `hello`, else `fallback`.
     /// A process that cannot start says nothing (the job records why).
@@ -440,7 +269,8 @@ impl AgentArgs {
 /// Who acts in `leafe explore`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PolicyKind {
-    /// The burn network `--model` of the store.
+    /// The burn network `--model` of the store: the MLP in a built-in
+    /// world, the text policy (`leafe pretrain --env …`) in a text environment.
     Burn,
     /// An LLM over an OpenAI-compatible chat-completions endpoint.
     Openai,
@@ -501,7 +331,8 @@ fn llm_agents(
     Ok((policy, reflector))
 }
 
-/// `leafe explore --env cmd:…|textworld:…`: an LLM in an environment process.
+/// `leafe explore --env cmd:…|textworld:…`: an LLM, the store's text
+/// policy or a random agent in an environment process.
 async fn explore_process(
     cmd: &str,
     system_prompt: &str,
@@ -509,7 +340,6 @@ async fn explore_process(
     quiet: bool,
 ) -> anyhow::Result<u8> {
     let store = a.store.open()?;
-    a.agent.check_process()?;
     let cfg = explore_config(&a)?;
     let tasks = crate::setup::read_task_ids(&a.levels)?;
     let pool = a.agent.pool(cmd, cfg.max_steps as usize)?;
@@ -521,10 +351,22 @@ async fn explore_process(
         Box::new(crate::reflect::FeedbackReflector),
         &log,
     )?;
+    // The store's text policy, the experience acting on its distribution.
+    let text = match a.agent.policy {
+        PolicyKind::Burn => Some(
+            crate::train::text::load_text_policy(&store, &a.model)
+                .await?
+                .with_guide(std::sync::Arc::new(crate::policy::ExperienceGuide {
+                    config: cfg.guidance.clone(),
+                })),
+        ),
+        PolicyKind::Openai | PolicyKind::Random => None,
+    };
     let random = crate::policy::random::RandomPolicy;
-    let policy: &dyn crate::policy::Policy = match &llm {
-        Some(p) => p,
-        None => &random,
+    let policy: &dyn crate::policy::Policy = match (&llm, &text) {
+        (Some(p), _) => p,
+        (None, Some(t)) => t,
+        (None, None) => &random,
     };
     let job = explore_job(&a, cfg, tasks);
     let progress = BarProgress {

@@ -224,11 +224,14 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     use super::stage1::PolicyKind;
     let store = a.store.open()?;
     if let Some(p) = crate::setup::process_env(a.env.as_deref())? {
-        a.agent.check_process()?;
         let tasks = crate::setup::read_task_ids(&a.levels)?;
         let pool = a.agent.pool(&p.command, a.max_steps as usize)?;
         if a.agent.policy == PolicyKind::Random {
             let policy = crate::policy::random::RandomPolicy;
+            return eval_run(&store, &a, &policy, &|| pool.make(), tasks, None).await;
+        }
+        if a.agent.policy == PolicyKind::Burn {
+            let policy = crate::train::text::load_text_policy(&store, &a.model).await?;
             return eval_run(&store, &a, &policy, &|| pool.make(), tasks, None).await;
         }
         let prompt = a.agent.process_prompt(&pool, p.system_prompt);

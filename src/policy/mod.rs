@@ -24,6 +24,7 @@ pub mod llm;
 pub mod neural;
 pub mod random;
 pub mod scripted;
+pub mod text;
 
 use std::any::Any;
 

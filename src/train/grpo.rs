@@ -289,8 +289,7 @@ fn update_epochs(
             for &i in chunk {
                 xs.extend_from_slice(&rows.planes[i * width..(i + 1) * width]);
             }
-            // [b, width], [b, 1], [b] × 4
-            let x = Tensor::<2>::from_data(TensorData::new(xs, [b, width]), &device);
+            // [b, width] (taken as a gather where one-hot), [b, 1], [b] × 4
             let y = Tensor::<2, Int>::from_data(
                 TensorData::new(
                     chunk.iter().map(|&i| rows.actions[i]).collect::<Vec<i32>>(),
@@ -301,7 +300,9 @@ fn update_epochs(
             let vector = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(pick(v), [b]), &device);
             let (old, adv) = (vector(&rows.old_logp), vector(&rows.advantages));
             let (reference, weight) = (vector(ref_logp), vector(&rows.weights));
-            let logp = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
+            let logp = log_softmax(net.forward_planes(&xs, b, &device), 1)
+                .gather(1, y)
+                .reshape([b]);
             let ratio = (logp.clone() - old).exp();
             let surrogate = (ratio.clone() * adv.clone())
                 .min_pair(ratio.clamp(1.0 - config.clip, 1.0 + config.clip) * adv);

@@ -14,6 +14,7 @@ use burn::tensor::activation::log_softmax;
 pub mod distill;
 pub mod grpo;
 pub mod incremental;
+pub mod text;
 
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
@@ -175,13 +176,16 @@ impl Stepper {
         }
         let b = ys.len();
         let device = &self.device;
-        // [b, width] planes, [b, 1] targets, [b] weights
-        let x = Tensor::<2>::from_data(TensorData::new(xs.to_vec(), [b, self.width]), device);
+        // [b, width] planes (taken as a gather where one-hot), [b, 1]
+        // targets, [b] weights
+        debug_assert_eq!(xs.len(), b * self.width);
         let y = Tensor::<2, Int>::from_data(TensorData::new(ys.to_vec(), [b, 1]), device);
         let w = Tensor::<1>::from_data(TensorData::new(ws.to_vec(), [b]), device);
         let net = self.net.take().expect("stepper holds its network");
         // log-probability of each target action: [b, 4] → [b, 1] → [b]
-        let picked = log_softmax(net.forward(x), 1).gather(1, y).reshape([b]);
+        let picked = log_softmax(net.forward_planes(xs, b, device), 1)
+            .gather(1, y)
+            .reshape([b]);
         let loss = (picked * w).sum().neg().div_scalar(wsum);
         let value = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -466,11 +470,22 @@ pub async fn record_and_save_as(
 /// [`TrainError::NoModel`] when it is not there; a bad manifest.
 pub async fn model_config(store: &Store, name: &str) -> Result<PolicyNetConfig> {
     let (name, manifest) = resolve_model(store, name).await?;
+    board_network(&name, &manifest)?;
     serde_json::from_value(manifest["net"].clone())
         .map_err(|e| TrainError::Invalid(format!("model `{name}`: bad manifest: {e}")))
 }
 
-async fn resolve_model(store: &Store, name: &str) -> Result<(String, serde_json::Value)> {
+/// Refuses a text policy where a board network is needed.
+fn board_network(name: &str, manifest: &serde_json::Value) -> Result<()> {
+    if manifest.get("text_net").is_some() {
+        return Err(TrainError::Invalid(format!(
+            "model `{name}` is a text policy: it acts in text environments (`--env cmd:…`, `textworld:…`, …) with `explore`/`eval --policy burn`; `leafe train` and the built-in worlds take board networks only"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn resolve_model(store: &Store, name: &str) -> Result<(String, serde_json::Value)> {
     let mut name = name.to_string();
     if store.model_manifest(&name).await?.is_none()
         && let Some(latest) = store
@@ -509,6 +524,7 @@ pub async fn load_policy(
     encoder: Arc<dyn Encoder>,
 ) -> Result<NeuralPolicy> {
     let (name, manifest) = resolve_model(store, name).await?;
+    board_network(&name, &manifest)?;
     let net: PolicyNetConfig = serde_json::from_value(manifest["net"].clone())
         .map_err(|e| TrainError::Invalid(format!("model `{name}`: bad manifest: {e}")))?;
     let bytes = store.model_file(&name, "model.bpk").await?;

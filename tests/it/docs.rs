@@ -676,6 +676,9 @@ fn the_configuration_reference_is_the_code_s_defaults() {
     ));
     problems.extend(check_config::<leafe::explore::ExploreConfig>("explore"));
     problems.extend(check_config::<leafe::train::PretrainConfig>("pretrain"));
+    problems.extend(check_config::<leafe::train::text::TextPretrainConfig>(
+        "pretrain_text",
+    ));
     problems.extend(check_config::<leafe::train::distill::DistillConfig>(
         "distill",
     ));

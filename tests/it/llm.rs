@@ -578,7 +578,8 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
             .starts_with("scripted,test,3,4,0.0"),
         "{csv}"
     );
-    // The burn network cannot act in a process environment: one clear line.
+    // The burn policy of a process environment is a text model of the
+    // store: one that is not there is one clear line.
     let (code, _, err) = leafe(&[
         "explore",
         "--store",
@@ -591,7 +592,7 @@ fn leafe_explore_drives_an_llm_in_an_environment_process_and_export_reads_the_ru
         ids.to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("needs --policy openai"), "{err}");
+    assert!(err.contains("model `m` not found"), "{err}");
 }
 
 /// Opt-in, with a real model: set `LEAFE_LLM_BASE_URL` to a running

@@ -27,5 +27,6 @@ mod schedule;
 mod spark;
 mod stage1;
 mod store;
+mod text_policy;
 mod textworld;
 mod view;

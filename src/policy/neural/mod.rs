@@ -189,7 +189,7 @@ impl PolicyNetConfig {
 /// A linear layer initialised like burn's default (Kaiming-uniform with gain
 /// 1/sqrt(3), i.e. weights and bias uniform in ±1/sqrt(fan_in)), drawn from
 /// `rng`.
-fn seeded_linear(
+pub(crate) fn seeded_linear(
     d_input: usize,
     d_output: usize,
     rng: &mut rand_chacha::ChaCha8Rng,
@@ -482,15 +482,7 @@ impl NeuralPolicy {
         if batch == 0 {
             return Ok(Vec::new());
         }
-        // The product, not `forward_planes`' gather: the gather adds the same
-        // numbers in another order, and switching it on moves the default
-        // experiment's figures in their last digits, so it waits for the
-        // experiment to be regenerated with it.
-        let input = Tensor::<2>::from_data(
-            TensorData::new(planes.to_vec(), [batch, width]),
-            &self.device,
-        );
-        let out = log_softmax(self.net.forward(input), 1);
+        let out = log_softmax(self.net.forward_planes(planes, batch, &self.device), 1);
         out.into_data()
             .try_to_vec::<f32>()
             .map_err(|e| PolicyError::Input {
