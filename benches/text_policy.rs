@@ -24,9 +24,9 @@ use rand::{Rng, SeedableRng};
 
 const WORDS: [&str; 40] = [
     "you", "are", "in", "a", "kitchen", "there", "is", "table", "on", "the", "key", "door",
-    "north", "south", "east", "west", "take", "open", "close", "go", "put", "into", "chest",
-    "red", "blue", "green", "apple", "knife", "box", "shelf", "lamp", "bed", "room", "small",
-    "large", "wooden", "iron", "to", "from", "insert",
+    "north", "south", "east", "west", "take", "open", "close", "go", "put", "into", "chest", "red",
+    "blue", "green", "apple", "knife", "box", "shelf", "lamp", "bed", "room", "small", "large",
+    "wooden", "iron", "to", "from", "insert",
 ];
 
 fn text(rng: &mut impl Rng, n: usize) -> String {
@@ -47,7 +47,15 @@ fn inputs(policy: &TextPolicy, n: usize) -> Vec<TextInput> {
                 })
                 .collect();
             let (first, recent, obs) = (text(&mut rng, 60), text(&mut rng, 40), text(&mut rng, 60));
-            text_input(policy.vocab(), policy.config(), &first, &recent, &obs, &legal).unwrap()
+            text_input(
+                policy.vocab(),
+                policy.config(),
+                &first,
+                &recent,
+                &obs,
+                &legal,
+            )
+            .unwrap()
         })
         .collect()
 }
@@ -72,10 +80,8 @@ fn policies(c: &mut Criterion) {
         }
         out
     };
-    let encoder: Arc<dyn leafe::policy::Encoder> =
-        Arc::new(leafe::worlds::sokoban::SokobanPlanes);
-    let neural =
-        leafe::policy::NeuralPolicy::untrained("mlp", mlp.clone(), encoder, 0).unwrap();
+    let encoder: Arc<dyn leafe::policy::Encoder> = Arc::new(leafe::worlds::sokoban::SokobanPlanes);
+    let neural = leafe::policy::NeuralPolicy::untrained("mlp", mlp.clone(), encoder, 0).unwrap();
     let acting_planes = planes(64);
 
     let mut g = c.benchmark_group("act");

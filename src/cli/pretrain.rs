@@ -58,7 +58,6 @@ pub struct PretrainArgs {
     pub eval_max_steps: u16,
 }
 
-
 /// `leafe pretrain`.
 pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     if let Some(p) = crate::setup::process_env(Some(a.env.as_str()))? {
@@ -162,7 +161,6 @@ async fn pretrain_in<W: World>(world: W, a: PretrainArgs, quiet: bool) -> anyhow
     Ok(0)
 }
 
-
 /// Prints the held-out line (Pass@1, 2, 4, … n) and returns Pass@k by k.
 fn held_out_line(
     path: &std::path::Path,
@@ -225,11 +223,16 @@ async fn pretrain_text_cmd(command: &str, a: PretrainArgs, quiet: bool) -> anyho
     let started = Instant::now();
     let (policy, report) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
         let mut env = pool.make()?;
-        Ok(pretrain_text(&mut env, &tasks, &cfg, |step, total, loss| {
-            pb.set_length(total as u64);
-            pb.set_position(step as u64);
-            pb.set_message(format!("loss {loss:.3}"));
-        })?)
+        Ok(pretrain_text(
+            &mut env,
+            &tasks,
+            &cfg,
+            |step, total, loss| {
+                pb.set_length(total as u64);
+                pb.set_position(step as u64);
+                pb.set_message(format!("loss {loss:.3}"));
+            },
+        )?)
     })?;
     pb.finish_and_clear();
     let train_secs = started.elapsed().as_secs_f64();

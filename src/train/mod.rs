@@ -485,7 +485,10 @@ fn board_network(name: &str, manifest: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn resolve_model(store: &Store, name: &str) -> Result<(String, serde_json::Value)> {
+pub(crate) async fn resolve_model(
+    store: &Store,
+    name: &str,
+) -> Result<(String, serde_json::Value)> {
     let mut name = name.to_string();
     if store.model_manifest(&name).await?.is_none()
         && let Some(latest) = store

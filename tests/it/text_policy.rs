@@ -42,7 +42,11 @@ fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
     let (dir, store) = local_store();
     let train = dir.path().join("train.txt");
     let held_out = dir.path().join("heldout.txt");
-    std::fs::write(&train, (1..=12).map(|i| format!("{i}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &train,
+        (1..=12).map(|i| format!("{i}\n")).collect::<String>(),
+    )
+    .unwrap();
     std::fs::write(
         &held_out,
         (101..=108).map(|i| format!("{i}\n")).collect::<String>(),

@@ -234,15 +234,15 @@ impl TextPolicy {
     /// # Errors
     /// [`PolicyError::Checkpoint`] if the weights cannot be encoded.
     pub fn to_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>> {
-        let bytes = self
-            .net
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| PolicyError::Checkpoint {
-                name: self.name.clone(),
-                message: e.to_string(),
-            })?;
+        let bytes =
+            self.net
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| PolicyError::Checkpoint {
+                    name: self.name.clone(),
+                    message: e.to_string(),
+                })?;
         Ok(vec![
             (WEIGHTS, bytes.to_vec()),
             (VOCAB, self.vocab.to_json()?.into_bytes()),
@@ -259,12 +259,13 @@ impl TextPolicy {
         weights: Vec<u8>,
         vocab: &[u8],
     ) -> Result<TextPolicy> {
-        let vocab = Vocab::from_json(std::str::from_utf8(vocab).map_err(|e| {
-            PolicyError::Checkpoint {
-                name: name.into(),
-                message: format!("{VOCAB}: {e}"),
-            }
-        })?)?;
+        let vocab =
+            Vocab::from_json(
+                std::str::from_utf8(vocab).map_err(|e| PolicyError::Checkpoint {
+                    name: name.into(),
+                    message: format!("{VOCAB}: {e}"),
+                })?,
+            )?;
         let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(weights))
             .map_err(|e| PolicyError::Checkpoint {
                 name: name.into(),
@@ -328,4 +329,3 @@ pub fn trainable(net: TextNet, config: &TextNetConfig, seed: u64) -> TextNet {
         .init(&default_device().autodiff(), seed)
         .load_record(net.into_record())
 }
-

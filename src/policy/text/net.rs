@@ -177,9 +177,10 @@ impl TextNet {
             &Bags::new(inputs.iter().map(|i| &i.observation[..])),
             device,
         );
-        let context = self
-            .activation
-            .forward(self.context.forward(Tensor::cat(vec![task, recent, obs], 1)));
+        let context = self.activation.forward(
+            self.context
+                .forward(Tensor::cat(vec![task, recent, obs], 1)),
+        );
         let actions: Vec<&[u32]> = inputs
             .iter()
             .flat_map(|i| i.actions.iter().map(Vec::as_slice))
@@ -239,10 +240,7 @@ impl TextNet {
         )
         .reshape([b, c]);
         let chosen = Tensor::<2, Int>::from_data(
-            TensorData::new(
-                chosen.iter().map(|&a| a as i32).collect::<Vec<_>>(),
-                [b, 1],
-            ),
+            TensorData::new(chosen.iter().map(|&a| a as i32).collect::<Vec<_>>(), [b, 1]),
             device,
         );
         log_softmax(padded, 1).gather(1, chosen).reshape([b])

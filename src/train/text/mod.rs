@@ -390,7 +390,9 @@ pub async fn save_text_policy(
         "leafe_version": env!("CARGO_PKG_VERSION"),
         "provenance": provenance,
     });
-    store.save_model(name, policy.to_files()?, &manifest).await?;
+    store
+        .save_model(name, policy.to_files()?, &manifest)
+        .await?;
     Ok(())
 }
 
@@ -404,7 +406,9 @@ pub async fn load_text_policy(store: &crate::store::Store, name: &str) -> Result
     let Some(net) = manifest.get("text_net") else {
         return Err(TrainError::Invalid(format!(
             "model `{name}` is a board network (it reads `{}` encodings), not a text policy; train one for this environment with `leafe pretrain --env … --levels TASKS --out-model NAME`",
-            manifest["net"]["encoder"].as_str().unwrap_or("sokoban-planes")
+            manifest["net"]["encoder"]
+                .as_str()
+                .unwrap_or("sokoban-planes")
         )));
     };
     let config: TextNetConfig = serde_json::from_value(net.clone())

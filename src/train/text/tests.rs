@@ -73,10 +73,7 @@ impl Env for Quest {
             1 => "open the {} door",
             _ => return Vec::new(),
         };
-        self.order()
-            .iter()
-            .map(|c| what.replace("{}", c))
-            .collect()
+        self.order().iter().map(|c| what.replace("{}", c)).collect()
     }
     fn step(&mut self, action: &str) -> crate::env::Result<Transition> {
         self.steps += 1;
@@ -165,8 +162,7 @@ fn trained(train: &[u64], epochs: usize) -> (TextPolicy, Vec<f32>, DemoReport) {
     let mut env = Quest::new();
     let (decisions, report) = demonstrations(&mut env, train, 10, 4, 0).unwrap();
     let vocab = learn_vocab(&decisions, 500).unwrap();
-    let policy =
-        TextPolicy::untrained("bc", TextNetConfig::default(), Arc::new(vocab), 3).unwrap();
+    let policy = TextPolicy::untrained("bc", TextNetConfig::default(), Arc::new(vocab), 3).unwrap();
     let fit = FitConfig {
         epochs,
         batch_size: 16,
@@ -257,7 +253,10 @@ fn the_loss_is_the_chosen_actions_log_probability_and_zero_weights_add_nothing()
     // The step moved the weights (the comparison below is not vacuous).
     let before = policy.log_probs(&[refs[0]]).unwrap();
     assert!(
-        before[0].iter().zip(&base[0]).any(|(x, y)| (x - y).abs() > 1e-4),
+        before[0]
+            .iter()
+            .zip(&base[0])
+            .any(|(x, y)| (x - y).abs() > 1e-4),
         "{before:?} vs {base:?}"
     );
     let mut more = refs[..4].to_vec();
@@ -269,4 +268,3 @@ fn the_loss_is_the_chosen_actions_log_probability_and_zero_weights_add_nothing()
         assert!((x - y).abs() < 1e-5, "{base:?} vs {with_zero:?}");
     }
 }
-
