@@ -150,8 +150,8 @@ fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
             "csv",
             "SELECT COUNT(*) AS episodes, SUM(CASE WHEN origin = 'branch' THEN 1 ELSE 0 END) AS branches, \
              SUM(CASE WHEN status = 'env_error' THEN 1 ELSE 0 END) AS failed, \
-             (SELECT COUNT(*) FROM steps WHERE run_id = 'twx' AND experience_in_context) AS guided \
-             FROM episodes WHERE run_id = 'twx'",
+             (SELECT COUNT(*) FROM steps WHERE run_id LIKE 'twx.%' AND experience_in_context) AS guided \
+             FROM episodes WHERE run_id LIKE 'twx.%'",
         ],
         &[],
     );
