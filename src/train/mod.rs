@@ -441,6 +441,21 @@ pub async fn record_and_save_as(
     config: serde_json::Value,
     command_line: &str,
 ) -> Result<()> {
+    let provenance = record_run(store, kind, run_id, seed, config, command_line).await?;
+    save_policy(store, name, &policy.clone().with_name(name), provenance).await
+}
+
+/// Records a committed run of `kind` with its resolved config (nothing
+/// else in it) and returns the provenance a model trained by it keeps:
+/// the run id, and the config under the kind's name.
+pub(crate) async fn record_run(
+    store: &Store,
+    kind: &str,
+    run_id: &str,
+    seed: u64,
+    config: serde_json::Value,
+    command_line: &str,
+) -> Result<serde_json::Value> {
     let spec = crate::store::RunSpec {
         run_id: run_id.to_string(),
         kind: kind.into(),
@@ -453,13 +468,7 @@ pub async fn record_and_save_as(
     let mut provenance = serde_json::Map::new();
     provenance.insert("run_id".into(), run_id.into());
     provenance.insert(kind.into(), config);
-    save_policy(
-        store,
-        name,
-        &policy.clone().with_name(name),
-        serde_json::Value::Object(provenance),
-    )
-    .await
+    Ok(serde_json::Value::Object(provenance))
 }
 
 /// The network config of a saved model (its encoder's name says which

@@ -121,3 +121,23 @@ pub fn leafe_with(args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String)
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The Python that has `textworld` (`LEAFE_TEXTWORLD_PYTHON`, default
+/// `python3`), or `None` (skip, saying so) outside CI; under CI=true its
+/// absence fails the test that needs it (`what`).
+pub fn textworld_python(what: &str) -> Option<String> {
+    let python = std::env::var("LEAFE_TEXTWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import textworld"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI must test {what}: `{python}` cannot import textworld (see .ci/run)"
+    );
+    eprintln!("note: `{python}` cannot import textworld; {what} skipped (.ci/run installs it)");
+    None
+}

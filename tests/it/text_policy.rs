@@ -6,24 +6,7 @@
 //! Needs `textworld` in `LEAFE_TEXTWORLD_PYTHON` (see `tests/it/textworld.rs`):
 //! skipped without it outside CI, a failure under CI=true.
 
-use crate::common::{leafe_with, local_store};
-
-fn textworld_python() -> Option<String> {
-    let python = std::env::var("LEAFE_TEXTWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import textworld"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI must test the text policy on TextWorld: `{python}` cannot import textworld"
-    );
-    eprintln!("note: `{python}` cannot import textworld; text policy test skipped");
-    None
-}
+use crate::common::{leafe_with, local_store, textworld_python};
 
 /// Pass@1 of the first row of `leafe eval --format csv`.
 fn pass_at_1(csv: &str) -> f64 {
@@ -35,7 +18,7 @@ fn pass_at_1(csv: &str) -> f64 {
 
 #[test]
 fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
-    let Some(python) = textworld_python() else {
+    let Some(python) = textworld_python("the text policy on TextWorld") else {
         return;
     };
     let vars = [("LEAFE_PYTHON", python.as_str())];

@@ -13,27 +13,7 @@ use std::sync::Arc;
 use leafe::policy::scripted::{completion, server};
 use serde_json::{Value, json};
 
-use crate::common::{leafe, leafe_with, local_store};
-
-/// The Python that has `textworld`, or `None` (skip) outside CI.
-fn textworld_python() -> Option<String> {
-    let python = std::env::var("LEAFE_TEXTWORLD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import textworld"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI must test TextWorld: `{python}` cannot import textworld (see .ci/run)"
-    );
-    eprintln!(
-        "note: `{python}` cannot import textworld; TextWorld test skipped (.ci/run installs it)"
-    );
-    None
-}
+use crate::common::{leafe, leafe_with, local_store, textworld_python};
 
 fn sql(store: &str, query: &str) -> Vec<Vec<String>> {
     let (code, csv, err) = leafe(&["sql", "--store", store, "--format", "csv", query]);
@@ -46,7 +26,7 @@ fn sql(store: &str, query: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn textworld_games_are_explored_through_the_adapter_with_rollback_by_replay() {
-    let Some(python) = textworld_python() else {
+    let Some(python) = textworld_python("TextWorld") else {
         return;
     };
     // A random agent over the admissible commands the prompt lists.
@@ -247,7 +227,7 @@ fn a_real_model_plays_textworld_when_asked_to() {
         return;
     };
     let model = std::env::var("LEAFE_LLM_MODEL").unwrap_or_else(|_| "default".into());
-    let Some(python) = textworld_python() else {
+    let Some(python) = textworld_python("TextWorld") else {
         return;
     };
     let (dir, store) = local_store();

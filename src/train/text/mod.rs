@@ -437,23 +437,6 @@ pub async fn record_and_save_text(
     config: serde_json::Value,
     command_line: &str,
 ) -> Result<()> {
-    let spec = crate::store::RunSpec {
-        run_id: run_id.to_string(),
-        kind: kind.into(),
-        seed: Some(seed as i64),
-        config: config.clone(),
-        command_line: command_line.to_string(),
-        meta: serde_json::Value::Null,
-    };
-    store.begin_run(spec).await?.commit().await?;
-    let mut provenance = serde_json::Map::new();
-    provenance.insert("run_id".into(), run_id.into());
-    provenance.insert(kind.into(), config);
-    save_text_policy(
-        store,
-        name,
-        &policy.clone().with_name(name),
-        serde_json::Value::Object(provenance),
-    )
-    .await
+    let provenance = super::record_run(store, kind, run_id, seed, config, command_line).await?;
+    save_text_policy(store, name, &policy.clone().with_name(name), provenance).await
 }
