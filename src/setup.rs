@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use crate::env::schemes::EnvSource;
 use crate::policy::llm::{CallLog, Replay};
+use crate::store::Store;
+use crate::train::distill::Method;
+use crate::train::job::{JobConfig, TrainJob, TrainRequest};
 
 /// Errors while resolving what a command runs with.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +52,29 @@ pub enum SetupError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A model could not be read.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    /// `--env` names another world than the model plays.
+    #[error(
+        "model `{model}` plays {plays} (it reads `{encoder}` observations), not {env}: drop --env or pick a {env} model"
+    )]
+    ModelPlays {
+        model: String,
+        plays: String,
+        encoder: String,
+        env: String,
+    },
+    /// No built-in world reads the model's observations, and no `--env`.
+    #[error(
+        "model `{model}` reads `{encoder}` observations, which no built-in environment provides; pass --env"
+    )]
+    NoWorld { model: String, encoder: String },
+    /// The output model's name is taken.
+    #[error(
+        "model `{name}` already exists in {store} (models are never overwritten; choose another --out-model)"
+    )]
+    ModelExists { name: String, store: String },
 }
 
 /// Result type of this module.
@@ -73,6 +99,82 @@ pub fn read_config<T: serde::de::DeserializeOwned + Default>(path: Option<&Path>
             })
         }
     }
+}
+
+/// The built-in world a command with model `model` runs in: `flag` (the
+/// `--env` given), which must be the world the model plays, or else the
+/// model's own.
+///
+/// # Errors
+/// [`SetupError::Train`] when the model is not in the store;
+/// [`SetupError::ModelPlays`] when `flag` names another world;
+/// [`SetupError::NoWorld`] when no built-in world reads its observations and
+/// there is no `flag`.
+pub async fn world_for_model(store: &Store, flag: Option<&str>, model: &str) -> Result<String> {
+    let net = crate::train::model_config(store, model).await?;
+    let of_model = crate::worlds::world_of_encoder(&net.encoder);
+    match (flag, of_model) {
+        (Some(env), Some(plays)) if plays != env => Err(SetupError::ModelPlays {
+            model: model.to_string(),
+            plays: plays.to_string(),
+            encoder: net.encoder,
+            env: env.to_string(),
+        }),
+        (Some(env), _) => Ok(env.to_string()),
+        (None, Some(plays)) => Ok(plays.to_string()),
+        (None, None) => Err(SetupError::NoWorld {
+            model: model.to_string(),
+            encoder: net.encoder,
+        }),
+    }
+}
+
+/// Checks that no model named `name` is in the store (models are never
+/// overwritten).
+///
+/// # Errors
+/// [`SetupError::ModelExists`], or the store's error.
+pub async fn ensure_new_model(store: &Store, name: &str) -> Result<()> {
+    if store.model_manifest(name).await?.is_some() {
+        return Err(SetupError::ModelExists {
+            name: name.to_string(),
+            store: store.url().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A `leafe train` request resolved: the world (the `--init` model's, or
+/// `--env`), the config file with the flags over it, and a free output name
+/// (for a model line, `--incremental`, the next version's name is chosen
+/// when it trains).
+///
+/// # Errors
+/// Those of [`world_for_model`], [`read_config`] and [`ensure_new_model`].
+pub async fn train_job(store: &Store, request: TrainRequest) -> Result<TrainJob> {
+    let world = world_for_model(store, request.env.as_deref(), &request.init).await?;
+    let fresh = !request.incremental;
+    let config = if request.method == Method::Grpo && fresh {
+        ensure_new_model(store, &request.out_model).await?;
+        JobConfig::Grpo(
+            request
+                .overrides
+                .grpo(read_config(request.config.as_deref())?),
+        )
+    } else {
+        let cfg = request
+            .overrides
+            .distill(read_config(request.config.as_deref())?);
+        if fresh {
+            ensure_new_model(store, &request.out_model).await?;
+        }
+        JobConfig::Distill(cfg)
+    };
+    Ok(TrainJob {
+        request,
+        world,
+        config,
+    })
 }
 
 /// The generic system prompt for an environment process that does not

@@ -271,34 +271,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// The environment a command runs in: `--env` when given, else the one the
-/// model was trained for (its manifest names its encoder).
-pub(crate) async fn env_for(
-    store: &Store,
-    flag: Option<&str>,
-    model: &str,
-) -> anyhow::Result<String> {
-    let net = crate::train::model_config(store, model).await?;
-    let of_model = crate::worlds::world_of_encoder(&net.encoder);
-    if let Some(env) = flag {
-        if let Some(plays) = of_model.filter(|w| *w != env) {
-            anyhow::bail!(
-                "model `{model}` plays {plays} (it reads `{}` observations), not {env}: drop --env or pick a {env} model",
-                net.encoder
-            );
-        }
-        return Ok(env.to_string());
-    }
-    of_model
-        .map(str::to_string)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "model `{model}` reads `{}` observations, which no built-in environment provides; pass --env",
-                net.encoder
-            )
-        })
-}
-
 pub(crate) fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 
 use super::StoreArgs;
@@ -83,13 +83,7 @@ async fn pretrain_in<W: World>(world: W, a: PretrainArgs, quiet: bool) -> anyhow
     let levels = world
         .read_tasks(&a.levels)
         .context("reading the training levels")?;
-    if store.model_manifest(&a.out_model).await?.is_some() {
-        bail!(
-            "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
-            a.out_model,
-            store.url()
-        );
-    }
+    crate::setup::ensure_new_model(&store, &a.out_model).await?;
     let pb = bar(0, quiet);
     pb.set_message("behaviour cloning");
     let started = Instant::now();
@@ -210,13 +204,7 @@ async fn pretrain_text_cmd(command: &str, a: PretrainArgs, quiet: bool) -> anyho
         cfg.fit.seed = v;
     }
     let tasks = crate::setup::read_task_ids(&a.levels)?;
-    if store.model_manifest(&a.out_model).await?.is_some() {
-        bail!(
-            "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
-            a.out_model,
-            store.url()
-        );
-    }
+    crate::setup::ensure_new_model(&store, &a.out_model).await?;
     let pool = crate::setup::process_pool(command, 30_000, cfg.max_steps as usize)?;
     let pb = bar(0, quiet);
     pb.set_message("replaying demonstrations");

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{StoreArgs, command_line, env_for};
+use super::{StoreArgs, command_line};
 use crate::explore::{ExploreConfig, World};
 use crate::pipeline::{ExploreJob, ExploreSummary, Progress, Shard};
 use crate::with_world;
@@ -295,7 +295,9 @@ pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
         return explore_process(&p.command, p.system_prompt, a, quiet).await;
     }
     let env = match a.agent.policy {
-        PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
+        PolicyKind::Burn => {
+            crate::setup::world_for_model(&store, a.env.as_deref(), &a.model).await?
+        }
         PolicyKind::Openai | PolicyKind::Random => {
             a.env.clone().unwrap_or_else(|| "sokoban".into())
         }

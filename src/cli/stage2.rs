@@ -7,12 +7,14 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::stage1::bar;
-use super::{StoreArgs, command_line, env_for};
+use super::{StoreArgs, command_line};
 use crate::explore::World;
 use crate::query::OutputFormat;
 use crate::store::now_us;
-use crate::train::distill::{DistillConfig, Method, distill};
-use crate::train::{load_policy, record_and_save};
+use crate::train::distill::Method;
+use crate::train::incremental::Increment;
+use crate::train::job::{Overrides, TrainOutcome, TrainProgress, TrainRequest, run_job};
+use crate::train::load_policy;
 use crate::with_world;
 
 /// Arguments of `leafe train`.
@@ -131,92 +133,103 @@ pub struct EvalArgs {
     pub format: OutputFormat,
 }
 
-/// `leafe train`.
+/// `leafe train`: resolve the request, run it, print what it did.
 pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
-    let env = env_for(&store, a.env.as_deref(), &a.init).await?;
-    with_world!(env.as_str(), |w| train_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
-}
-
-async fn train_in<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
-    let store = a.store.open()?;
-    if a.method == Method::Grpo && !a.incremental {
-        // --config holds GrpoConfig fields here (read by grpo_cmd).
-        if store.model_manifest(&a.out_model).await?.is_some() {
-            bail!(
-                "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
-                a.out_model,
-                store.url()
-            );
-        }
-        return grpo_cmd(world, a, quiet).await;
-    }
-    let mut cfg: DistillConfig = crate::setup::read_config(a.config.as_deref())?;
-    if let Some(v) = a.beta {
-        cfg.beta = v;
-    }
-    if let Some(v) = a.epochs {
-        cfg.fit.epochs = v;
-    }
-    if let Some(v) = a.seed {
-        cfg.fit.seed = v;
-    }
-    if let Some(v) = a.shuffle_buffer {
-        cfg.shuffle_buffer = v;
-    }
-    if a.incremental {
-        return incremental_cmd(world, a, cfg, quiet).await;
-    }
-    if store.model_manifest(&a.out_model).await?.is_some() {
-        bail!(
-            "model `{}` already exists in {} (models are never overwritten; choose another --out-model)",
-            a.out_model,
-            store.url()
-        );
-    }
+    let request = TrainRequest {
+        method: a.method,
+        init: a.init,
+        env: a.env,
+        runs: a.runs,
+        levels: a.levels,
+        budget: a.budget,
+        out_model: a.out_model,
+        config: a.config,
+        queries: a.queries,
+        overrides: Overrides {
+            beta: a.beta,
+            epochs: a.epochs,
+            seed: a.seed,
+            shuffle_buffer: a.shuffle_buffer,
+        },
+        incremental: a.incremental,
+    };
+    let job = crate::setup::train_job(&store, request).await?;
     let pb = bar(0, quiet);
     let started = Instant::now();
-    let (policy, report) = distill(
-        &store,
-        &a.init,
-        world.encoder(),
-        a.method,
-        &a.runs,
-        Some(&a.queries),
-        &cfg,
-        fit_progress(&pb),
-    )
-    .await
-    .with_context(|| format!("training {} from {}", a.out_model, a.init))?;
+    let outcome = with_world!(job.world.as_str(), |w| {
+        run_job(&store, w, &job, &command_line(), |p| show_progress(&pb, p)).await
+    })
+    .map_err(anyhow::Error::msg)??;
     pb.finish_and_clear();
-    let run_id = format!("train-{}-{}", a.out_model, now_us() / 1_000_000);
-    let config = serde_json::json!({
-        "method": a.method, "init": a.init, "runs": a.runs, "out_model": a.out_model,
-        "queries": a.queries.display().to_string(), "distill": cfg, "report": report,
-    });
-    record_and_save(
-        &store,
-        &run_id,
-        &a.out_model,
-        &policy,
-        cfg.fit.seed,
-        config,
-        &command_line(),
-    )
-    .await?;
-    println!(
-        "saved model {} ({:?} from {} on runs `{}`: {} counterfactual pairs, {} rehearsal rows, loss {:.3} → {:.3}, {:.1}s); run {run_id}",
-        a.out_model,
-        a.method,
-        a.init,
-        a.runs,
-        report.pairs,
-        report.rehearsal,
-        report.epoch_losses.first().copied().unwrap_or(f32::NAN),
-        report.epoch_losses.last().copied().unwrap_or(f32::NAN),
-        started.elapsed().as_secs_f64()
-    );
+    let secs = started.elapsed().as_secs_f64();
+    let r = &job.request;
+    match outcome {
+        TrainOutcome::Distilled { run_id, report } => println!(
+            "saved model {} ({:?} from {} on runs `{}`: {} counterfactual pairs, {} rehearsal rows, loss {:.3} → {:.3}, {secs:.1}s); run {run_id}",
+            r.out_model,
+            r.method,
+            r.init,
+            r.runs,
+            report.pairs,
+            report.rehearsal,
+            report.epoch_losses.first().copied().unwrap_or(f32::NAN),
+            report.epoch_losses.last().copied().unwrap_or(f32::NAN),
+        ),
+        TrainOutcome::Grpo {
+            run_id,
+            report,
+            budget,
+        } => println!(
+            "saved model {} (grpo from {}: {} iterations, {} of {budget} env steps, sample success {:.3} → {:.3}, {secs:.1}s); run {run_id}",
+            r.out_model,
+            r.init,
+            report.iterations,
+            report.env_steps,
+            report.success_rates.first().copied().unwrap_or(0.0),
+            report.success_rates.last().copied().unwrap_or(0.0),
+        ),
+        TrainOutcome::Increment(Increment::NothingNew { latest }) => println!(
+            "nothing new: no runs matching `{}` committed since {} was trained; {} is current",
+            r.runs,
+            r.out_model,
+            latest.as_deref().unwrap_or("(no version yet)")
+        ),
+        TrainOutcome::Increment(Increment::Trained {
+            name,
+            init,
+            runs,
+            report,
+        }) => println!(
+            "saved model {name} ({:?} from {init} on {} new run(s): {} counterfactual pairs, {} rehearsal rows, {secs:.1}s); `--model {}` now loads it",
+            r.method,
+            runs.len(),
+            report.pairs,
+            report.rehearsal,
+            r.out_model
+        ),
+    }
     Ok(0)
+}
+
+/// Drives `pb` from a job's progress.
+fn show_progress(pb: &indicatif::ProgressBar, p: TrainProgress<'_>) {
+    match p {
+        TrainProgress::Fit { step, total, loss } => {
+            pb.set_length(total as u64);
+            pb.set_position(step as u64);
+            pb.set_message(format!("loss {loss:.3}"));
+        }
+        TrainProgress::Grpo { report, budget } => {
+            pb.set_length(budget);
+            pb.set_position(report.env_steps.min(budget));
+            pb.set_message(format!(
+                "iteration {}, success {:.3}",
+                report.iterations,
+                report.success_rates.last().copied().unwrap_or(0.0)
+            ));
+        }
+    }
 }
 
 /// `leafe eval`.
@@ -239,7 +252,9 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
         return eval_run(&store, &a, &policy, &|| pool.make(), tasks, Some(&log)).await;
     }
     let env = match a.agent.policy {
-        PolicyKind::Burn => env_for(&store, a.env.as_deref(), &a.model).await?,
+        PolicyKind::Burn => {
+            crate::setup::world_for_model(&store, a.env.as_deref(), &a.model).await?
+        }
         PolicyKind::Openai | PolicyKind::Random => {
             a.env.clone().unwrap_or_else(|| "sokoban".into())
         }
@@ -393,152 +408,4 @@ where
     )?;
     crate::query::write_batches(&mut std::io::stdout().lock(), &[batch], a.format)?;
     Ok(0)
-}
-
-async fn grpo_cmd<W: World>(world: W, a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
-    use crate::train::grpo::{GrpoConfig, grpo};
-    let store = a.store.open()?;
-    let Some(levels_path) = &a.levels else {
-        bail!("--method grpo needs --levels (the tasks it samples)")
-    };
-    let levels = world
-        .read_tasks(levels_path)
-        .context("reading the GRPO levels")?;
-    let mut cfg: GrpoConfig = crate::setup::read_config(a.config.as_deref())?;
-    if let Some(v) = a.seed {
-        cfg.seed = v;
-    }
-    let budget = match a.budget {
-        Some(b) => b,
-        None => {
-            let session = crate::query::QuerySession::open(&store).await?;
-            let q = crate::query::load_query(Some(&a.queries), "interaction_cost")?.bind(
-                &std::collections::BTreeMap::from([("run".to_string(), a.runs.clone())]),
-            )?;
-            let b = session.collect(&q).await?;
-            use arrow::array::AsArray;
-            b[0].column_by_name("steps")
-                .context("interaction_cost.sql returns no `steps` column")?
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .value(0)
-                .max(0) as u64
-        }
-    };
-    if budget == 0 {
-        bail!(
-            "no interaction budget: the runs matching `{}` spent no environment steps (or pass --budget)",
-            a.runs
-        );
-    }
-    let init = load_policy(&store, &a.init, world.encoder()).await?;
-    let pb = bar(budget, quiet);
-    let max_steps = cfg.max_steps as usize;
-    let started = Instant::now();
-    let run_prefix = format!("grpo-{}-{}", a.out_model, now_us() / 1_000_000);
-    let (policy, report) = grpo(
-        &store,
-        &init,
-        &levels,
-        &|| world.make_env(max_steps),
-        &run_prefix,
-        budget,
-        Some(&a.queries),
-        &cfg,
-        &command_line(),
-        |r, _| {
-            pb.set_position(r.env_steps.min(budget));
-            pb.set_message(format!(
-                "iteration {}, success {:.3}",
-                r.iterations,
-                r.success_rates.last().copied().unwrap_or(0.0)
-            ));
-        },
-    )
-    .await?;
-    pb.finish_and_clear();
-    let config = serde_json::json!({
-        "method": "grpo", "init": a.init, "budget_runs": a.runs, "budget": budget, "levels": levels_path.display().to_string(),
-        "out_model": a.out_model, "grpo": cfg, "report": report, "sample_runs": format!("{run_prefix}.%"),
-    });
-    let run_id = format!("{run_prefix}.train");
-    record_and_save(
-        &store,
-        &run_id,
-        &a.out_model,
-        &policy,
-        cfg.seed,
-        config,
-        &command_line(),
-    )
-    .await?;
-    println!(
-        "saved model {} (grpo from {}: {} iterations, {} of {budget} env steps, sample success {:.3} → {:.3}, {:.1}s); run {run_id}",
-        a.out_model,
-        a.init,
-        report.iterations,
-        report.env_steps,
-        report.success_rates.first().copied().unwrap_or(0.0),
-        report.success_rates.last().copied().unwrap_or(0.0),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(0)
-}
-
-async fn incremental_cmd<W: World>(
-    world: W,
-    a: TrainArgs,
-    cfg: DistillConfig,
-    quiet: bool,
-) -> anyhow::Result<u8> {
-    use crate::train::incremental::{Increment, train_increment};
-    let store = a.store.open()?;
-    let pb = bar(0, quiet);
-    let started = Instant::now();
-    let done = train_increment(
-        &store,
-        &a.out_model,
-        &a.init,
-        world.encoder(),
-        a.method,
-        &a.runs,
-        Some(&a.queries),
-        &cfg,
-        &command_line(),
-        fit_progress(&pb),
-    )
-    .await
-    .with_context(|| format!("training model line {}", a.out_model))?;
-    pb.finish_and_clear();
-    match done {
-        Increment::NothingNew { latest } => println!(
-            "nothing new: no runs matching `{}` committed since {} was trained; {} is current",
-            a.runs,
-            a.out_model,
-            latest.as_deref().unwrap_or("(no version yet)")
-        ),
-        Increment::Trained {
-            name,
-            init,
-            runs,
-            report,
-        } => println!(
-            "saved model {name} ({:?} from {init} on {} new run(s): {} counterfactual pairs, {} rehearsal rows, {:.1}s); `--model {}` now loads it",
-            a.method,
-            runs.len(),
-            report.pairs,
-            report.rehearsal,
-            started.elapsed().as_secs_f64(),
-            a.out_model
-        ),
-    }
-    Ok(0)
-}
-
-/// A progress callback of a fit that drives `pb`.
-fn fit_progress(pb: &indicatif::ProgressBar) -> impl FnMut(usize, usize, f32) + '_ {
-    move |step, total, loss| {
-        pb.set_length(total as u64);
-        pb.set_position(step as u64);
-        pb.set_message(format!("loss {loss:.3}"));
-    }
 }

@@ -14,6 +14,7 @@ use burn::tensor::activation::log_softmax;
 pub mod distill;
 pub mod grpo;
 pub mod incremental;
+pub mod job;
 pub mod text;
 
 use burn::optim::{AdamConfig, GradientsParams};
@@ -44,9 +45,21 @@ pub enum TrainError {
     /// Sampling rollouts failed.
     #[error(transparent)]
     Explore(#[from] crate::explore::ExploreError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
     /// Nothing to train on, or a setting that cannot work.
     #[error("{0}")]
     Invalid(String),
+    /// A step of a job failed: what it was doing, then why.
+    #[error("{what}")]
+    During {
+        /// What it was doing (`training m from base`).
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<TrainError>,
+    },
     /// A model that is not in the store.
     #[error("model `{name}` not found in store {store} (saved models: {available})")]
     NoModel {
@@ -61,6 +74,17 @@ pub enum TrainError {
 
 /// Result type of the training boundary.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl TrainError {
+    /// This error as the cause of failing at `what`.
+    #[must_use]
+    pub fn during(self, what: String) -> TrainError {
+        TrainError::During {
+            what,
+            source: Box::new(self),
+        }
+    }
+}
 
 /// State/action pairs to fit, planes laid out `[n, C, board, board]`.
 #[derive(Debug, Clone, Default)]

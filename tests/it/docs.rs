@@ -816,3 +816,82 @@ fn the_table_reference_lists_every_column_of_every_schema() {
 fn rel(p: &Path) -> String {
     p.strip_prefix(root()).unwrap_or(p).display().to_string()
 }
+
+/// `mdbook build docs` builds the book (from `$LEAFE_MDBOOK`, or `mdbook` on
+/// the path), and every relative `href`/`src` in the pages it writes points
+/// at a file it wrote: the site a user browses has no dead link. Without
+/// mdbook the test says so and skips, except under CI (`.ci/run` installs it).
+#[test]
+fn the_book_builds_and_its_pages_link_only_to_what_it_wrote() {
+    let mdbook = std::env::var("LEAFE_MDBOOK").unwrap_or_else(|_| "mdbook".into());
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(&mdbook)
+        .arg("build")
+        .arg(root().join("docs"))
+        .arg("--dest-dir")
+        .arg(out.path())
+        .output();
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must build the book: `{mdbook}` does not run ({e}; see .ci/run)"
+            );
+            eprintln!(
+                "note: `{mdbook}` does not run ({e}); the book build is skipped (.ci/run installs mdbook)"
+            );
+            return;
+        }
+    };
+    assert!(
+        run.status.success(),
+        "mdbook build docs failed:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut html = Vec::new();
+    let mut dirs = vec![out.path().to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "html") {
+                html.push(p);
+            }
+        }
+    }
+    let summary_pages = read("docs/SUMMARY.md").matches(".md)").count();
+    assert!(
+        html.len() > summary_pages,
+        "the book has {} HTML pages for {summary_pages} pages in SUMMARY.md",
+        html.len()
+    );
+    let mut dead = Vec::new();
+    for page in &html {
+        let text = std::fs::read_to_string(page).unwrap();
+        for attr in ["href=\"", "src=\""] {
+            for (i, _) in text.match_indices(attr) {
+                let rest = &text[i + attr.len()..];
+                let target = &rest[..rest.find('"').unwrap_or(0)];
+                let file = target.split(['#', '?']).next().unwrap_or("");
+                let external = file.contains(':') || file.starts_with("//");
+                if file.is_empty() || external {
+                    continue;
+                }
+                if !page.parent().unwrap().join(file).exists() {
+                    dead.push(format!(
+                        "{}: {target}",
+                        page.strip_prefix(out.path()).unwrap().display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        dead.is_empty(),
+        "dead links in the built book:\n{}",
+        dead.join("\n")
+    );
+}
