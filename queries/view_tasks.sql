@@ -35,16 +35,28 @@ WITH per_task AS (
     WHERE run_id = ${run}
     GROUP BY task_id
 ),
-cats AS (
-    SELECT e.task_id,
-           COUNT(*) AS reflections,
-           COUNT(DISTINCT r.category) AS categories,
-           MIN(r.category) AS first_category,
-           MAX(CASE WHEN r.category = ${category} THEN 1 ELSE 0 END) AS has_category
+task_reflections AS (
+    SELECT e.task_id, r.category
     FROM reflections r
     JOIN episodes e ON e.run_id = r.run_id AND e.episode_id = r.episode_id AND e.run_id = ${run}
     WHERE r.run_id = ${run}
-    GROUP BY e.task_id
+),
+-- Distinct categories counted from distinct pairs: COUNT(DISTINCT …) per
+-- group is the slow form of the same number.
+category_counts AS (
+    SELECT task_id, COUNT(*) AS categories
+    FROM (SELECT DISTINCT task_id, category FROM task_reflections WHERE category IS NOT NULL) AS d
+    GROUP BY task_id
+),
+cats AS (
+    SELECT t.task_id,
+           COUNT(*) AS reflections,
+           COALESCE(MAX(n.categories), 0) AS categories,
+           MIN(t.category) AS first_category,
+           MAX(CASE WHEN t.category = ${category} THEN 1 ELSE 0 END) AS has_category
+    FROM task_reflections t
+    LEFT JOIN category_counts n ON n.task_id = t.task_id
+    GROUP BY t.task_id
 ),
 classified AS (
     SELECT t.task_id,

@@ -82,8 +82,8 @@ pub async fn analyse(
 ) -> anyhow::Result<Vec<Section>> {
     let session = QuerySession::open(store).await?;
     let params = BTreeMap::from([("run".to_string(), runs.to_string())]);
-    let mut out = Vec::new();
-    for (name, title, file, chart) in SECTIONS {
+    let mut bound = Vec::new();
+    for (name, _, file, _) in SECTIONS {
         let q = load_query(queries, file)?;
         // The aggregates read failure_patterns or critical_steps over the
         // runs (`-- @input`) and take no parameter of their own.
@@ -93,17 +93,28 @@ pub async fn analyse(
         } else {
             params.clone()
         };
-        let batches = session
-            .collect(&q.bind(&own)?)
+        bound.push((name, q.bind(&own)?));
+    }
+    // The four tables are independent: run them side by side (one memory
+    // pool bounds them together).
+    let session = &session;
+    let tables = futures::future::try_join_all(bound.iter().map(|(name, q)| async move {
+        session
+            .collect(q)
             .await
-            .with_context(|| format!("report table {name}"))?;
-        out.push(Section {
+            .with_context(|| format!("report table {name}"))
+    }))
+    .await?;
+    let out = SECTIONS
+        .iter()
+        .zip(tables)
+        .map(|((name, title, _, chart), batches)| Section {
             name,
             title,
             batches,
-            chart,
-        });
-    }
+            chart: *chart,
+        })
+        .collect();
     Ok(out)
 }
 

@@ -271,6 +271,8 @@ impl Api {
     }
 
     async fn tasks(&self, p: &Params) -> Result<Value, ApiError> {
+        /// The column that carries the number of rows of the whole result.
+        const TOTAL: &str = "leafe_total_rows";
         const SORTABLE: [&str; 10] = [
             "task_id",
             "outcome",
@@ -357,18 +359,17 @@ impl Api {
             ("category", category.clone()),
             ("min_depth", min_depth.to_string()),
         ]))?;
+        // One pass gives the page and the number of rows: the count rides
+        // on every row as a window over the whole result.
         let paged = crate::query::BoundQuery {
             source_name: query.source_name.clone(),
             sql: format!(
-                "SELECT * FROM ({}) AS q ORDER BY {sort} {dir}, task_id LIMIT {} OFFSET {}",
+                "SELECT * FROM (SELECT q.*, COUNT(*) OVER () AS {TOTAL} FROM ({}) AS q) AS q \
+                 ORDER BY {sort} {dir}, task_id LIMIT {} OFFSET {}",
                 query.sql,
                 size + 1,
                 page * size
             ),
-        };
-        let counted = crate::query::BoundQuery {
-            source_name: query.source_name.clone(),
-            sql: format!("SELECT COUNT(*) AS n FROM ({}) AS q", query.sql),
         };
         let map_cond = |e: QueryError| -> ApiError {
             match (&condition, e) {
@@ -379,10 +380,23 @@ impl Api {
             }
         };
         let mut rows = rows_json(&session.collect(&paged).await.map_err(map_cond)?)?;
-        let total = rows_json(&session.collect(&counted).await.map_err(map_cond)?)?
-            .first()
-            .and_then(|r| r["n"].as_i64())
-            .unwrap_or(0);
+        let mut total = rows.first().and_then(|r| r[TOTAL].as_i64());
+        if total.is_none() && page > 0 {
+            // A page past the end has no row to carry the count.
+            let counted = crate::query::BoundQuery {
+                source_name: query.source_name.clone(),
+                sql: format!("SELECT COUNT(*) AS n FROM ({}) AS q", query.sql),
+            };
+            total = rows_json(&session.collect(&counted).await.map_err(map_cond)?)?
+                .first()
+                .and_then(|r| r["n"].as_i64());
+        }
+        let total = total.unwrap_or(0);
+        for r in &mut rows {
+            if let Some(o) = r.as_object_mut() {
+                o.remove(TOTAL);
+            }
+        }
         let more = rows.len() as i64 > size;
         rows.truncate(size as usize);
         Ok(json!({

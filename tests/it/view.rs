@@ -282,14 +282,24 @@ fn tasks_are_paged_filtered_and_sorted_and_bad_filters_refused_in_one_line() {
                 ("page_size", "5"),
             ],
         );
+        assert_eq!(p["total"].as_i64().unwrap(), total, "page {page}");
         for r in p["rows"].as_array().unwrap() {
             assert!(seen.insert(r["task_id"].as_str().unwrap().to_string()));
+            assert_eq!(r.as_object().unwrap().len(), 13, "a task row: {r}");
         }
         if p["more"] != true {
             break;
         }
     }
     assert_eq!(seen.len() as i64, total);
+    // A page past the end: no row, and still the number of tasks.
+    let past = get(
+        f,
+        "tasks",
+        &[("run", run), ("page", "1000"), ("page_size", "5")],
+    );
+    assert_eq!(past["rows"].as_array().unwrap().len(), 0);
+    assert_eq!(past["total"].as_i64().unwrap(), total);
     // The free condition: tasks with an episode that matches it.
     let deep = get(
         f,
