@@ -343,15 +343,18 @@ impl Api {
             bound.sql = format!("SELECT * FROM ({}) AS e WHERE {c}", bound.sql);
             bound.source_name = format!("the condition `{c}`");
         }
-        session
-            .register_view("view_episode_filter", &bound)
-            .await
-            .map_err(|e| match (&condition, e) {
+        let map_cond = |e: QueryError| -> ApiError {
+            match (&condition, e) {
                 (Some(_), QueryError::Sql { message, .. }) => ApiError::bad(format!(
                     "the condition is not a boolean expression over episode columns: {message}"
                 )),
                 (_, e) => e.into(),
-            })?;
+            }
+        };
+        session
+            .register_view("view_episode_filter", &bound)
+            .await
+            .map_err(map_cond)?;
         let q = load_query(self.queries.as_deref(), "view_tasks")?;
         let query = q.bind(&values(&[
             ("run", run.clone()),
@@ -370,14 +373,6 @@ impl Api {
                 size + 1,
                 page * size
             ),
-        };
-        let map_cond = |e: QueryError| -> ApiError {
-            match (&condition, e) {
-                (Some(_), QueryError::Sql { message, .. }) => ApiError::bad(format!(
-                    "the condition is not a boolean expression over episode columns: {message}"
-                )),
-                (_, e) => e.into(),
-            }
         };
         let mut rows = rows_json(&session.collect(&paged).await.map_err(map_cond)?)?;
         let mut total = rows.first().and_then(|r| r[TOTAL].as_i64());
