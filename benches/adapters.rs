@@ -88,6 +88,7 @@ fn bench(spec: &str, task: &str, n: usize, python: &str) -> Result<String, Strin
             action_index: None,
             log_prob: 0.0,
             call: None,
+            legal: None,
             transition,
         });
         obs = env.observe();

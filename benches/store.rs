@@ -61,6 +61,7 @@ fn steps_batch(first_episode: i64, n: usize) -> arrow::record_batch::RecordBatch
             llm_call_id: None,
             flags: None,
             info: None,
+            legal_actions: None,
         });
     }
     b.finish()

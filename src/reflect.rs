@@ -250,6 +250,7 @@ mod tests {
             action_index: None,
             log_prob: 0.0,
             call: None,
+            legal: None,
             transition: Transition {
                 reward: 0.0,
                 status: Status::Running,

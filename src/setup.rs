@@ -152,7 +152,12 @@ pub async fn ensure_new_model(store: &Store, name: &str) -> Result<()> {
 /// # Errors
 /// Those of [`world_for_model`], [`read_config`] and [`ensure_new_model`].
 pub async fn train_job(store: &Store, request: TrainRequest) -> Result<TrainJob> {
-    let world = world_for_model(store, request.env.as_deref(), &request.init).await?;
+    let text = crate::train::text::is_text_model(store, &request.init).await?;
+    let world = if text {
+        request.env.clone().unwrap_or_default()
+    } else {
+        world_for_model(store, request.env.as_deref(), &request.init).await?
+    };
     let fresh = !request.incremental;
     let config = if request.method == Method::Grpo && fresh {
         ensure_new_model(store, &request.out_model).await?;
@@ -173,6 +178,7 @@ pub async fn train_job(store: &Store, request: TrainRequest) -> Result<TrainJob>
     Ok(TrainJob {
         request,
         world,
+        text,
         config,
     })
 }

@@ -187,6 +187,7 @@ impl Writer<'_> {
                 action_index: Some(action),
                 log_prob: -self.rng.random_range(0.02f32..2.0),
                 call: None,
+                legal: None,
                 transition: Transition {
                     reward,
                     status: crate::env::Status::Running,

@@ -13,7 +13,9 @@ use crate::query::OutputFormat;
 use crate::store::now_us;
 use crate::train::distill::Method;
 use crate::train::incremental::Increment;
-use crate::train::job::{Overrides, TrainOutcome, TrainProgress, TrainRequest, run_job};
+use crate::train::job::{
+    Overrides, TrainOutcome, TrainProgress, TrainRequest, run_job, run_text_job,
+};
 use crate::train::load_policy;
 use crate::with_world;
 
@@ -157,10 +159,14 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let job = crate::setup::train_job(&store, request).await?;
     let pb = bar(0, quiet);
     let started = Instant::now();
-    let outcome = with_world!(job.world.as_str(), |w| {
-        run_job(&store, w, &job, &command_line(), |p| show_progress(&pb, p)).await
-    })
-    .map_err(anyhow::Error::msg)??;
+    let outcome = if job.text {
+        run_text_job(&store, &job, &command_line(), |p| show_progress(&pb, p)).await?
+    } else {
+        with_world!(job.world.as_str(), |w| {
+            run_job(&store, w, &job, &command_line(), |p| show_progress(&pb, p)).await
+        })
+        .map_err(anyhow::Error::msg)??
+    };
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let r = &job.request;

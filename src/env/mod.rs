@@ -263,6 +263,18 @@ pub struct Step {
     pub call: Option<i64>,
     /// What the step did.
     pub transition: Transition,
+    /// The legal actions the action was chosen among, as the environment
+    /// listed them (what a text policy scores); `None` where it listed
+    /// none (free-text actions).
+    pub legal: Option<Vec<String>>,
+}
+
+impl Step {
+    /// What [`Step::legal`] keeps of the legal actions `legal`: the list,
+    /// or nothing for an empty one.
+    pub fn legal_of(legal: Vec<String>) -> Option<Vec<String>> {
+        (!legal.is_empty()).then_some(legal)
+    }
 }
 
 /// An environment that an agent acts in, one task at a time.

@@ -251,6 +251,7 @@ where
                     log_prob: d.log_prob,
                     call: d.call,
                     transition,
+                    legal: Step::legal_of(std::mem::take(&mut r.legal)),
                 });
             } else if status == Status::Running {
                 r.observation = r.env.observe();

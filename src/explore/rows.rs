@@ -30,6 +30,10 @@ pub fn push_steps(
     let last = steps.len().saturating_sub(1);
     for (i, s) in steps.iter().enumerate() {
         let flags = s.transition.flags.join(",");
+        let legal = s
+            .legal
+            .as_ref()
+            .map(|l| serde_json::to_string(l).expect("strings serialize"));
         builder.push(&StepRow {
             episode_id,
             t: s.t as i32,
@@ -46,6 +50,7 @@ pub fn push_steps(
             llm_call_id: s.call,
             flags: (!flags.is_empty()).then_some(flags.as_str()),
             info: s.transition.info.as_deref(),
+            legal_actions: legal.as_deref(),
         });
     }
 }

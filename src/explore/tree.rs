@@ -262,6 +262,7 @@ where
                 log_prob: decision.log_prob,
                 call: decision.call,
                 transition,
+                legal: Step::legal_of(std::mem::take(&mut a.legal)),
             });
             a.legal = a.env.legal_actions();
             let own = a.history.len() - a.start;

@@ -241,6 +241,7 @@ table_rows! {
         llm_call_id: Option<i64> => Int64Builder,
         flags: Option<&'a str> => StringBuilder,
         info: Option<&'a str> => StringBuilder,
+        legal_actions: Option<&'a str> => StringBuilder,
     }
 }
 

@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, HashSet};
 use arrow::array::AsArray;
 use serde::{Deserialize, Serialize};
 
-use super::distill::{DistillConfig, DistillReport, Method, distill_runs};
-use super::{Result, TrainError, record_and_save};
+use super::distill::{DistillConfig, DistillReport, Method};
+use super::{Network, Result, TrainError, distill_and_save};
 use crate::query::{QuerySession, like_exact, load_query};
 use crate::store::{Store, now_us};
 
@@ -58,13 +58,14 @@ fn invalid(e: impl std::fmt::Display) -> TrainError {
 }
 
 /// Trains line `line` one increment on the unseen runs matching `runs` (a
-/// SQL LIKE pattern), from its latest version or `init` the first time.
+/// SQL LIKE pattern), from its latest version or `init` the first time;
+/// `network` is what the line's models are.
 #[allow(clippy::too_many_arguments)]
 pub async fn train_increment(
     store: &Store,
     line: &str,
     init: &str,
-    encoder: std::sync::Arc<dyn crate::policy::Encoder>,
+    network: &Network,
     method: Method,
     runs: &str,
     queries: Option<&std::path::Path>,
@@ -110,22 +111,24 @@ pub async fn train_increment(
     let init = wm.latest.clone().unwrap_or_else(|| init.to_string());
     let name = format!("{line}.v{:04}", wm.version + 1);
     let patterns: Vec<String> = new_runs.iter().map(|r| like_exact(r)).collect();
-    let (policy, report) = distill_runs(
-        store, &init, encoder, method, &patterns, queries, config, progress,
-    )
-    .await?;
-    let config_json = serde_json::json!({
-        "method": method, "init": init, "line": line, "runs": new_runs,
-        "queries": queries.map(|q| q.display().to_string()), "distill": config, "report": report,
-    });
-    record_and_save(
+    let report = distill_and_save(
         store,
+        network,
+        &init,
+        method,
+        &patterns,
+        queries,
+        config,
         &format!("train-{name}"),
         &name,
-        &policy,
-        config.fit.seed,
-        config_json,
+        |report| {
+            serde_json::json!({
+                "method": method, "init": init, "line": line, "runs": new_runs,
+                "queries": queries.map(|q| q.display().to_string()), "distill": config, "report": report,
+            })
+        },
         command_line,
+        progress,
     )
     .await?;
     wm.version += 1;

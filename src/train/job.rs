@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 
-use super::distill::{DistillConfig, DistillReport, Method, distill};
+use super::distill::{DistillConfig, DistillReport, Method};
 use super::grpo::{GrpoConfig, GrpoReport, grpo};
 use super::incremental::{Increment, train_increment};
-use super::{Result, TrainError, load_policy, record_and_save};
+use super::{Network, Result, TrainError, distill_and_save, load_policy, record_and_save};
 use crate::explore::World;
 use crate::query::{QuerySession, load_query};
 use crate::store::{Store, now_us};
@@ -106,8 +106,12 @@ pub enum JobConfig {
 pub struct TrainJob {
     /// What was asked.
     pub request: TrainRequest,
-    /// The built-in world it trains in.
+    /// The built-in world it trains in; for a text model, the `--env`
+    /// spec (empty without one).
     pub world: String,
+    /// Whether the `--init` model is a text policy: it distils from the
+    /// store's text paths and samples GRPO's groups in the `--env` process.
+    pub text: bool,
     /// The config file's fields with the flags over them.
     pub config: JobConfig,
 }
@@ -168,58 +172,97 @@ pub async fn run_job<W: World>(
     world: W,
     job: &TrainJob,
     command_line: &str,
+    progress: impl FnMut(TrainProgress<'_>),
+) -> Result<TrainOutcome> {
+    match &job.config {
+        JobConfig::Grpo(cfg) => run_grpo(store, world, job, cfg, command_line, progress).await,
+        JobConfig::Distill(cfg) => {
+            run_distill(
+                store,
+                &Network::Board(world.encoder()),
+                job,
+                cfg,
+                command_line,
+                progress,
+            )
+            .await
+        }
+    }
+}
+
+/// [`run_job`] for a text model ([`TrainJob::text`]): LEAFE and RFT from
+/// the store's text paths.
+///
+/// # Errors
+/// As [`run_job`]; [`TrainError::Invalid`] for GRPO, which a text model
+/// does not run yet.
+pub async fn run_text_job(
+    store: &Store,
+    job: &TrainJob,
+    command_line: &str,
+    progress: impl FnMut(TrainProgress<'_>),
+) -> Result<TrainOutcome> {
+    match &job.config {
+        JobConfig::Grpo(_) => Err(TrainError::Invalid(
+            "--method grpo takes board networks only; a text policy trains with leafe or rft"
+                .into(),
+        )),
+        JobConfig::Distill(cfg) => {
+            run_distill(store, &Network::Text, job, cfg, command_line, progress).await
+        }
+    }
+}
+
+async fn run_distill(
+    store: &Store,
+    network: &Network,
+    job: &TrainJob,
+    cfg: &DistillConfig,
+    command_line: &str,
     mut progress: impl FnMut(TrainProgress<'_>),
 ) -> Result<TrainOutcome> {
     let r = &job.request;
-    match &job.config {
-        JobConfig::Grpo(cfg) => run_grpo(store, world, job, cfg, command_line, progress).await,
-        JobConfig::Distill(cfg) if r.incremental => train_increment(
+    let fit = |step, total, loss| progress(TrainProgress::Fit { step, total, loss });
+    if r.incremental {
+        return train_increment(
             store,
             &r.out_model,
             &r.init,
-            world.encoder(),
+            network,
             r.method,
             &r.runs,
             Some(&r.queries),
             cfg,
             command_line,
-            |step, total, loss| progress(TrainProgress::Fit { step, total, loss }),
+            fit,
         )
         .await
         .map(TrainOutcome::Increment)
-        .map_err(|e| e.during(format!("training model line {}", r.out_model))),
-        JobConfig::Distill(cfg) => {
-            let fit = |step, total, loss| progress(TrainProgress::Fit { step, total, loss });
-            let (policy, report) = distill(
-                store,
-                &r.init,
-                world.encoder(),
-                r.method,
-                &r.runs,
-                Some(&r.queries),
-                cfg,
-                fit,
-            )
-            .await
-            .map_err(|e| e.during(format!("training {} from {}", r.out_model, r.init)))?;
-            let run_id = format!("train-{}-{}", r.out_model, now_us() / 1_000_000);
-            let config = serde_json::json!({
+        .map_err(|e| e.during(format!("training model line {}", r.out_model)));
+    }
+    let run_id = format!("train-{}-{}", r.out_model, now_us() / 1_000_000);
+    let report = distill_and_save(
+        store,
+        network,
+        &r.init,
+        r.method,
+        std::slice::from_ref(&r.runs),
+        Some(&r.queries),
+        cfg,
+        &run_id,
+        &r.out_model,
+        |report| {
+            serde_json::json!({
                 "method": r.method, "init": r.init, "runs": r.runs, "out_model": r.out_model,
                 "queries": r.queries.display().to_string(), "distill": cfg, "report": report,
-            });
-            record_and_save(
-                store,
-                &run_id,
-                &r.out_model,
-                &policy,
-                cfg.fit.seed,
-                config,
-                command_line,
-            )
-            .await?;
-            Ok(TrainOutcome::Distilled { run_id, report })
-        }
-    }
+            })
+        },
+        command_line,
+        fit,
+    )
+    .await
+    .map_err(|e| e.during(format!("training {} from {}", r.out_model, r.init)))?;
+    Ok(TrainOutcome::Distilled { run_id, report })
 }
 
 async fn run_grpo<W: World>(

@@ -451,6 +451,77 @@ pub async fn record_and_save(
     .await
 }
 
+/// Which network a distillation trains: what `leafe train` loads the
+/// `--init` model as.
+#[derive(Clone)]
+pub enum Network {
+    /// A board network reading the planes of a world's encoder.
+    Board(Arc<dyn Encoder>),
+    /// The text policy ([`crate::policy::text`]), for any text environment.
+    Text,
+}
+
+/// Distils `init` with `method` (LEAFE or RFT) on the runs matching
+/// `patterns`, then records run `run_id` (its config: `describe` of the
+/// report) and saves the model as `name`.
+///
+/// # Errors
+/// The distillation's and the store's.
+#[allow(clippy::too_many_arguments)]
+pub async fn distill_and_save(
+    store: &Store,
+    network: &Network,
+    init: &str,
+    method: distill::Method,
+    patterns: &[String],
+    queries: Option<&std::path::Path>,
+    config: &distill::DistillConfig,
+    run_id: &str,
+    name: &str,
+    describe: impl FnOnce(&distill::DistillReport) -> serde_json::Value,
+    command_line: &str,
+    progress: impl FnMut(usize, usize, f32),
+) -> Result<distill::DistillReport> {
+    let seed = config.fit.seed;
+    match network {
+        Network::Board(encoder) => {
+            let (policy, report) = distill::distill_runs(
+                store,
+                init,
+                encoder.clone(),
+                method,
+                patterns,
+                queries,
+                config,
+                progress,
+            )
+            .await?;
+            let json = describe(&report);
+            record_and_save(store, run_id, name, &policy, seed, json, command_line).await?;
+            Ok(report)
+        }
+        Network::Text => {
+            let (policy, report) = text::distill::distill_text(
+                store, init, method, patterns, queries, config, progress,
+            )
+            .await?;
+            let json = describe(&report);
+            text::record_and_save_text(
+                store,
+                "train",
+                run_id,
+                name,
+                &policy,
+                seed,
+                json,
+                command_line,
+            )
+            .await?;
+            Ok(report)
+        }
+    }
+}
+
 /// [`record_and_save`] for a run of another kind (`pretrain`): the run is
 /// recorded with that kind, and the model's provenance keeps the config
 /// under the kind's name.

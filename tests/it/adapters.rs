@@ -266,6 +266,7 @@ fn play(env: &mut TextEnv, task: &str, seed: u64, actions: &[&str]) -> Vec<Step>
             action_index: None,
             log_prob: 0.0,
             call: None,
+            legal: None,
             transition,
         });
         obs = env.observe();

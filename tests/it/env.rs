@@ -772,6 +772,7 @@ fn record(
             action_index: Some(a),
             log_prob: 0.0,
             call: None,
+            legal: None,
             transition,
         });
     }

@@ -53,6 +53,7 @@ fn step_batch(episode_id: i64, n: i32) -> arrow::record_batch::RecordBatch {
             llm_call_id: None,
             flags: None,
             info: None,
+            legal_actions: None,
         });
     }
     b.finish()

@@ -30,11 +30,26 @@ pub use vocab::Vocab;
 /// first): each step's action and the environment's feedback on it.
 pub fn recent_text(history: &[Step], keep: usize) -> String {
     let from = history.len().saturating_sub(keep);
+    join_recent(
+        history[from..]
+            .iter()
+            .map(|s| (s.action.as_str(), s.transition.feedback.as_str())),
+    )
+}
+
+/// [`recent_text`] of steps given as (action, feedback) pairs, as Stage 2
+/// rebuilds them from the store's rows: the same text for the same steps.
+pub fn recent_text_of(steps: &[(String, String)], keep: usize) -> String {
+    let from = steps.len().saturating_sub(keep);
+    join_recent(steps[from..].iter().map(|(a, f)| (a.as_str(), f.as_str())))
+}
+
+fn join_recent<'a>(steps: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let mut out = String::new();
-    for s in &history[from..] {
-        out.push_str(&s.action);
+    for (action, feedback) in steps {
+        out.push_str(action);
         out.push_str(" . ");
-        out.push_str(&s.transition.feedback);
+        out.push_str(feedback);
         out.push_str(" . ");
     }
     out

@@ -120,6 +120,7 @@ pub fn demonstrations<E: Env>(
                 action_index: None,
                 log_prob: 0.0,
                 call: None,
+                legal: None,
                 transition,
             });
             observation = env.observe();
@@ -279,6 +280,7 @@ pub fn fit_text(
     Ok((stepper.finish(policy)?, losses))
 }
 
+pub mod distill;
 #[cfg(test)]
 mod tests;
 
@@ -394,6 +396,16 @@ pub async fn save_text_policy(
         .save_model(name, policy.to_files()?, &manifest)
         .await?;
     Ok(())
+}
+
+/// Whether model `name` (or the latest version of the line `name`) is a
+/// text policy.
+///
+/// # Errors
+/// [`TrainError::NoModel`], the store's.
+pub async fn is_text_model(store: &crate::store::Store, name: &str) -> Result<bool> {
+    let (_, manifest) = super::resolve_model(store, name).await?;
+    Ok(manifest.get("text_net").is_some())
 }
 
 /// Loads a text policy saved by [`save_text_policy`].

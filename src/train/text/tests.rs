@@ -148,6 +148,7 @@ fn success(policy: &dyn Policy, tasks: &[u64], n: usize) -> f64 {
                     action_index: None,
                     log_prob: d.log_prob,
                     call: None,
+                    legal: None,
                     transition,
                 });
                 obs = env.observe();
@@ -267,4 +268,104 @@ fn the_loss_is_the_chosen_actions_log_probability_and_zero_weights_add_nothing()
     for (x, y) in base[0].iter().zip(&with_zero[0]) {
         assert!((x - y).abs() < 1e-5, "{base:?} vs {with_zero:?}");
     }
+}
+
+#[test]
+fn decisions_rebuilt_from_store_rows_are_what_the_policy_read() {
+    // A cloned policy plays a few quests (some steps of each path a branch
+    // would store, some its prefix); the rows the text queries return are
+    // rebuilt into decisions, which must encode to the inputs the policy
+    // read when it acted, with the action taken as the target.
+    let (policy, _, _) = trained(&(0..12).collect::<Vec<_>>(), 3);
+    let mut env = Quest::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (mut read, mut rows) = (Vec::new(), Vec::new());
+    for (leaf, task) in (30..36u64).enumerate() {
+        let mut obs = env.reset(&task, 0).unwrap();
+        let mut history: Vec<Step> = Vec::new();
+        while !env.status().is_terminal() {
+            let legal = env.legal_actions();
+            let mut memory: Memory = None;
+            let turn = Turn {
+                history: &history,
+                observation: &obs,
+                legal: &legal,
+                experience: None,
+                rng: &mut rng,
+                memory: &mut memory,
+            };
+            let input = policy.input(&turn).unwrap();
+            let d = policy.act(&mut [turn], 1.0).unwrap().remove(0);
+            // The first step is context only, as a branch's prefix is.
+            let target = !history.is_empty();
+            if target {
+                read.push((input, legal.iter().position(|l| *l == d.action).unwrap()));
+            }
+            let transition = env.step(&d.action).unwrap();
+            history.push(Step {
+                t: history.len(),
+                observation: obs.clone(),
+                action: d.action,
+                action_index: None,
+                log_prob: d.log_prob,
+                call: None,
+                legal: Step::legal_of(legal),
+                transition,
+            });
+            obs = env.observe();
+        }
+        for s in &history {
+            rows.push((
+                leaf as i64,
+                s.t as i64,
+                s.observation.text.clone(),
+                s.action.clone(),
+                s.transition.feedback.clone(),
+                serde_json::to_string(s.legal.as_ref().unwrap()).unwrap(),
+                s.t > 0,
+            ));
+        }
+    }
+    let mut rebuilt = distill::PathDecisions::new(policy.config().history, 1.0);
+    for (leaf, t, observation, action, feedback, legal, target) in &rows {
+        rebuilt
+            .push(distill::PathRow {
+                run_id: "r",
+                leaf: *leaf,
+                t: *t,
+                observation,
+                action,
+                feedback,
+                legal: Some(legal),
+                target: *target,
+            })
+            .unwrap();
+    }
+    assert!(!read.is_empty());
+    assert_eq!(rebuilt.not_legal, 0);
+    let (inputs, targets, weights) = encode(&policy, &rebuilt.decisions).unwrap();
+    let (want_inputs, want_targets): (Vec<_>, Vec<_>) = read.into_iter().unzip();
+    assert_eq!(inputs, want_inputs);
+    assert_eq!(targets, want_targets);
+    assert!(weights.iter().all(|w| *w == 1.0));
+
+    // A target step without legal actions is refused with what to do.
+    let mut old = distill::PathDecisions::new(4, 1.0);
+    let err = old
+        .push(distill::PathRow {
+            run_id: "r",
+            leaf: 0,
+            t: 3,
+            observation: "o",
+            action: "a",
+            feedback: "f",
+            legal: None,
+            target: true,
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no legal actions stored") && err.contains("explore again"),
+        "{err}"
+    );
 }

@@ -39,6 +39,7 @@ fn play(env: &mut Gridworld, grid: &Grid, actions: &[&str]) -> Vec<Step> {
                 action_index: action_index(a),
                 log_prob: 0.0,
                 call: None,
+                legal: None,
                 transition,
             }
         })
