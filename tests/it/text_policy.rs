@@ -148,4 +148,94 @@ fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
         .collect();
     eprintln!("episodes, branches, env errors, guided steps: {n:?}");
     assert!(n[0] > 8 && n[1] > 0 && n[2] == 0 && n[3] > 0, "{n:?}");
+
+    // Stage 2 from the explored trees: LEAFE (the corrected branches'
+    // steps without the experience, plus rehearsal) and RFT (rehearsal of
+    // every successful path), each a text model that eval loads.
+    let (code, csv, err) = leafe_with(
+        &[
+            "sql",
+            "--store",
+            &store,
+            "--format",
+            "csv",
+            "SELECT SUM(CASE WHEN origin = 'branch' AND success THEN 1 ELSE 0 END) AS solved_branches,              SUM(CASE WHEN success THEN 1 ELSE 0 END) AS solved              FROM episodes WHERE run_id LIKE 'twx.%'",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let solved: Vec<i64> = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    eprintln!("solved branches, solved episodes: {solved:?}");
+    for (method, out_model) in [("leafe", "tw-leafe"), ("rft", "tw-rft")] {
+        let (code, out, err) = leafe_with(
+            &[
+                "train",
+                "--store",
+                &store,
+                "--method",
+                method,
+                "--init",
+                "tw",
+                "--runs",
+                "twx.%",
+                "--out-model",
+                out_model,
+                "--epochs",
+                "2",
+            ],
+            &[],
+        );
+        if method == "leafe" && solved[0] == 0 || solved[1] == 0 {
+            assert_ne!(code, 0, "{out}");
+            assert!(err.contains("nothing to train on"), "{err}");
+            continue;
+        }
+        assert_eq!(code, 0, "{out}\n{err}");
+        assert!(out.contains(&format!("saved model {out_model}")), "{out}");
+        let (code, csv, err) = leafe_with(
+            &[
+                "eval",
+                "--store",
+                &store,
+                "--env",
+                &env,
+                "--policy",
+                "burn",
+                "--model",
+                out_model,
+                "--levels",
+                held_out.to_str().unwrap(),
+                "--samples",
+                "2",
+                "--max-steps",
+                "6",
+                "--no-write",
+                "--format",
+                "csv",
+            ],
+            &vars,
+        );
+        assert_eq!(code, 0, "{err}");
+        eprintln!("{out_model}: {}", csv.lines().nth(1).unwrap());
+    }
+    // Every explored step kept the legal actions it was chosen among.
+    let (code, csv, err) = leafe_with(
+        &[
+            "sql",
+            "--store",
+            &store,
+            "--format",
+            "csv",
+            "SELECT COUNT(*) AS n FROM steps WHERE run_id LIKE 'twx.%' AND legal_actions IS NULL",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(csv.lines().nth(1), Some("0"), "{csv}");
 }
