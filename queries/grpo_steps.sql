@@ -17,7 +17,8 @@
 --                             `return` (the shaped episode return).
 --
 -- Returns: run_id, task_id, episode_id, t, observation, action, log_prob,
---          advantage. Ordered by run, episode, t.
+--          advantage, action_text, feedback, legal_actions (what the text
+--          policy rebuilds its context from). Ordered by run, episode, t.
 WITH scored AS (
     SELECT run_id, episode_id, task_id,
            CASE WHEN ${reward} = 'return' THEN episode_return
@@ -40,7 +41,10 @@ SELECT g.run_id,
        s.observation,
        s.action,
        s.log_prob,
-       g.advantage
+       g.advantage,
+       s.action_text,
+       s.feedback,
+       s.legal_actions
 FROM groups g
 JOIN steps s ON s.run_id = g.run_id AND s.episode_id = g.episode_id AND s.run_id LIKE ${run}
 ORDER BY g.run_id, g.episode_id, s.t

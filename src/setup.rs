@@ -183,6 +183,39 @@ pub async fn train_job(store: &Store, request: TrainRequest) -> Result<TrainJob>
     })
 }
 
+/// The environment a text model's GRPO job samples in: the task ids of
+/// `--levels` and the `--env` environment, episodes truncated at the GRPO
+/// config's step limit. `None` for any other job.
+///
+/// # Errors
+/// [`SetupError::Tasks`] for a text GRPO job without `--levels` or `--env`
+/// or with an unreadable task file; those of [`process_env`] and
+/// [`process_pool`].
+pub fn text_grpo_env(
+    job: &TrainJob,
+    timeout_ms: u64,
+) -> Result<Option<(Vec<String>, Arc<EnvSource>)>> {
+    let JobConfig::Grpo(cfg) = &job.config else {
+        return Ok(None);
+    };
+    if !job.text {
+        return Ok(None);
+    }
+    let missing = |what: &str| SetupError::Tasks {
+        message: format!("--method grpo with a text model samples in its environment: pass {what}"),
+    };
+    let levels = job
+        .request
+        .levels
+        .as_deref()
+        .ok_or_else(|| missing("--levels (task ids, one per line)"))?;
+    let spec = process_env(Some(job.world.as_str()).filter(|w| !w.is_empty()))?
+        .ok_or_else(|| missing("--env (the text environment the model acts in)"))?;
+    let tasks = read_task_ids(levels)?;
+    let pool = process_pool(&spec.command, timeout_ms, cfg.max_steps as usize)?;
+    Ok(Some((tasks, pool)))
+}
+
 /// The generic system prompt for an environment process that does not
 /// describe itself.
 pub const PROCESS_SYSTEM_PROMPT: &str =

@@ -31,7 +31,9 @@ pub struct TrainArgs {
     /// Model to start from.
     #[arg(long)]
     pub init: String,
-    /// Environment: sokoban or gridworld [default: the --init model's].
+    /// Environment: sokoban or gridworld [default: the --init model's]; for
+    /// a text model and --method grpo, the text environment it samples in
+    /// (`textworld:DIR`, `cmd:COMMAND`, …).
     #[arg(long)]
     pub env: Option<String>,
     /// Runs to learn from, as a SQL LIKE pattern on run_id (e.g. `e1.%`); for
@@ -48,6 +50,11 @@ pub struct TrainArgs {
     /// Name of the trained model.
     #[arg(long)]
     pub out_model: String,
+    /// grpo with a text model: milliseconds the `--env` process may take
+    /// for one request before it counts as hung (killed, the episode an
+    /// env_error).
+    #[arg(long, default_value_t = 30_000)]
+    pub env_timeout_ms: u64,
     /// TOML file with DistillConfig fields (beta, fit), or with `--method grpo` GrpoConfig fields (group_size, learning_rate, kl_coef, reward, loss_norm, …); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -138,6 +145,7 @@ pub struct EvalArgs {
 /// `leafe train`: resolve the request, run it, print what it did.
 pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
+    let env_timeout_ms = a.env_timeout_ms;
     let request = TrainRequest {
         method: a.method,
         init: a.init,
@@ -160,7 +168,12 @@ pub async fn train_cmd(a: TrainArgs, quiet: bool) -> anyhow::Result<u8> {
     let pb = bar(0, quiet);
     let started = Instant::now();
     let outcome = if job.text {
-        run_text_job(&store, &job, &command_line(), |p| show_progress(&pb, p)).await?
+        let grpo_env = crate::setup::text_grpo_env(&job, env_timeout_ms)?;
+        let grpo_env = grpo_env.as_ref().map(|(t, s)| (t.as_slice(), s));
+        run_text_job(&store, &job, grpo_env, &command_line(), |p| {
+            show_progress(&pb, p)
+        })
+        .await?
     } else {
         with_world!(job.world.as_str(), |w| {
             run_job(&store, w, &job, &command_line(), |p| show_progress(&pb, p)).await

@@ -90,7 +90,8 @@ pub enum GrpoReward {
 }
 
 impl GrpoReward {
-    fn as_str(self) -> &'static str {
+    /// The name `grpo_steps.sql`'s `reward` parameter takes.
+    pub fn as_str(self) -> &'static str {
         match self {
             GrpoReward::Success => "success",
             GrpoReward::Return => "return",
@@ -164,83 +165,24 @@ pub async fn grpo<E: Env>(
     let query =
         load_query(queries, "grpo_steps").map_err(|e| TrainError::Invalid(e.to_string()))?;
     let width = init.config().input_size();
-    let probe = make_env().map_err(|e| TrainError::Invalid(e.to_string()))?;
-    let ids: Vec<String> = levels.iter().map(|l| probe.task_id(l)).collect();
-    drop(probe);
+    let mut sampler = Sampler::new(
+        store,
+        levels,
+        make_env,
+        run_prefix,
+        budget,
+        config,
+        command_line,
+    )?;
     let mut net = super::trainable(init.net().clone(), init.config(), config.seed);
     let mut optim = AdamConfig::new().init();
     let mut policy = init.clone();
     let mut report = GrpoReport::default();
-    let mut next_task = 0usize;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    while report.iterations < config.max_iterations && report.env_steps < budget {
-        // Never exceed the budget: take only as many tasks as could run to
-        // the step limit in every sample with what is left (at most one
-        // group's worst case stays unspent at the end).
-        let worst = config.max_steps as u64 * config.group_size as u64;
-        let tasks =
-            (((budget - report.env_steps) / worst.max(1)) as usize).min(config.tasks_per_iteration);
-        if tasks == 0 {
+    while report.iterations < config.max_iterations {
+        let Some(run_id) = sampler.sample(&policy, &mut report).await? else {
             break;
-        }
-        let picked: Vec<usize> = (0..tasks).map(|i| (next_task + i) % levels.len()).collect();
-        let chosen: Vec<E::Task> = picked.iter().map(|&i| levels[i].clone()).collect();
-        next_task += tasks;
-        let it_seed = config.seed.wrapping_add(report.iterations as u64 * 7919);
-        let trajectories = tokio::task::block_in_place(|| {
-            sample_trajectories(
-                &chosen,
-                make_env,
-                &policy,
-                config.group_size,
-                config.temperature,
-                it_seed,
-                1024,
-            )
-        })?;
-        let steps: u64 = trajectories.iter().map(|t| t.steps.len() as u64).sum();
-        report.env_steps += steps;
-        report.success_rates.push(
-            trajectories.iter().filter(|t| t.success).count() as f32 / trajectories.len() as f32,
-        );
-
-        // Sampling → store.
-        let run_id = format!("{run_prefix}.i{:04}", report.iterations);
-        let spec = RunSpec {
-            run_id: run_id.clone(),
-            kind: "grpo-sample".into(),
-            seed: Some(it_seed as i64),
-            config: serde_json::json!({ "grpo": config, "iteration": report.iterations, "tasks": tasks, "policy": policy.name() }),
-            command_line: command_line.to_string(),
-            meta: serde_json::Value::Null,
         };
-        let mut run = store.begin_run(spec).await?;
-        let (mut eb, mut sb) = (EpisodeBatchBuilder::default(), StepBatchBuilder::default());
-        let now = now_us();
-        for (i, t) in trajectories.iter().enumerate() {
-            let id = i as i64;
-            push_steps(&mut sb, id, &t.steps, false);
-            PlainEpisode {
-                id,
-                sample_index: t.sample,
-                origin: "grpo",
-                task_id: &ids[picked[t.level]],
-                task_source: None,
-                split: Some("train"),
-                policy: policy.name(),
-                success: t.success,
-                status: t.status.as_str(),
-                episode_return: t.episode_return,
-                length: t.steps.len(),
-                error: None,
-            }
-            .push(&mut eb, now);
-        }
-        let (e, s) = (eb.finish(), sb.finish());
-        run.write(Table::Steps, &s).await?;
-        run.write(Table::Episodes, &e).await?;
-        run.commit().await?;
-
         // Store → SQL advantages → tensors.
         let rows = read_rows(
             store,
@@ -265,6 +207,140 @@ pub async fn grpo<E: Env>(
         progress(&report, &policy);
     }
     Ok((policy, report))
+}
+
+/// GRPO's sampling, for any policy: each iteration takes the next tasks
+/// (as many as the budget left can afford if every sample runs to the step
+/// limit, at most `tasks_per_iteration`), samples a group of rollouts of
+/// each and writes them as one committed run (origin `grpo`, the behaviour
+/// log-probabilities and legal actions in `steps`), whose advantages
+/// `queries/grpo_steps.sql` then computes.
+pub(crate) struct Sampler<'a, E: Env> {
+    store: &'a Store,
+    levels: &'a [E::Task],
+    ids: Vec<String>,
+    make_env: &'a (dyn Fn() -> env::Result<E> + Sync),
+    run_prefix: &'a str,
+    budget: u64,
+    config: &'a GrpoConfig,
+    command_line: &'a str,
+    next_task: usize,
+}
+
+impl<'a, E: Env> Sampler<'a, E> {
+    /// A sampler over `levels` (checked: some, groups of two or more).
+    pub(crate) fn new(
+        store: &'a Store,
+        levels: &'a [E::Task],
+        make_env: &'a (dyn Fn() -> env::Result<E> + Sync),
+        run_prefix: &'a str,
+        budget: u64,
+        config: &'a GrpoConfig,
+        command_line: &'a str,
+    ) -> Result<Sampler<'a, E>> {
+        if levels.is_empty() || config.group_size < 2 || config.tasks_per_iteration == 0 {
+            return Err(TrainError::Invalid(
+                "GRPO needs levels, group_size >= 2 and tasks_per_iteration >= 1".into(),
+            ));
+        }
+        let probe = make_env().map_err(|e| TrainError::Invalid(e.to_string()))?;
+        let ids: Vec<String> = levels.iter().map(|l| probe.task_id(l)).collect();
+        drop(probe);
+        Ok(Sampler {
+            store,
+            levels,
+            ids,
+            make_env,
+            run_prefix,
+            budget,
+            config,
+            command_line,
+            next_task: 0,
+        })
+    }
+
+    /// Samples iteration `report.iterations` with `policy` and writes it;
+    /// its run id, or None once the budget cannot afford another group.
+    /// Adds the steps and the success rate to `report`.
+    pub(crate) async fn sample<P: Policy + Sync + ?Sized>(
+        &mut self,
+        policy: &P,
+        report: &mut GrpoReport,
+    ) -> Result<Option<String>> {
+        let config = self.config;
+        if report.env_steps >= self.budget {
+            return Ok(None);
+        }
+        // Never exceed the budget: take only as many tasks as could run to
+        // the step limit in every sample with what is left (at most one
+        // group's worst case stays unspent at the end).
+        let worst = config.max_steps as u64 * config.group_size as u64;
+        let tasks = (((self.budget - report.env_steps) / worst.max(1)) as usize)
+            .min(config.tasks_per_iteration);
+        if tasks == 0 {
+            return Ok(None);
+        }
+        let levels = self.levels;
+        let picked: Vec<usize> = (0..tasks)
+            .map(|i| (self.next_task + i) % levels.len())
+            .collect();
+        let chosen: Vec<E::Task> = picked.iter().map(|&i| levels[i].clone()).collect();
+        self.next_task += tasks;
+        let it_seed = config.seed.wrapping_add(report.iterations as u64 * 7919);
+        let trajectories = tokio::task::block_in_place(|| {
+            sample_trajectories(
+                &chosen,
+                self.make_env,
+                policy,
+                config.group_size,
+                config.temperature,
+                it_seed,
+                1024,
+            )
+        })?;
+        let steps: u64 = trajectories.iter().map(|t| t.steps.len() as u64).sum();
+        report.env_steps += steps;
+        report.success_rates.push(
+            trajectories.iter().filter(|t| t.success).count() as f32 / trajectories.len() as f32,
+        );
+
+        let run_id = format!("{}.i{:04}", self.run_prefix, report.iterations);
+        let spec = RunSpec {
+            run_id: run_id.clone(),
+            kind: "grpo-sample".into(),
+            seed: Some(it_seed as i64),
+            config: serde_json::json!({ "grpo": config, "iteration": report.iterations, "tasks": tasks, "policy": policy.name() }),
+            command_line: self.command_line.to_string(),
+            meta: serde_json::Value::Null,
+        };
+        let mut run = self.store.begin_run(spec).await?;
+        let (mut eb, mut sb) = (EpisodeBatchBuilder::default(), StepBatchBuilder::default());
+        let now = now_us();
+        for (i, t) in trajectories.iter().enumerate() {
+            let id = i as i64;
+            push_steps(&mut sb, id, &t.steps, false);
+            PlainEpisode {
+                id,
+                sample_index: t.sample,
+                origin: "grpo",
+                task_id: &self.ids[picked[t.level]],
+                task_source: None,
+                split: Some("train"),
+                policy: policy.name(),
+                success: t.success,
+                status: t.status.as_str(),
+                episode_return: t.episode_return,
+                length: t.steps.len(),
+                error: None,
+            }
+            .push(&mut eb, now);
+        }
+        let (e, s) = (eb.finish(), sb.finish());
+        run.write(Table::Steps, &s).await?;
+        run.write(Table::Episodes, &e).await?;
+        run.commit().await?;
+        Ok(Some(run_id))
+    }
 }
 
 /// `config.epochs` passes of the clipped surrogate (+ the KL penalty to

@@ -18,6 +18,9 @@ use super::distill::{DistillConfig, DistillReport, Method};
 use super::grpo::{GrpoConfig, GrpoReport, grpo};
 use super::incremental::{Increment, train_increment};
 use super::{Network, Result, TrainError, distill_and_save, load_policy, record_and_save};
+use std::sync::Arc;
+
+use crate::env::schemes::EnvSource;
 use crate::explore::World;
 use crate::query::{QuerySession, load_query};
 use crate::store::{Store, now_us};
@@ -191,26 +194,80 @@ pub async fn run_job<W: World>(
 }
 
 /// [`run_job`] for a text model ([`TrainJob::text`]): LEAFE and RFT from
-/// the store's text paths.
+/// the store's text paths; GRPO samples its groups in `grpo_env` (the
+/// tasks, and the `--env` environment that [`crate::setup::text_grpo_env`]
+/// starts).
 ///
 /// # Errors
-/// As [`run_job`]; [`TrainError::Invalid`] for GRPO, which a text model
-/// does not run yet.
+/// As [`run_job`]; [`TrainError::Invalid`] for GRPO without an
+/// environment.
 pub async fn run_text_job(
     store: &Store,
     job: &TrainJob,
+    grpo_env: Option<(&[String], &Arc<EnvSource>)>,
     command_line: &str,
-    progress: impl FnMut(TrainProgress<'_>),
+    mut progress: impl FnMut(TrainProgress<'_>),
 ) -> Result<TrainOutcome> {
-    match &job.config {
-        JobConfig::Grpo(_) => Err(TrainError::Invalid(
-            "--method grpo takes board networks only; a text policy trains with leafe or rft"
-                .into(),
-        )),
+    let r = &job.request;
+    let cfg = match &job.config {
         JobConfig::Distill(cfg) => {
-            run_distill(store, &Network::Text, job, cfg, command_line, progress).await
+            return run_distill(store, &Network::Text, job, cfg, command_line, progress).await;
         }
+        JobConfig::Grpo(cfg) => cfg,
+    };
+    let Some((tasks, source)) = grpo_env else {
+        return Err(TrainError::Invalid(
+            "--method grpo with a text model samples in its environment: pass --env (the text environment the model acts in) and --levels (task ids, one per line)".into(),
+        ));
+    };
+    let budget = match r.budget {
+        Some(b) => b,
+        None => interaction_budget(store, &r.runs, &r.queries).await?,
+    };
+    if budget == 0 {
+        return Err(TrainError::Invalid(format!(
+            "no interaction budget: the runs matching `{}` spent no environment steps (or pass --budget)",
+            r.runs
+        )));
     }
+    let init = super::text::load_text_policy(store, &r.init).await?;
+    let run_prefix = format!("grpo-{}-{}", r.out_model, now_us() / 1_000_000);
+    let (policy, report) = super::text::grpo::grpo_text(
+        store,
+        &init,
+        tasks,
+        &|| source.make(),
+        &run_prefix,
+        budget,
+        Some(&r.queries),
+        cfg,
+        command_line,
+        |report| progress(TrainProgress::Grpo { report, budget }),
+    )
+    .await
+    .map_err(|e| e.during(format!("training {} from {} by GRPO", r.out_model, r.init)))?;
+    let config = serde_json::json!({
+        "method": "grpo", "init": r.init, "budget_runs": r.runs, "budget": budget, "env": job.world,
+        "levels": r.levels.as_ref().map(|l| l.display().to_string()),
+        "out_model": r.out_model, "grpo": cfg, "report": report, "sample_runs": format!("{run_prefix}.%"),
+    });
+    let run_id = format!("{run_prefix}.train");
+    super::text::record_and_save_text(
+        store,
+        "train",
+        &run_id,
+        &r.out_model,
+        &policy,
+        cfg.seed,
+        config,
+        command_line,
+    )
+    .await?;
+    Ok(TrainOutcome::Grpo {
+        run_id,
+        report,
+        budget,
+    })
 }
 
 async fn run_distill(

@@ -583,7 +583,7 @@ pub async fn model_config(store: &Store, name: &str) -> Result<PolicyNetConfig> 
 fn board_network(name: &str, manifest: &serde_json::Value) -> Result<()> {
     if manifest.get("text_net").is_some() {
         return Err(TrainError::Invalid(format!(
-            "model `{name}` is a text policy: it acts in text environments (`--env cmd:…`, `textworld:…`, …) with `explore`/`eval --policy burn`; `leafe train` and the built-in worlds take board networks only"
+            "model `{name}` is a text policy: it acts in text environments (`--env cmd:…`, `textworld:…`, …) with `explore`/`eval --policy burn`; the built-in worlds (sokoban, gridworld) take board networks only"
         )));
     }
     Ok(())

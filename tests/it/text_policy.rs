@@ -224,6 +224,52 @@ fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
         assert_eq!(code, 0, "{err}");
         eprintln!("{out_model}: {}", csv.lines().nth(1).unwrap());
     }
+    // GRPO from the clone in the same environment, at a fixed budget:
+    // groups sampled and written as runs, advantages from SQL, the model
+    // saved; never more environment steps than the budget.
+    let grpo_cfg = dir.path().join("grpo.toml");
+    std::fs::write(
+        &grpo_cfg,
+        "group_size = 4\ntasks_per_iteration = 4\nmax_steps = 6\nbatch_size = 32\n",
+    )
+    .unwrap();
+    let (code, out, err) = leafe_with(
+        &[
+            "train",
+            "--store",
+            &store,
+            "--method",
+            "grpo",
+            "--init",
+            "tw",
+            "--env",
+            &env,
+            "--levels",
+            train.to_str().unwrap(),
+            "--runs",
+            "twx.%",
+            "--budget",
+            "150",
+            "--config",
+            grpo_cfg.to_str().unwrap(),
+            "--out-model",
+            "tw-grpo",
+        ],
+        &vars,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    eprintln!("{out}");
+    let spent: u64 = out
+        .split(" of 150 env steps")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        out.contains("saved model tw-grpo") && spent > 0 && spent <= 150,
+        "{out}"
+    );
+
     // Every explored step kept the legal actions it was chosen among.
     let (code, csv, err) = leafe_with(
         &[

@@ -125,29 +125,18 @@ impl PathDecisions {
     /// [`TrainError::Invalid`] for a missing or mistyped column, and as
     /// [`PathDecisions::push`].
     pub fn push_batch(&mut self, b: &RecordBatch, source: &str) -> Result<()> {
-        let col = |name: &str| {
-            b.column_by_name(name).ok_or_else(|| {
-                TrainError::Invalid(format!("{source}: the query returns no `{name}` column"))
-            })
-        };
-        let text = |name: &str| -> Result<StringArray> {
-            let c = arrow::compute::cast(col(name)?, &DataType::Utf8)
-                .map_err(|e| TrainError::Invalid(format!("{source}: `{name}`: {e}")))?;
-            Ok(c.as_string::<i32>().clone())
-        };
-        let int = |name: &str| -> Result<arrow::array::Int64Array> {
-            let c = arrow::compute::cast(col(name)?, &DataType::Int64)
-                .map_err(|e| TrainError::Invalid(format!("{source}: `{name}`: {e}")))?;
-            Ok(c.as_primitive::<Int64Type>().clone())
-        };
-        let (run, leaf, t) = (text("run_id")?, int("leaf_episode_id")?, int("t")?);
-        let (obs, action, feedback, legal) = (
-            text("observation")?,
-            text("action_text")?,
-            text("feedback")?,
-            text("legal_actions")?,
+        let (run, leaf, t) = (
+            text_column(b, "run_id", source)?,
+            int_column(b, "leaf_episode_id", source)?,
+            int_column(b, "t", source)?,
         );
-        let target: BooleanArray = col("target")?
+        let (obs, action, feedback, legal) = (
+            text_column(b, "observation", source)?,
+            text_column(b, "action_text", source)?,
+            text_column(b, "feedback", source)?,
+            text_column(b, "legal_actions", source)?,
+        );
+        let target: BooleanArray = column(b, "target", source)?
             .as_boolean_opt()
             .ok_or_else(|| TrainError::Invalid(format!("{source}: `target` is not Boolean")))?
             .clone();
@@ -165,6 +154,30 @@ impl PathDecisions {
         }
         Ok(())
     }
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str, source: &str) -> Result<&'a arrow::array::ArrayRef> {
+    b.column_by_name(name).ok_or_else(|| {
+        TrainError::Invalid(format!("{source}: the query returns no `{name}` column"))
+    })
+}
+
+/// Column `name` of a query's batch as strings.
+pub(crate) fn text_column(b: &RecordBatch, name: &str, source: &str) -> Result<StringArray> {
+    let c = arrow::compute::cast(column(b, name, source)?, &DataType::Utf8)
+        .map_err(|e| TrainError::Invalid(format!("{source}: `{name}`: {e}")))?;
+    Ok(c.as_string::<i32>().clone())
+}
+
+/// Column `name` of a query's batch as 64-bit integers.
+pub(crate) fn int_column(
+    b: &RecordBatch,
+    name: &str,
+    source: &str,
+) -> Result<arrow::array::Int64Array> {
+    let c = arrow::compute::cast(column(b, name, source)?, &DataType::Int64)
+        .map_err(|e| TrainError::Invalid(format!("{source}: `{name}`: {e}")))?;
+    Ok(c.as_primitive::<Int64Type>().clone())
 }
 
 /// Trains the text model `init` with `method` (LEAFE or RFT) on the runs

@@ -281,6 +281,7 @@ pub fn fit_text(
 }
 
 pub mod distill;
+pub mod grpo;
 #[cfg(test)]
 mod tests;
 
