@@ -16,6 +16,10 @@ pub const DEFAULT_CONFIG: &str = include_str!("../experiment/default.toml");
 /// large`): the default with GRPO at 10× LEAFE's budget and a finer curve.
 pub const LARGE_CONFIG: &str = include_str!("../experiment/large.toml");
 
+/// The text experiment, shipped with the binary (`leafe run --preset
+/// textworld`): the comparison on TextWorld games with the text policy.
+pub const TEXTWORLD_CONFIG: &str = include_str!("../experiment/textworld.toml");
+
 /// Arguments of `leafe run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -26,10 +30,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "preset")]
     pub config: Option<PathBuf>,
     /// A shipped experiment: `default` (≈ 13 min on 2 cores in the dev
-    /// profile, 7 in release), or `large`
+    /// profile, 7 in release), `large`
     /// (GRPO at 10× LEAFE's environment steps and a finer
-    /// success-vs-steps curve; ≈ 4× as long).
-    #[arg(long, value_parser = ["default", "large"])]
+    /// success-vs-steps curve; ≈ 4× as long), or `textworld` (the
+    /// comparison on TextWorld games with the text policy; needs
+    /// `textworld` in $LEAFE_PYTHON).
+    #[arg(long, value_parser = ["default", "large", "textworld"])]
     pub preset: Option<String>,
     /// Run name: model, run and report ids derive from it. Default:
     /// `exp-<hash of the config>`, so rerunning the same config resumes it
@@ -72,7 +78,8 @@ pub fn preset(name: &str) -> anyhow::Result<ExperimentConfig> {
     let text = match name {
         "default" => DEFAULT_CONFIG,
         "large" => LARGE_CONFIG,
-        other => anyhow::bail!("no shipped experiment `{other}` (default, large)"),
+        "textworld" => TEXTWORLD_CONFIG,
+        other => anyhow::bail!("no shipped experiment `{other}` (default, large, textworld)"),
     };
     toml::from_str(text).with_context(|| format!("the shipped {name} config"))
 }

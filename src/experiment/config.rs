@@ -190,6 +190,11 @@ pub struct ExperimentConfig {
     pub eval: EvalConfig,
     /// Success against environment steps (the paper's Figure 3).
     pub curve: CurveConfig,
+    /// A text environment instead of the built-in Sokoban: its tasks, and
+    /// the text policy's pretraining (`levels` and `pretrain` are then
+    /// unused). None: Sokoban.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<super::text::TextArena>,
 }
 
 /// The points of the success-vs-environment-steps curve besides each
@@ -260,6 +265,7 @@ impl Default for ExperimentConfig {
             grpo_budget_scale: 1.0,
             eval: EvalConfig::default(),
             curve: CurveConfig::default(),
+            text: None,
         }
     }
 }
@@ -296,7 +302,9 @@ impl ExperimentConfig {
         if seen.len() != self.seeds.len() {
             bail!("seeds: {:?} repeats a seed", self.seeds);
         }
-        if self.levels.train.count <= self.pretrain.demo_levels {
+        if let Some(text) = &self.text {
+            text.check(self)?;
+        } else if self.levels.train.count <= self.pretrain.demo_levels {
             bail!(
                 "levels.train.count ({}) must exceed pretrain.demo_levels ({}): the rest are the exploration tasks",
                 self.levels.train.count,

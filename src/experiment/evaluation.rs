@@ -32,12 +32,34 @@ pub(super) async fn eval_stage(
     // store, and each evaluation computes exactly what it would alone (its
     // own batches and seeds), so the figures do not depend on the overlap.
     let mut handles = Vec::new();
-    for (split, levels) in [
-        ("heldout", &splits.heldout),
-        ("shifted", &splits.shifted),
-        ("hard", &splits.hard),
-    ] {
+    let mut jobs: Vec<(&'static str, &Vec<Level>, Option<TextEval>)> = Vec::new();
+    match (&cfg.text, &splits.text) {
+        (Some(arena), Some(text)) => {
+            for (split, env, tasks) in [
+                ("heldout", &arena.env, &text.heldout),
+                ("shifted", &arena.shifted_env, &text.shifted),
+            ] {
+                let t = TextEval {
+                    arena: arena.clone(),
+                    env: env.clone(),
+                    tasks: tasks.clone(),
+                };
+                jobs.push((split, &splits.heldout, Some(t)));
+            }
+        }
+        _ => {
+            for (split, levels) in [
+                ("heldout", &splits.heldout),
+                ("shifted", &splits.shifted),
+                ("hard", &splits.hard),
+            ] {
+                jobs.push((split, levels, None));
+            }
+        }
+    }
+    for (split, levels, text) in jobs {
         let job = EvalJob {
+            text,
             store: r.store.clone(),
             run: r.run.to_string(),
             model: model.clone(),
@@ -53,7 +75,11 @@ pub(super) async fn eval_stage(
         handles.push(tokio::spawn(async move {
             let t = Instant::now();
             let result = eval_job(&job, &mut None).await;
-            (job.split, job.levels.len(), t, result)
+            let tasks = job
+                .text
+                .as_ref()
+                .map_or(job.levels.len(), |t| t.tasks.len());
+            (job.split, tasks, t, result)
         }));
     }
     let mut cells = Vec::new();
@@ -86,9 +112,19 @@ pub(super) async fn eval_stage(
     Ok(cells)
 }
 
+/// The tasks of a text experiment's split and the environment they are in.
+pub(super) struct TextEval {
+    pub(super) arena: super::text::TextArena,
+    /// The split's environment (`arena.env` or `arena.shifted_env`).
+    pub(super) env: String,
+    pub(super) tasks: Vec<String>,
+}
+
 /// One evaluation of a model on one split, with everything it needs owned
 /// (so that splits can be evaluated concurrently).
 pub(super) struct EvalJob {
+    /// A text experiment's split (then `levels` is unused).
+    pub(super) text: Option<TextEval>,
     pub(super) store: Store,
     pub(super) run: String,
     pub(super) model: String,
@@ -116,6 +152,7 @@ pub(super) async fn eval_split(
     eval_run: &str,
 ) -> anyhow::Result<(BTreeMap<String, f64>, bool)> {
     let job = EvalJob {
+        text: None,
         store: r.store.clone(),
         run: r.run.to_string(),
         model: model.to_string(),
@@ -131,6 +168,26 @@ pub(super) async fn eval_split(
     eval_job(&job, policy).await
 }
 
+impl EvalJob {
+    /// What `evaluate` is asked for `levels`, cited as `source`.
+    fn spec<'a, T>(&'a self, source: &'a str, levels: &'a [T]) -> EvalSpec<'a, T> {
+        EvalSpec {
+            model: &self.model,
+            levels,
+            levels_source: source,
+            split: self.split,
+            samples: self.samples,
+            ks: &self.ks,
+            temperature: self.eval.temperature,
+            max_steps: self.eval.max_steps,
+            seed: self.seed.wrapping_add(1_000_003),
+            run_id: Some(&self.eval_run),
+            command_line: &self.command_line,
+            calls: None,
+        }
+    }
+}
+
 /// Runs (or reads back) one [`EvalJob`].
 pub(super) async fn eval_job(
     job: &EvalJob,
@@ -143,30 +200,35 @@ pub(super) async fn eval_job(
                 .with_context(|| format!("reading Pass@k of {}", job.eval_run))?;
         return Ok((pass, false));
     }
+    let source = format!("reports/{}/levels/{}.txt", job.run, job.split);
+    let max_steps = job.eval.max_steps as usize;
+    if let Some(text) = &job.text {
+        let policy = crate::train::text::load_text_policy(store, &job.model).await?;
+        let pool = text.arena.pool(&text.env, max_steps)?;
+        let e = evaluate(
+            store,
+            &policy,
+            &|| pool.make(),
+            &job.spec(&source, &text.tasks),
+        )
+        .await?;
+        return Ok((
+            e.pass_at_k
+                .iter()
+                .map(|(k, p)| (k.to_string(), *p))
+                .collect(),
+            true,
+        ));
+    }
     if policy.is_none() {
         *policy = Some(load_policy(store, &job.model, SokobanWorld.encoder()).await?);
     }
     let policy = policy.as_ref().expect("loaded above");
-    let source = format!("reports/{}/levels/{}.txt", job.run, job.split);
-    let max_steps = job.eval.max_steps as usize;
     let e = evaluate(
         store,
         policy,
         &|| SokobanWorld.make_env(max_steps),
-        &EvalSpec {
-            model: &job.model,
-            levels: &job.levels,
-            levels_source: &source,
-            split: job.split,
-            samples: job.samples,
-            ks: &job.ks,
-            temperature: job.eval.temperature,
-            max_steps: job.eval.max_steps,
-            seed: job.seed.wrapping_add(1_000_003),
-            run_id: Some(&job.eval_run),
-            command_line: &job.command_line,
-            calls: None,
-        },
+        &job.spec(&source, &job.levels),
     )
     .await?;
     Ok((

@@ -149,6 +149,29 @@ impl ExploreStageSummary {
     }
 }
 
+/// Exploration `id` of the replicate's training tasks `levels` with the
+/// base policy `base`, as run `<run>.s<seed>.<id>`.
+fn explore_job<T>(
+    r: &Replicate<'_>,
+    id: &str,
+    base: &str,
+    chunk_tasks: usize,
+    config: &ExploreConfig,
+    levels: Vec<T>,
+) -> ExploreJob<T> {
+    ExploreJob {
+        run_id: format!("{}.{id}", r.p),
+        model: base.to_string(),
+        levels_source: format!("reports/{}/levels/train.txt", r.run),
+        levels,
+        split: Some("train".into()),
+        shard: Shard::ALL,
+        chunk_tasks,
+        config: config.clone(),
+        command_line: r.command_line.to_string(),
+    }
+}
+
 /// Stage 1, as many ways as the methods need (see [`explorations`]): explores
 /// the training tasks with the base policy `base`, each exploration as run
 /// `<run>.s<seed>.<exploration id>`; a run already in the store is not redone.
@@ -165,18 +188,34 @@ pub(super) async fn explore_stage(
     for (id, ecfg) in explorations(r.cfg, r.seed) {
         let t = Instant::now();
         let p = &r.p;
-        let job = ExploreJob {
-            run_id: format!("{p}.{id}"),
-            model: base.to_string(),
-            levels_source: format!("reports/{}/levels/train.txt", r.run),
-            levels: r.splits.tasks.clone(),
-            split: Some("train".into()),
-            shard: Shard::ALL,
-            chunk_tasks,
-            config: ecfg,
-            command_line: r.command_line.to_string(),
+        let s = match (&r.cfg.text, &r.splits.text) {
+            (Some(arena), Some(text)) => {
+                // The text policy, the experience acting on its
+                // distribution; the reflector reads the feedback alone.
+                let policy = crate::train::text::load_text_policy(r.store, base)
+                    .await?
+                    .with_guide(std::sync::Arc::new(crate::policy::ExperienceGuide {
+                        config: ecfg.guidance.clone(),
+                    }));
+                let pool = arena.pool(&arena.env, ecfg.max_steps as usize)?;
+                explore_job(r, id, base, chunk_tasks, &ecfg, text.tasks.clone())
+                    .run_with(
+                        r.store,
+                        &arena.env,
+                        &|| pool.make(),
+                        &policy,
+                        &crate::reflect::FeedbackReflector,
+                        None,
+                        &(),
+                    )
+                    .await?
+            }
+            _ => {
+                explore_job(r, id, base, chunk_tasks, &ecfg, r.splits.tasks.clone())
+                    .run(&SokobanWorld, r.store, &())
+                    .await?
+            }
         };
-        let s = job.run(&SokobanWorld, r.store, &()).await?;
         let (tasks, solved, env_steps) = run_stats(r.store, &format!("{p}.{id}.%")).await?;
         let (chunks, consulted) = chunk_markers(r.store, &format!("{p}.{id}.c")).await?;
         let summary = ExplorationSummary {

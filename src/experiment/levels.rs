@@ -17,6 +17,8 @@ pub(super) struct Splits {
     pub(super) heldout: Vec<Level>,
     pub(super) shifted: Vec<Level>,
     pub(super) hard: Vec<Level>,
+    /// The task ids of a text experiment (the level vectors are then empty).
+    pub(super) text: Option<super::text::TextSplits>,
 }
 
 pub(super) fn make_levels(cfg: &ExperimentConfig) -> anyhow::Result<Splits> {
@@ -39,6 +41,7 @@ pub(super) fn make_levels(cfg: &ExperimentConfig) -> anyhow::Result<Splits> {
         heldout,
         shifted,
         hard,
+        text: None,
     })
 }
 
@@ -91,6 +94,37 @@ pub(super) async fn levels_stage(
     run: &str,
     cfg: &ExperimentConfig,
 ) -> anyhow::Result<(Splits, LevelsSummary)> {
+    if let Some(arena) = &cfg.text {
+        let text = arena.splits();
+        for (name, ids) in [
+            ("demos", &text.demos),
+            ("train", &text.tasks),
+            ("heldout", &text.heldout),
+            ("shifted", &text.shifted),
+        ] {
+            let mut body = ids.join("\n");
+            body.push('\n');
+            store
+                .put_report_file(run, &format!("levels/{name}.txt"), body.into_bytes())
+                .await?;
+        }
+        let summary = LevelsSummary {
+            demos: text.demos.len(),
+            train: text.tasks.len(),
+            heldout: text.heldout.len(),
+            shifted: text.shifted.len(),
+            hard: 0,
+        };
+        let splits = Splits {
+            demos: Vec::new(),
+            tasks: Vec::new(),
+            heldout: Vec::new(),
+            shifted: Vec::new(),
+            hard: Vec::new(),
+            text: Some(text),
+        };
+        return Ok((splits, summary));
+    }
     let splits = tokio::task::block_in_place(|| make_levels(cfg))?;
     for (name, levels) in [
         ("demos", &splits.demos),

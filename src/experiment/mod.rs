@@ -29,6 +29,7 @@
 //! | `results.rs` | what the report is made of |
 //! | `report.rs` | the report: Markdown, JSON, SVG |
 //! | `lookup.rs` | look-ups in the store: recorded configs and trainings, chunks, interaction cost |
+//! | `text.rs` | the experiment on a text environment: its tasks, environments and pretraining |
 
 mod context;
 mod curve;
@@ -39,6 +40,7 @@ mod lookup;
 mod paired;
 mod pretrain;
 mod replicate;
+pub mod text;
 mod training;
 
 mod config;

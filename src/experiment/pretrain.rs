@@ -35,7 +35,32 @@ pub(super) async fn pretrain_stage(r: &mut Replicate<'_>) -> anyhow::Result<Pret
     let t = Instant::now();
     let model = r.model(ExpMethod::Base);
     let mut fit = None;
-    if r.store.model_manifest(&model).await?.is_none() {
+    if let (Some(arena), Some(text)) = (&r.cfg.text, &r.splits.text) {
+        if r.store.model_manifest(&model).await?.is_none() {
+            let pcfg = arena.pretrain_config(r.seed);
+            let pool = arena.pool(&arena.env, pcfg.max_steps as usize)?;
+            let mut env = pool.make()?;
+            let (policy, report) = tokio::task::block_in_place(|| {
+                crate::train::text::pretrain_text(&mut env, &text.demos, &pcfg, |_, _, _| {})
+            })?;
+            drop(env);
+            crate::train::text::record_and_save_text(
+                r.store,
+                "train",
+                &format!("{model}.train"),
+                &model,
+                &policy,
+                r.seed,
+                serde_json::json!({ "experiment": r.run, "method": "pretrain", "pretrain": pcfg, "report": report }),
+                r.command_line,
+            )
+            .await?;
+            fit = Some((
+                report.demos.decisions,
+                first_last(&report.epoch_losses, f32::NAN),
+            ));
+        }
+    } else if r.store.model_manifest(&model).await?.is_none() {
         let pcfg = PretrainConfig {
             seed: r.seed,
             ..r.cfg.pretrain.clone()

@@ -11,9 +11,11 @@ use super::context::{Replicate, first_last};
 use super::exploration::ExploreStageSummary;
 use super::lookup::recorded_training;
 use crate::explore::World;
-use crate::train::distill::{DistillConfig, Method, distill_runs};
+use crate::train::distill::{DistillConfig, Method};
 use crate::train::grpo::{GrpoConfig, grpo};
-use crate::train::{load_policy, record_and_save};
+use crate::train::{
+    Network, TrainError, distill_and_save, load_policy, record_and_save, save_copy,
+};
 use crate::worlds::SokobanWorld;
 
 /// Stage 2 for method `m`: trains its model from the base policy `base`
@@ -86,12 +88,52 @@ pub(super) async fn grpo_stage(
     let m = ExpMethod::Grpo;
     let budget =
         (explored.env_steps_of(ExpMethod::Leafe) as f64 * r.cfg.grpo_budget_scale).round() as u64;
-    let init = load_policy(r.store, base, SokobanWorld.encoder()).await?;
     let gcfg = GrpoConfig {
         seed: r.seed,
         ..r.cfg.grpo.clone()
     };
     let prefix = format!("{model}.a{}", crate::store::now_us() / 1_000_000);
+    if let (Some(arena), Some(text)) = (&r.cfg.text, &r.splits.text) {
+        let init = crate::train::text::load_text_policy(r.store, base).await?;
+        let pool = arena.pool(&arena.env, gcfg.max_steps as usize)?;
+        let (policy, report) = crate::train::text::grpo::grpo_text(
+            r.store,
+            &init,
+            &text.tasks,
+            &|| pool.make(),
+            &prefix,
+            budget,
+            None,
+            &gcfg,
+            r.command_line,
+            |_| {},
+        )
+        .await?;
+        let summary = GrpoSummary {
+            seed: r.seed,
+            method: m,
+            env_steps: report.env_steps,
+            iterations: report.iterations,
+            budget,
+            success: first_last(&report.success_rates, 0.0),
+        };
+        crate::train::text::record_and_save_text(
+            r.store,
+            "train",
+            &format!("{model}.train"),
+            model,
+            &policy,
+            r.seed,
+            serde_json::json!({
+                "experiment": r.run, "method": m, "init": base, "budget": budget,
+                "grpo": gcfg, "report": report, "sample_runs": format!("{prefix}.%"), "summary": summary,
+            }),
+            r.command_line,
+        )
+        .await?;
+        return Ok(summary);
+    }
+    let init = load_policy(r.store, base, SokobanWorld.encoder()).await?;
     let max_steps = gcfg.max_steps as usize;
     // The curve's checkpoints: the policy after the first iteration that
     // reaches each fraction of the budget.
@@ -238,41 +280,68 @@ pub(super) async fn distill_on(
         },
         ..r.cfg.distill.clone()
     };
-    let (policy, report) = distill_runs(
-        r.store,
-        base,
-        SokobanWorld.encoder(),
-        method,
-        patterns,
-        None,
-        &dcfg,
-        |_, _, _| {},
-    )
-    .await
-    .with_context(|| format!("training {model}"))?;
-    let summary = DistillSummary {
+    let summary = |report: &crate::train::distill::DistillReport| DistillSummary {
         seed: r.seed,
         method: m,
         pairs: report.pairs,
         rehearsal: report.rehearsal,
         env_steps,
-        part,
+        part: part.clone(),
         loss: first_last(&report.epoch_losses, f32::NAN),
     };
-    record_and_save(
-        r.store,
-        &format!("{model}.train"),
-        model,
-        &policy,
-        r.seed,
+    let network = match r.cfg.text {
+        Some(_) => Network::Text,
+        None => Network::Board(SokobanWorld.encoder()),
+    };
+    let describe = |report: &crate::train::distill::DistillReport| {
         serde_json::json!({
             "experiment": r.run, "method": m, "init": base, "runs": explore_run,
-            "distill": dcfg, "report": report, "summary": summary,
-        }),
+            "distill": dcfg, "report": report, "summary": summary(report),
+        })
+    };
+    let run_id = format!("{model}.train");
+    let report = match distill_and_save(
+        r.store,
+        &network,
+        base,
+        method,
+        patterns,
+        None,
+        &dcfg,
+        &run_id,
+        model,
+        describe,
         r.command_line,
+        |_, _, _| {},
     )
-    .await?;
-    Ok(summary)
+    .await
+    {
+        Ok(report) => report,
+        // Exploration found no success to learn from: the method's model is
+        // the base policy, unchanged (and says so: 0 pairs, 0 rows).
+        Err(TrainError::NoData(_)) => {
+            let report = crate::train::distill::DistillReport {
+                pairs: 0,
+                rehearsal: 0,
+                epoch_losses: Vec::new(),
+            };
+            save_copy(
+                r.store,
+                &network,
+                base,
+                model,
+                &run_id,
+                r.seed,
+                describe(&report),
+                r.command_line,
+            )
+            .await
+            .with_context(|| format!("saving {model}"))?;
+            report
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("training {model}"))),
+    };
+    Ok(summary(&report))
 }
 
 /// Environment steps method `m`'s training interacted for in replicate

@@ -88,6 +88,14 @@ const CATALOG: &[(&str, &str)] = &[
         include_str!("../../queries/success_by_depth.sql"),
     ),
     (
+        "text_counterfactual_pairs",
+        include_str!("../../queries/text_counterfactual_pairs.sql"),
+    ),
+    (
+        "text_rehearsal",
+        include_str!("../../queries/text_rehearsal.sql"),
+    ),
+    (
         "view_episode",
         include_str!("../../queries/view_episode.sql"),
     ),

@@ -407,7 +407,7 @@ pub async fn distill_runs(
     let (net, epoch_losses, pairs, rehearsal) = match held {
         Some(samples) => {
             if samples.is_empty() {
-                return Err(TrainError::Invalid(format!(
+                return Err(TrainError::NoData(format!(
                     "no training rows for runs matching `{runs}`: explore first, or check --runs"
                 )));
             }

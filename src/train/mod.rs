@@ -51,6 +51,9 @@ pub enum TrainError {
     /// Nothing to train on, or a setting that cannot work.
     #[error("{0}")]
     Invalid(String),
+    /// The runs hold no training data (no successful trajectory).
+    #[error("{0}")]
+    NoData(String),
     /// A step of a job failed: what it was doing, then why.
     #[error("{what}")]
     During {
@@ -518,6 +521,45 @@ pub async fn distill_and_save(
             )
             .await?;
             Ok(report)
+        }
+    }
+}
+
+/// Saves model `from` unchanged as `to`, recorded as run `run_id` with
+/// `config` (what a distillation with no data yields: the policy it
+/// started from).
+///
+/// # Errors
+/// The store's and the checkpoint's.
+#[allow(clippy::too_many_arguments)]
+pub async fn save_copy(
+    store: &Store,
+    network: &Network,
+    from: &str,
+    to: &str,
+    run_id: &str,
+    seed: u64,
+    config: serde_json::Value,
+    command_line: &str,
+) -> Result<()> {
+    match network {
+        Network::Board(encoder) => {
+            let policy = load_policy(store, from, encoder.clone()).await?;
+            record_and_save(store, run_id, to, &policy, seed, config, command_line).await
+        }
+        Network::Text => {
+            let policy = text::load_text_policy(store, from).await?;
+            text::record_and_save_text(
+                store,
+                "train",
+                run_id,
+                to,
+                &policy,
+                seed,
+                config,
+                command_line,
+            )
+            .await
         }
     }
 }

@@ -285,3 +285,112 @@ fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(csv.lines().nth(1), Some("0"), "{csv}");
 }
+
+/// A text experiment small enough for CI: two seeds, a handful of games.
+fn tiny_text_experiment(games: &std::path::Path) -> String {
+    format!(
+        r#"seeds = [0, 1]
+methods = ["leafe", "leafe_no_experience", "leafe_no_rollback", "rft", "grpo"]
+rft_root_samples = 4
+
+[explore]
+max_steps = 8
+budget = 40
+branches = 2
+max_depth = 1
+parallel_tasks = 4
+
+[distill]
+beta = 0.5
+
+[distill.fit]
+epochs = 3
+batch_size = 16
+learning_rate = 0.001
+
+[grpo]
+group_size = 2
+tasks_per_iteration = 2
+max_steps = 8
+batch_size = 16
+
+[eval]
+samples = 2
+max_steps = 8
+
+[curve]
+parts = 0
+
+[text]
+env = "textworld:{g}"
+shifted_env = "textworld:{g} --world-size 4 --quest-length 4"
+demos = {{ first = 1, count = 10 }}
+train = {{ first = 101, count = 4 }}
+heldout = {{ first = 201, count = 2 }}
+shifted = {{ first = 301, count = 2 }}
+
+[text.pretrain]
+max_steps = 20
+
+[text.pretrain.fit]
+epochs = 20
+batch_size = 16
+learning_rate = 0.003
+"#,
+        g = games.display()
+    )
+}
+
+#[test]
+fn the_text_experiment_runs_end_to_end_and_jobs_do_not_change_it() {
+    let Some(python) = textworld_python("the text experiment on TextWorld") else {
+        return;
+    };
+    let vars = [("LEAFE_PYTHON", python.as_str())];
+    let (dir, store) = local_store();
+    let config = dir.path().join("text.toml");
+    std::fs::write(&config, tiny_text_experiment(&dir.path().join("games"))).unwrap();
+    let run = |store: &str, jobs: &str| {
+        let (code, out, err) = leafe_with(
+            &[
+                "run",
+                "--store",
+                store,
+                "--config",
+                config.to_str().unwrap(),
+                "--name",
+                "tt",
+                "--jobs",
+                jobs,
+            ],
+            &vars,
+        );
+        assert_eq!(code, 0, "{out}\n{err}");
+        (out, err)
+    };
+    let (out, err) = run(&store, "2");
+    eprintln!("{out}");
+    assert!(out.contains("heldout") && out.contains("shifted"), "{out}");
+    assert!(
+        err.contains("explore-leafe") && err.contains("train grpo"),
+        "{err}"
+    );
+    let results = |root: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join("store/reports/tt/results.json")).unwrap())
+            .unwrap()
+    };
+    let first = results(dir.path());
+    let cells = first["cells"].as_array().unwrap();
+    // What each method trained on (0 pairs and 0 rows where exploration
+    // solved nothing: the model is then the base policy, unchanged).
+    eprintln!("{}", first["training"]);
+    // Two seeds × six models (base and five methods) × two splits.
+    assert_eq!(cells.len(), 2 * 6 * 2, "{cells:?}");
+    // One seed at a time on a fresh store: the same numbers.
+    let (dir2, store2) = local_store();
+    run(&store2, "1");
+    let second = results(dir2.path());
+    assert_eq!(second["cells"], first["cells"]);
+    assert_eq!(second["training"], first["training"]);
+    assert_eq!(second["paired"], first["paired"]);
+}

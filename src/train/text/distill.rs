@@ -250,7 +250,7 @@ pub async fn distill_text(
         _ => (0, 0),
     };
     if all.is_empty() {
-        return Err(TrainError::Invalid(format!(
+        return Err(TrainError::NoData(format!(
             "nothing to train on: the runs matching {} hold no successful {} (with legal actions{})",
             patterns.join(", "),
             if method == Method::Leafe {
