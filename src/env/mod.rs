@@ -331,6 +331,29 @@ pub trait Env: Send {
     /// accept, [`EnvError::EpisodeOver`] after the episode ended.
     fn step(&mut self, action: &str) -> Result<Transition>;
 
+    /// How many episodes of this environment may run at once, at most
+    /// (batched rollouts keep no more; an environment in another process
+    /// costs a process for each).
+    fn parallel_episodes() -> usize
+    where
+        Self: Sized,
+    {
+        usize::MAX
+    }
+
+    /// Takes `actions[i]` in `envs[i]` for every i: what calling
+    /// [`Env::step`] on each in turn returns, with whatever overlap the
+    /// environment allows (processes work on their steps at once).
+    fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>>
+    where
+        Self: Sized,
+    {
+        envs.iter_mut()
+            .zip(actions)
+            .map(|(e, a)| e.step(a))
+            .collect()
+    }
+
     /// Save the current state; `Ok(None)` where the environment cannot
     /// (then rollback replays the action prefix). `&mut`: for an
     /// environment in another process it is a request.

@@ -286,6 +286,32 @@ impl Env for TextEnv {
         each!(self, e => e.step(action))
     }
 
+    fn parallel_episodes() -> usize {
+        // Enough processes to keep two cores busy while each waits for its
+        // answer; more only cost start-up time and memory.
+        16
+    }
+
+    fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>> {
+        // Every process's request first, then the answers.
+        let sent: Vec<Option<Result<u64>>> = envs
+            .iter_mut()
+            .zip(actions)
+            .map(|(e, a)| match &mut **e {
+                TextEnv::Process(p) => Some(p.step_send(a)),
+                TextEnv::OpenEnv(_) => None,
+            })
+            .collect();
+        envs.iter_mut()
+            .zip(actions)
+            .zip(sent)
+            .map(|((e, a), sent)| match (&mut **e, sent) {
+                (TextEnv::Process(p), Some(id)) => id.and_then(|id| p.step_receive(id)),
+                (e, _) => e.step(a),
+            })
+            .collect()
+    }
+
     fn snapshot(&mut self) -> Result<Option<Value>> {
         match self {
             TextEnv::Process(e) => e.snapshot(),

@@ -192,7 +192,7 @@ where
     let mut running: Vec<Running<E>> = Vec::new();
     let mut spare: Vec<E> = Vec::new();
     loop {
-        while running.len() < batch.max(1) {
+        while running.len() < batch.min(E::parallel_episodes()).max(1) {
             let Some((l, s)) = queue.next() else { break };
             let mut env = match spare.pop() {
                 Some(e) => e,
@@ -234,9 +234,15 @@ where
                 .collect();
             policy.act(&mut turns, temperature)?
         };
+        // Every environment's step at once (processes work side by side).
+        let transitions = {
+            let mut envs: Vec<&mut E> = running.iter_mut().map(|r| &mut r.env).collect();
+            let actions: Vec<&str> = decisions.iter().map(|d| d.action.as_str()).collect();
+            E::step_all(&mut envs, &actions)
+        };
         let mut next = Vec::with_capacity(running.len());
-        for (mut r, d) in running.drain(..).zip(decisions) {
-            let transition = r.env.step(&d.action)?;
+        for ((mut r, d), transition) in running.drain(..).zip(decisions).zip(transitions) {
+            let transition = transition?;
             let status = transition.status;
             let tr = &mut r.trajectory;
             tr.episode_return += transition.reward as f64;

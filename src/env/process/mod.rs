@@ -222,6 +222,18 @@ impl Conn {
         fields: Value,
         task: Option<&str>,
     ) -> Result<Value> {
+        let id = self.send(config, verb, fields, task)?;
+        self.receive(config, id, verb, task)
+    }
+
+    /// Writes one request; its id, for [`Conn::receive`].
+    fn send(
+        &mut self,
+        config: &ProcessConfig,
+        verb: &str,
+        fields: Value,
+        task: Option<&str>,
+    ) -> Result<u64> {
         let label = config.label();
         let context = match task {
             Some(t) => format!("task {t}: {verb}"),
@@ -240,6 +252,23 @@ impl Conn {
         if let Err(e) = written {
             return Err(self.dead(&label, &context, &format!("cannot write the request: {e}")));
         }
+        Ok(id)
+    }
+
+    /// Waits for the response to request `id` (the next one the process
+    /// writes).
+    fn receive(
+        &mut self,
+        config: &ProcessConfig,
+        id: u64,
+        verb: &str,
+        task: Option<&str>,
+    ) -> Result<Value> {
+        let label = config.label();
+        let context = match task {
+            Some(t) => format!("task {t}: {verb}"),
+            None => verb.to_string(),
+        };
         let text = match self
             .lines
             .recv_timeout(Duration::from_millis(config.timeout_ms))
@@ -408,6 +437,11 @@ impl ProcessEnv {
     }
 
     fn call(&mut self, verb: &str, fields: Value) -> Result<Value> {
+        let id = self.send(verb, fields)?;
+        self.receive(verb, id)
+    }
+
+    fn send(&mut self, verb: &str, fields: Value) -> Result<u64> {
         let task = self.task.clone();
         let Some(conn) = self.conn.as_mut() else {
             return Err(EnvError::Failed {
@@ -418,12 +452,88 @@ impl ProcessEnv {
                 ),
             });
         };
-        let out = conn.call(&self.config, verb, fields, task.as_deref());
+        let out = conn.send(&self.config, verb, fields, task.as_deref());
         if out.is_err() {
             // A process that failed once is not trusted again.
             self.conn = None;
         }
         out
+    }
+
+    fn receive(&mut self, verb: &str, id: u64) -> Result<Value> {
+        let task = self.task.clone();
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(EnvError::Failed {
+                env: self.label.clone(),
+                message: format!(
+                    "task {}: {verb}: the process failed earlier and was dropped",
+                    task.as_deref().unwrap_or("?")
+                ),
+            });
+        };
+        let out = conn.receive(&self.config, id, verb, task.as_deref());
+        if out.is_err() {
+            self.conn = None;
+        }
+        out
+    }
+
+    /// A step's answer, read into the state and a transition.
+    fn read_step(&mut self, v: &Value) -> Result<Transition> {
+        let (observation, legal) = self.read_observation(v, "step")?;
+        let reward = v["reward"].as_f64().unwrap_or(0.0) as f32;
+        let terminated = v["terminated"].as_bool().unwrap_or(false);
+        let truncated = v["truncated"].as_bool().unwrap_or(false);
+        let success = v["success"].as_bool().unwrap_or(false);
+        self.steps += 1;
+        let limit = self.config.max_steps;
+        self.status = if terminated && success {
+            Status::Solved
+        } else if terminated {
+            Status::Unsolvable
+        } else if truncated || (limit > 0 && self.steps >= limit) {
+            Status::StepLimit
+        } else {
+            Status::Running
+        };
+        let mistakes = names(&v["mistakes"]);
+        let mut flags = names(&v["flags"]);
+        for m in &mistakes {
+            if !flags.contains(m) {
+                flags.push(m.clone());
+            }
+        }
+        self.observation = observation;
+        self.legal = legal;
+        Ok(Transition {
+            reward,
+            status: self.status,
+            feedback: v["feedback"].as_str().unwrap_or_default().to_string(),
+            flags,
+            mistakes,
+            info: match &v["info"] {
+                Value::Null => None,
+                info => Some(info.to_string()),
+            },
+        })
+    }
+
+    /// The first half of [`Env::step`]: the request is written, the answer
+    /// not read ([`ProcessEnv::step_receive`] reads it), so that several
+    /// processes work at once.
+    pub(crate) fn step_send(&mut self, action: &str) -> Result<u64> {
+        if self.status.is_terminal() {
+            return Err(EnvError::EpisodeOver {
+                status: self.status,
+            });
+        }
+        self.send("step", json!({ "action": action }))
+    }
+
+    /// The second half of [`Env::step`].
+    pub(crate) fn step_receive(&mut self, id: u64) -> Result<Transition> {
+        let v = self.receive("step", id)?;
+        self.read_step(&v)
     }
 
     fn read_observation(&self, v: &Value, context: &str) -> Result<(Observation, Vec<String>)> {
@@ -537,48 +647,20 @@ impl Env for ProcessEnv {
     }
 
     fn step(&mut self, action: &str) -> Result<Transition> {
-        if self.status.is_terminal() {
-            return Err(EnvError::EpisodeOver {
-                status: self.status,
-            });
-        }
-        let v = self.call("step", json!({ "action": action }))?;
-        let (observation, legal) = self.read_observation(&v, "step")?;
-        let reward = v["reward"].as_f64().unwrap_or(0.0) as f32;
-        let terminated = v["terminated"].as_bool().unwrap_or(false);
-        let truncated = v["truncated"].as_bool().unwrap_or(false);
-        let success = v["success"].as_bool().unwrap_or(false);
-        self.steps += 1;
-        let limit = self.config.max_steps;
-        self.status = if terminated && success {
-            Status::Solved
-        } else if terminated {
-            Status::Unsolvable
-        } else if truncated || (limit > 0 && self.steps >= limit) {
-            Status::StepLimit
-        } else {
-            Status::Running
-        };
-        let mistakes = names(&v["mistakes"]);
-        let mut flags = names(&v["flags"]);
-        for m in &mistakes {
-            if !flags.contains(m) {
-                flags.push(m.clone());
-            }
-        }
-        self.observation = observation;
-        self.legal = legal;
-        Ok(Transition {
-            reward,
-            status: self.status,
-            feedback: v["feedback"].as_str().unwrap_or_default().to_string(),
-            flags,
-            mistakes,
-            info: match &v["info"] {
-                Value::Null => None,
-                info => Some(info.to_string()),
-            },
-        })
+        let id = self.step_send(action)?;
+        self.step_receive(id)
+    }
+
+    fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>> {
+        let sent: Vec<Result<u64>> = envs
+            .iter_mut()
+            .zip(actions)
+            .map(|(e, a)| e.step_send(a))
+            .collect();
+        envs.iter_mut()
+            .zip(sent)
+            .map(|(e, id)| id.and_then(|id| e.step_receive(id)))
+            .collect()
     }
 
     fn snapshot(&mut self) -> Result<Option<Value>> {
