@@ -683,6 +683,7 @@ fn the_configuration_reference_is_the_code_s_defaults() {
         "distill",
     ));
     problems.extend(check_config::<leafe::train::grpo::GrpoConfig>("grpo"));
+    problems.extend(check_config::<leafe::experiment::text::TextArena>("text"));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
