@@ -55,6 +55,20 @@ pub(super) async fn pretrain_stage(r: &mut Replicate<'_>) -> anyhow::Result<Pret
                 r.command_line,
             )
             .await?;
+            if report.demos.without > 0 {
+                r.log.line(&format!(
+                    "[seed {}] pretrain: {} of {} demonstrations could not be replayed{}",
+                    r.seed,
+                    report.demos.without,
+                    text.demos.len(),
+                    report
+                        .demos
+                        .first_error
+                        .as_deref()
+                        .map(|e| format!(" (the first: {e})"))
+                        .unwrap_or_default()
+                ));
+            }
             fit = Some((
                 report.demos.decisions,
                 first_last(&report.epoch_losses, f32::NAN),

@@ -68,7 +68,8 @@ pub struct TextArena {
     /// The base policy's behaviour cloning (`demo_levels` and `seed` are
     /// replaced by the `demos` count and the replicate's seed).
     pub pretrain: TextPretrainConfig,
-    /// Milliseconds the environment may take for one request.
+    /// Milliseconds the environment may take for one request (TextWorld
+    /// generates a game on its first use: seconds, more on a loaded machine).
     pub env_timeout_ms: u64,
 }
 
@@ -95,7 +96,7 @@ impl Default for TextArena {
                 count: 30,
             },
             pretrain: TextPretrainConfig::default(),
-            env_timeout_ms: 30_000,
+            env_timeout_ms: 120_000,
         }
     }
 }

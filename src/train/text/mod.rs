@@ -53,6 +53,9 @@ pub struct DemoReport {
     pub not_legal: usize,
     /// Environment steps the replays took.
     pub env_steps: usize,
+    /// The first error the environment answered a demonstration or its
+    /// reset with, if any.
+    pub first_error: Option<String>,
 }
 
 /// Replays each task's demonstration (the environment's `demo`) and keeps
@@ -75,15 +78,21 @@ pub fn demonstrations<E: Env>(
     for task in tasks {
         let actions = match env.demo(task) {
             Ok(Some(a)) if !a.is_empty() => a,
-            _ => {
+            Ok(_) => {
                 report.without += 1;
+                continue;
+            }
+            Err(e) => {
+                report.without += 1;
+                report.first_error.get_or_insert_with(|| e.to_string());
                 continue;
             }
         };
         let mut observation = match env.reset(task, seed) {
             Ok(o) => o,
-            Err(_) => {
+            Err(e) => {
                 report.without += 1;
+                report.first_error.get_or_insert_with(|| e.to_string());
                 continue;
             }
         };
@@ -355,10 +364,15 @@ pub fn pretrain_text<E: Env>(
     )?;
     if decisions.is_empty() {
         return Err(TrainError::Invalid(format!(
-            "no demonstrations to learn from: {} of {} tasks have none (the environment answers the protocol's `demo` verb with an action sequence, and the actions must be among the legal ones: {} were not)",
+            "no demonstrations to learn from: {} of {} tasks have none (the environment answers the protocol's `demo` verb with an action sequence, and the actions must be among the legal ones: {} were not){}",
             demos.without,
             tasks.len(),
-            demos.not_legal
+            demos.not_legal,
+            demos
+                .first_error
+                .as_deref()
+                .map(|e| format!("; the first failure: {e}"))
+                .unwrap_or_default()
         )));
     }
     let vocab = learn_vocab(&decisions, config.vocab_size)?;
