@@ -67,6 +67,18 @@ pub(super) struct GrpoSummary {
 }
 
 impl GrpoSummary {
+    /// What a GRPO report of seed `seed` at `budget` says.
+    pub(super) fn of(seed: u64, report: &crate::train::grpo::GrpoReport, budget: u64) -> Self {
+        GrpoSummary {
+            seed,
+            method: ExpMethod::Grpo,
+            env_steps: report.env_steps,
+            iterations: report.iterations,
+            budget,
+            success: first_last(&report.success_rates, 0.0),
+        }
+    }
+
     /// The stage's log detail.
     pub(super) fn detail(&self) -> String {
         format!(
@@ -109,14 +121,7 @@ pub(super) async fn grpo_stage(
             |_| {},
         )
         .await?;
-        let summary = GrpoSummary {
-            seed: r.seed,
-            method: m,
-            env_steps: report.env_steps,
-            iterations: report.iterations,
-            budget,
-            success: first_last(&report.success_rates, 0.0),
-        };
+        let summary = GrpoSummary::of(r.seed, &report, budget);
         crate::train::text::record_and_save_text(
             r.store,
             "train",
@@ -177,14 +182,7 @@ pub(super) async fn grpo_stage(
         )
         .await?;
     }
-    let summary = GrpoSummary {
-        seed: r.seed,
-        method: m,
-        env_steps: report.env_steps,
-        iterations: report.iterations,
-        budget,
-        success: first_last(&report.success_rates, 0.0),
-    };
+    let summary = GrpoSummary::of(r.seed, &report, budget);
     record_and_save(
         r.store,
         &format!("{model}.train"),

@@ -220,16 +220,7 @@ pub async fn run_text_job(
             "--method grpo with a text model samples in its environment: pass --env (the text environment the model acts in) and --levels (task ids, one per line)".into(),
         ));
     };
-    let budget = match r.budget {
-        Some(b) => b,
-        None => interaction_budget(store, &r.runs, &r.queries).await?,
-    };
-    if budget == 0 {
-        return Err(TrainError::Invalid(format!(
-            "no interaction budget: the runs matching `{}` spent no environment steps (or pass --budget)",
-            r.runs
-        )));
-    }
+    let budget = grpo_budget(store, r).await?;
     let init = super::text::load_text_policy(store, &r.init).await?;
     let run_prefix = format!("grpo-{}-{}", r.out_model, now_us() / 1_000_000);
     let (policy, report) = super::text::grpo::grpo_text(
@@ -337,16 +328,7 @@ async fn run_grpo<W: World>(
     let levels = world
         .read_tasks(levels_path)
         .map_err(|e| TrainError::Invalid(format!("reading the GRPO levels: {e}")))?;
-    let budget = match r.budget {
-        Some(b) => b,
-        None => interaction_budget(store, &r.runs, &r.queries).await?,
-    };
-    if budget == 0 {
-        return Err(TrainError::Invalid(format!(
-            "no interaction budget: the runs matching `{}` spent no environment steps (or pass --budget)",
-            r.runs
-        )));
-    }
+    let budget = grpo_budget(store, r).await?;
     let init = load_policy(store, &r.init, world.encoder()).await?;
     let max_steps = cfg.max_steps as usize;
     let run_prefix = format!("grpo-{}-{}", r.out_model, now_us() / 1_000_000);
@@ -383,6 +365,24 @@ async fn run_grpo<W: World>(
         report,
         budget,
     })
+}
+
+/// GRPO's budget: `--budget`, else the steps the `--runs` spent.
+///
+/// # Errors
+/// [`TrainError::Invalid`] for a budget of 0; the query's.
+async fn grpo_budget(store: &Store, r: &TrainRequest) -> Result<u64> {
+    let budget = match r.budget {
+        Some(b) => b,
+        None => interaction_budget(store, &r.runs, &r.queries).await?,
+    };
+    if budget == 0 {
+        return Err(TrainError::Invalid(format!(
+            "no interaction budget: the runs matching `{}` spent no environment steps (or pass --budget)",
+            r.runs
+        )));
+    }
+    Ok(budget)
 }
 
 /// The environment steps the runs matching `runs` spent

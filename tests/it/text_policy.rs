@@ -191,7 +191,8 @@ fn a_text_policy_cloned_from_walkthroughs_beats_random_and_explores() {
             ],
             &[],
         );
-        if method == "leafe" && solved[0] == 0 || solved[1] == 0 {
+        // LEAFE trains on rehearsal rows too: both need a solved episode.
+        if solved[1] == 0 {
             assert_ne!(code, 0, "{out}");
             assert!(err.contains("nothing to train on"), "{err}");
             continue;

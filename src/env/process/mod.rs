@@ -155,16 +155,21 @@ impl ProcessEnv {
         self.receive(verb, id)
     }
 
+    /// The error of a request to a process that failed earlier.
+    fn dropped(&self, verb: &str) -> EnvError {
+        EnvError::Failed {
+            env: self.label.clone(),
+            message: format!(
+                "task {}: {verb}: the process failed earlier and was dropped",
+                self.task.as_deref().unwrap_or("?")
+            ),
+        }
+    }
+
     fn send(&mut self, verb: &str, fields: Value) -> Result<u64> {
         let task = self.task.clone();
         let Some(conn) = self.conn.as_mut() else {
-            return Err(EnvError::Failed {
-                env: self.label.clone(),
-                message: format!(
-                    "task {}: {verb}: the process failed earlier and was dropped",
-                    task.as_deref().unwrap_or("?")
-                ),
-            });
+            return Err(self.dropped(verb));
         };
         let out = conn.send(&self.config, verb, fields, task.as_deref());
         if out.is_err() {
@@ -177,13 +182,7 @@ impl ProcessEnv {
     fn receive(&mut self, verb: &str, id: u64) -> Result<Value> {
         let task = self.task.clone();
         let Some(conn) = self.conn.as_mut() else {
-            return Err(EnvError::Failed {
-                env: self.label.clone(),
-                message: format!(
-                    "task {}: {verb}: the process failed earlier and was dropped",
-                    task.as_deref().unwrap_or("?")
-                ),
-            });
+            return Err(self.dropped(verb));
         };
         let out = conn.receive(&self.config, id, verb, task.as_deref());
         if out.is_err() {

@@ -123,7 +123,7 @@ pub async fn grpo_text<E: Env>(
             crate::policy::Policy::name(init),
             init.config().clone(),
             Arc::clone(init.vocab()),
-            net.clone().valid(),
+            net.valid(),
         )?;
         report.iterations += 1;
         progress(&report);
