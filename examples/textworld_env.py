@@ -18,6 +18,12 @@ deterministic in TextWorld. Logs go to stderr.
 """
 import argparse, json, os, re, subprocess, sys, tempfile
 
+# One thread of numerical work per process: leafe runs a pool of these
+# processes, and numpy's BLAS threads, one set per process, would only
+# compete with each other for the cores.
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
 try:
     import textworld
 except ImportError:

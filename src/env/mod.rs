@@ -341,6 +341,17 @@ pub trait Env: Send {
         usize::MAX
     }
 
+    /// Whether starting another task costs this environment more than
+    /// starting the same one again (a process that loads a game for each
+    /// task): batched rollouts then keep an environment on one task while
+    /// samples of it remain.
+    fn switching_tasks_is_costly() -> bool
+    where
+        Self: Sized,
+    {
+        false
+    }
+
     /// Takes `actions[i]` in `envs[i]` for every i: what calling
     /// [`Env::step`] on each in turn returns, with whatever overlap the
     /// environment allows (processes work on their steps at once).
@@ -351,6 +362,23 @@ pub trait Env: Send {
         envs.iter_mut()
             .zip(actions)
             .map(|(e, a)| e.step(a))
+            .collect()
+    }
+
+    /// Resets `envs[i]` to `tasks[i]` with `seeds[i]` for every i: what
+    /// calling [`Env::reset`] on each in turn returns, with whatever overlap
+    /// the environment allows (processes start their episodes at once).
+    fn reset_all(
+        envs: &mut [&mut Self],
+        tasks: &[&Self::Task],
+        seeds: &[u64],
+    ) -> Vec<Result<Observation>>
+    where
+        Self: Sized,
+    {
+        envs.iter_mut()
+            .zip(tasks.iter().zip(seeds))
+            .map(|(e, (t, s))| e.reset(t, *s))
             .collect()
     }
 

@@ -292,6 +292,10 @@ impl Env for TextEnv {
         16
     }
 
+    fn switching_tasks_is_costly() -> bool {
+        true
+    }
+
     fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>> {
         // Every process's request first, then the answers.
         let sent: Vec<Option<Result<u64>>> = envs
@@ -308,6 +312,29 @@ impl Env for TextEnv {
             .map(|((e, a), sent)| match (&mut **e, sent) {
                 (TextEnv::Process(p), Some(id)) => id.and_then(|id| p.step_receive(id)),
                 (e, _) => e.step(a),
+            })
+            .collect()
+    }
+
+    fn reset_all(
+        envs: &mut [&mut Self],
+        tasks: &[&String],
+        seeds: &[u64],
+    ) -> Vec<Result<Observation>> {
+        let sent: Vec<Option<Result<u64>>> = envs
+            .iter_mut()
+            .zip(tasks.iter().zip(seeds))
+            .map(|(e, (t, s))| match &mut **e {
+                TextEnv::Process(p) => Some(p.reset_send(t, *s)),
+                TextEnv::OpenEnv(_) => None,
+            })
+            .collect();
+        envs.iter_mut()
+            .zip(tasks.iter().zip(seeds))
+            .zip(sent)
+            .map(|((e, (t, s)), sent)| match (&mut **e, sent) {
+                (TextEnv::Process(p), Some(sent)) => p.reset_receive(t, *s, sent),
+                (e, _) => e.reset(t, *s),
             })
             .collect()
     }

@@ -188,21 +188,42 @@ where
     P: Policy + ?Sized,
 {
     let mut out: Vec<((usize, usize), T)> = Vec::with_capacity(tasks.len() * samples);
-    let mut queue = (0..tasks.len()).flat_map(|l| (0..samples).map(move |s| (l, s)));
+    let mut schedule = Schedule::new(tasks.len(), samples, E::switching_tasks_is_costly());
     let mut running: Vec<Running<E>> = Vec::new();
-    let mut spare: Vec<E> = Vec::new();
+    // Environments whose episode ended, with the task they played.
+    let mut spare: Vec<(E, usize)> = Vec::new();
     loop {
-        while running.len() < batch.min(E::parallel_episodes()).max(1) {
-            let Some((l, s)) = queue.next() else { break };
-            let mut env = match spare.pop() {
+        // New episodes for the free slots, their resets sent at once
+        // (processes start side by side).
+        let mut starting: Vec<(usize, usize, E)> = Vec::new();
+        while running.len() + starting.len() < batch.min(E::parallel_episodes()).max(1) {
+            let (env, last) = match spare.pop() {
+                Some((e, l)) => (Some(e), Some(l)),
+                None => (None, None),
+            };
+            let Some((l, s)) = schedule.take(last) else {
+                break;
+            };
+            let env = match env {
                 Some(e) => e,
                 None => make_env()?,
             };
-            let observation = env.reset(&tasks[l], reset_seed(seed, l as u64))?;
+            starting.push((l, s, env));
+        }
+        let observations = {
+            let tasks: Vec<&E::Task> = starting.iter().map(|(l, _, _)| &tasks[*l]).collect();
+            let seeds: Vec<u64> = starting
+                .iter()
+                .map(|(l, _, _)| reset_seed(seed, *l as u64))
+                .collect();
+            let mut envs: Vec<&mut E> = starting.iter_mut().map(|(_, _, e)| e).collect();
+            E::reset_all(&mut envs, &tasks, &seeds)
+        };
+        for ((l, s, env), observation) in starting.into_iter().zip(observations) {
             running.push(Running {
                 rng: ChaCha8Rng::seed_from_u64(episode_seed(seed, l as u64, s)),
                 memory: None,
-                observation,
+                observation: observation?,
                 legal: env.legal_actions(),
                 env,
                 trajectory: Trajectory {
@@ -271,9 +292,69 @@ where
             tr.success = status == Status::Solved;
             let key = (tr.level, tr.sample);
             out.push((key, keep(r.trajectory, r.length)));
-            spare.push(r.env);
+            spare.push((r.env, key.0));
         }
         running = next;
+    }
+}
+
+/// Which (task, sample) a free environment plays next: task after task,
+/// sample after sample. Where switching tasks costs the environment (a
+/// process that loads a game for each task), an environment keeps to the
+/// task it played last while samples of it remain and a fresh one claims a
+/// task nobody plays yet, so that each task is loaded by few processes
+/// instead of by every one; once every task is claimed, a free environment
+/// helps with the task that has the most samples left. Outcomes do not
+/// depend on the order (seeded per task and sample, output sorted).
+struct Schedule {
+    /// The next sample of each task.
+    next: Vec<usize>,
+    /// Whether an environment has claimed the task.
+    claimed: Vec<bool>,
+    samples: usize,
+    /// Tasks before it are claimed or done.
+    cursor: usize,
+    sticky: bool,
+}
+
+impl Schedule {
+    fn new(tasks: usize, samples: usize, sticky: bool) -> Schedule {
+        Schedule {
+            next: vec![0; tasks],
+            claimed: vec![false; tasks],
+            samples,
+            cursor: 0,
+            sticky,
+        }
+    }
+
+    /// The next (task, sample) for an environment that last played `last`.
+    fn take(&mut self, last: Option<usize>) -> Option<(usize, usize)> {
+        let left = |s: &Schedule, l: usize| s.next[l] < s.samples;
+        let pick = if !self.sticky {
+            while self.cursor < self.next.len() && !left(self, self.cursor) {
+                self.cursor += 1;
+            }
+            (self.cursor < self.next.len()).then_some(self.cursor)
+        } else if let Some(l) = last.filter(|&l| left(self, l)) {
+            Some(l)
+        } else {
+            while self.cursor < self.next.len()
+                && (self.claimed[self.cursor] || !left(self, self.cursor))
+            {
+                self.cursor += 1;
+            }
+            if self.cursor < self.next.len() {
+                self.claimed[self.cursor] = true;
+                Some(self.cursor)
+            } else {
+                (0..self.next.len())
+                    .filter(|&l| left(self, l))
+                    .min_by_key(|&l| self.next[l])
+            }
+        }?;
+        self.next[pick] += 1;
+        Some((pick, self.next[pick] - 1))
     }
 }
 
@@ -287,6 +368,29 @@ mod tests {
     use crate::worlds::SokobanWorld;
     use crate::worlds::sokoban::SokobanPlanes;
     use crate::worlds::sokoban::generate::{GeneratorConfig, generate};
+
+    /// Every (task, sample) is played exactly once, in either schedule; the
+    /// plain one in task order, the sticky one keeping an environment on
+    /// its task.
+    #[test]
+    fn schedules_take_every_sample_once() {
+        let mut plain = Schedule::new(3, 2, false);
+        let order: Vec<_> = std::iter::from_fn(|| plain.take(None)).collect();
+        assert_eq!(order, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]);
+
+        let mut sticky = Schedule::new(3, 3, true);
+        assert_eq!(sticky.take(None), Some((0, 0)));
+        assert_eq!(sticky.take(None), Some((1, 0)));
+        assert_eq!(sticky.take(Some(0)), Some((0, 1)));
+        assert_eq!(sticky.take(Some(0)), Some((0, 2)));
+        // Task 0 is done: the environment claims task 2.
+        assert_eq!(sticky.take(Some(0)), Some((2, 0)));
+        // Every task is claimed: help the one with most samples left.
+        assert_eq!(sticky.take(None), Some((1, 1)));
+        let mut rest: Vec<_> = std::iter::from_fn(|| sticky.take(Some(2))).collect();
+        rest.sort_unstable();
+        assert_eq!(rest, [(1, 2), (2, 1), (2, 2)]);
+    }
 
     /// Evaluation skips recording steps for a policy that reads no history;
     /// the outcomes must be those of the recorded rollouts, sample for

@@ -249,6 +249,42 @@ impl ProcessEnv {
         self.read_step(&v)
     }
 
+    /// The first half of [`Env::reset`]: the request is written, the
+    /// answer not read ([`ProcessEnv::reset_receive`] reads it), so that
+    /// several processes start their episodes at once.
+    pub(crate) fn reset_send(&mut self, task: &str, seed: u64) -> Result<u64> {
+        self.task = Some(task.to_string());
+        self.send("reset", json!({ "task_id": task, "seed": seed }))
+    }
+
+    /// The second half of [`Env::reset`], given what
+    /// [`ProcessEnv::reset_send`] returned. A pooled process that fails
+    /// its first reset is replaced by a fresh one, which is asked again.
+    pub(crate) fn reset_receive(
+        &mut self,
+        task: &str,
+        seed: u64,
+        sent: Result<u64>,
+    ) -> Result<Observation> {
+        let v = match sent.and_then(|id| self.receive("reset", id)) {
+            Ok(v) => v,
+            Err(e) if self.reused => {
+                tracing::debug!(target: "leafe::env::process", "a pooled process failed a reset ({e}); trying a fresh one");
+                self.reused = false;
+                self.conn = Some(Conn::spawn(&self.config)?);
+                self.call("reset", json!({ "task_id": task, "seed": seed }))?
+            }
+            Err(e) => return Err(e),
+        };
+        self.reused = false;
+        let (observation, legal) = self.read_observation(&v, "reset")?;
+        self.status = Status::Running;
+        self.steps = 0;
+        self.observation = observation.clone();
+        self.legal = legal;
+        Ok(observation)
+    }
+
     fn read_observation(&self, v: &Value, context: &str) -> Result<(Observation, Vec<String>)> {
         let bad = |what: &str| EnvError::Failed {
             env: self.label.clone(),
@@ -326,25 +362,8 @@ impl Env for ProcessEnv {
     }
 
     fn reset(&mut self, task: &String, seed: u64) -> Result<Observation> {
-        self.task = Some(task.clone());
-        let request = json!({ "task_id": task, "seed": seed });
-        let v = match self.call("reset", request.clone()) {
-            Ok(v) => v,
-            Err(e) if self.reused => {
-                tracing::debug!(target: "leafe::env::process", "a pooled process failed a reset ({e}); trying a fresh one");
-                self.reused = false;
-                self.conn = Some(Conn::spawn(&self.config)?);
-                self.call("reset", request)?
-            }
-            Err(e) => return Err(e),
-        };
-        self.reused = false;
-        let (observation, legal) = self.read_observation(&v, "reset")?;
-        self.status = Status::Running;
-        self.steps = 0;
-        self.observation = observation.clone();
-        self.legal = legal;
-        Ok(observation)
+        let sent = self.reset_send(task, seed);
+        self.reset_receive(task, seed, sent)
     }
 
     fn observe(&self) -> Observation {
@@ -364,6 +383,10 @@ impl Env for ProcessEnv {
         self.step_receive(id)
     }
 
+    fn switching_tasks_is_costly() -> bool {
+        true
+    }
+
     fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>> {
         let sent: Vec<Result<u64>> = envs
             .iter_mut()
@@ -373,6 +396,23 @@ impl Env for ProcessEnv {
         envs.iter_mut()
             .zip(sent)
             .map(|(e, id)| id.and_then(|id| e.step_receive(id)))
+            .collect()
+    }
+
+    fn reset_all(
+        envs: &mut [&mut Self],
+        tasks: &[&String],
+        seeds: &[u64],
+    ) -> Vec<Result<Observation>> {
+        let sent: Vec<Result<u64>> = envs
+            .iter_mut()
+            .zip(tasks.iter().zip(seeds))
+            .map(|(e, (t, s))| e.reset_send(t, *s))
+            .collect();
+        envs.iter_mut()
+            .zip(tasks.iter().zip(seeds))
+            .zip(sent)
+            .map(|((e, (t, s)), sent)| e.reset_receive(t, *s, sent))
             .collect()
     }
 
