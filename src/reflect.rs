@@ -145,13 +145,19 @@ impl Default for ReflectorConfig {
 ///   repeats later in the trajectory starts a loop (category `"loop"`);
 ///   without repeats, the first owned step (category `"step_limit"` for a
 ///   truncated episode, `"failed"` otherwise);
-/// - while running, `None` unless a mistake was flagged.
+/// - while running, `None` unless a mistake was flagged, or the owned
+///   steps came back to one observation [`FeedbackReflector::LOOP_REPEATS`]
+///   times (a loop, as at a failed end: what the exploration's
+///   `interrupt_on_loops` stops an episode for).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FeedbackReflector;
 
 impl FeedbackReflector {
     /// The reflector's name in the store.
     pub const NAME: &'static str = "feedback-rules";
+    /// While running, an observation seen this many times in the owned
+    /// steps is a loop.
+    pub const LOOP_REPEATS: usize = 3;
 }
 
 impl Reflector for FeedbackReflector {
@@ -189,9 +195,6 @@ impl Reflector for FeedbackReflector {
                 call: None,
             });
         }
-        if status == Status::Running {
-            return None;
-        }
         // The earliest owned state that the trajectory comes back to.
         let obs = |i: usize| {
             if i < n {
@@ -200,6 +203,13 @@ impl Reflector for FeedbackReflector {
                 &now.text
             }
         };
+        if status == Status::Running {
+            let looping = (min_tau..=n)
+                .any(|i| (min_tau..=n).filter(|&j| obs(j) == obs(i)).count() >= Self::LOOP_REPEATS);
+            if !looping {
+                return None;
+            }
+        }
         let repeat = (min_tau..n).find(|&i| (i + 1..=n).any(|j| obs(j) == obs(i)));
         let (tau, category, diagnosis) = match repeat {
             Some(i) => (
@@ -305,6 +315,19 @@ mod tests {
             FeedbackReflector
                 .reflect(&steps, &now, Status::Running, 0)
                 .is_none()
+        );
+        // While running, a third visit of one observation is a loop.
+        let mut looping = steps.clone();
+        looping.push(step(4, "c", "z", None));
+        let e = FeedbackReflector
+            .reflect(&looping, &Observation::text("b"), Status::Running, 0)
+            .unwrap();
+        assert_eq!((e.tau, e.category.as_str()), (1, "loop"));
+        assert!(
+            FeedbackReflector
+                .reflect(&looping, &Observation::text("b"), Status::Running, 2)
+                .is_none(),
+            "the repeats before min_tau are not the branch's own"
         );
         let e = FeedbackReflector
             .reflect(&steps, &now, Status::StepLimit, 0)

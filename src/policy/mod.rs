@@ -213,6 +213,14 @@ pub struct GuidanceConfig {
     pub penalty: f32,
     /// Added (in nats) to the logits of the suggested actions at `t == tau`.
     pub suggested_bonus: f32,
+    /// Also exclude the critical action at every step after `tau`: the
+    /// agent keeps what it was told not to do for the rest of the branch,
+    /// as an LLM with the experience in its context would. From the
+    /// experience alone (no lookahead). Off by default: on a board the
+    /// move that was wrong at `tau` is often right later; the text preset
+    /// turns it on, where a branch otherwise walks back into the loop its
+    /// reflection named.
+    pub exclude_critical_after_tau: bool,
 }
 
 impl Default for GuidanceConfig {
@@ -221,6 +229,7 @@ impl Default for GuidanceConfig {
             exclude_critical: true,
             penalty: 0.0,
             suggested_bonus: 1.0,
+            exclude_critical_after_tau: false,
         }
     }
 }
@@ -242,12 +251,31 @@ pub trait Guide: Send + Sync {
 
 /// The guidance any environment supports, from the experience alone: at
 /// `t == tau` the critical action is excluded and the suggested actions get
-/// a bonus; later steps are left alone.
+/// a bonus; later steps are left alone unless
+/// [`GuidanceConfig::exclude_critical_after_tau`] keeps the critical action
+/// excluded.
 #[derive(Debug, Clone, Default)]
 pub struct ExperienceGuide {
     /// The settings (`penalty` is not used: it needs the environment's
     /// judgement of later moves).
     pub config: GuidanceConfig,
+}
+
+impl ExperienceGuide {
+    /// [`Guide::adjust`] at step `t`.
+    fn adjust_at(
+        &self,
+        t: usize,
+        experience: &Experience,
+        actions: &ActionSpace,
+        logits: &mut [f32],
+    ) {
+        if t == experience.tau {
+            adjust_at_tau(&self.config, experience, actions, logits);
+        } else if t > experience.tau && self.config.exclude_critical_after_tau {
+            exclude_critical(experience, actions, logits);
+        }
+    }
 }
 
 impl Guide for ExperienceGuide {
@@ -258,10 +286,7 @@ impl Guide for ExperienceGuide {
         actions: &ActionSpace,
         logits: &mut [f32],
     ) {
-        if turn.t() != experience.tau {
-            return;
-        }
-        adjust_at_tau(&self.config, experience, actions, logits);
+        self.adjust_at(turn.t(), experience, actions, logits);
     }
 }
 
@@ -294,6 +319,26 @@ pub fn adjust_at_tau(
         return;
     }
     logits.copy_from_slice(&out);
+}
+
+/// Sets the critical action's logit to `-inf`, unless it is the only
+/// action left.
+fn exclude_critical(experience: &Experience, actions: &ActionSpace, logits: &mut [f32]) {
+    let Some(i) = experience
+        .critical_action
+        .as_deref()
+        .and_then(|a| actions.index_of(a))
+        .filter(|&i| i < logits.len())
+    else {
+        return;
+    };
+    if logits
+        .iter()
+        .enumerate()
+        .any(|(j, &v)| j != i && v != f32::NEG_INFINITY)
+    {
+        logits[i] = f32::NEG_INFINITY;
+    }
 }
 
 /// Samples an action from log-probabilities (or logits) at a temperature.
@@ -403,5 +448,41 @@ mod tests {
         let mut logits = [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY];
         adjust_at_tau(&GuidanceConfig::default(), &exp, &actions, &mut logits);
         assert_eq!(logits, [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
+    }
+
+    #[test]
+    fn after_tau_the_critical_action_stays_excluded_only_when_asked() {
+        let actions = ActionSpace::choice(&["a", "b", "c"]);
+        let exp = Experience {
+            trigger_step: 6,
+            tau: 2,
+            critical_action: Some("b".into()),
+            category: "loop".into(),
+            irreversible: false,
+            diagnosis: String::new(),
+            fix: String::new(),
+            suggested_actions: vec!["c".into()],
+            written_by: None,
+            call: None,
+        };
+        let at = |guide: &ExperienceGuide, t: usize, mut logits: [f32; 3]| {
+            guide.adjust_at(t, &exp, &actions, &mut logits);
+            logits
+        };
+        let plain = ExperienceGuide::default();
+        assert_eq!(at(&plain, 4, [0.0; 3]), [0.0; 3]);
+        let keep = ExperienceGuide {
+            config: GuidanceConfig {
+                exclude_critical_after_tau: true,
+                ..GuidanceConfig::default()
+            },
+        };
+        let inf = f32::NEG_INFINITY;
+        // Before tau nothing; at tau exclusion and the bonus; after tau
+        // the exclusion alone, never of the last action left.
+        assert_eq!(at(&keep, 1, [0.0; 3]), [0.0; 3]);
+        assert_eq!(at(&keep, 2, [0.0; 3]), [0.0, inf, 1.0]);
+        assert_eq!(at(&keep, 5, [0.0; 3]), [0.0, inf, 0.0]);
+        assert_eq!(at(&keep, 5, [inf, 0.0, inf]), [inf, 0.0, inf]);
     }
 }
