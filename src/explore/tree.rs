@@ -9,7 +9,7 @@ use super::{
     EpisodeOut, ExploreConfig, ExploreError, Origin, ReflectionOut, Result, Task, TaskTree,
     episode_id, episode_seed,
 };
-use crate::env::{self, Env, Observation, Rollback, Status, Step};
+use crate::env::{self, Env, Observation, Rollback, Status, Step, Transition};
 use crate::policy::{Memory, Policy, Turn};
 use crate::reflect::{Experience, Reflector};
 
@@ -219,6 +219,39 @@ where
             policy.act(&mut turns, config.temperature)?
         };
         let mut finished = Vec::new();
+        // Which episodes step this round: each task's budget is spent in
+        // episode order, one step each, as if they stepped one after another.
+        let mut left: Vec<usize> = slots
+            .iter()
+            .map(|s| s.as_ref().map_or(0, |r| r.budget_left))
+            .collect();
+        let mut steps: Vec<Option<env::Result<Transition>>> = Vec::new();
+        steps.resize_with(actives.len(), || None);
+        {
+            // The snapshots first (a state to roll back to), then every
+            // environment's step at once (processes work side by side).
+            let (mut envs, mut actions, mut stepping) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, (a, decision)) in actives.iter_mut().zip(&decisions).enumerate() {
+                let run = slots[a.slot].as_ref().expect("active episode has a task");
+                if left[a.slot] == 0 || run.failed.is_some() {
+                    continue;
+                }
+                left[a.slot] -= 1;
+                match a.env.snapshot() {
+                    Ok(snapshot) => a.snapshots.extend(snapshot),
+                    Err(e) => {
+                        steps[i] = Some(Err(e));
+                        continue;
+                    }
+                }
+                envs.push(&mut a.env);
+                actions.push(decision.action.as_str());
+                stepping.push(i);
+            }
+            for (i, step) in stepping.into_iter().zip(E::step_all(&mut envs, &actions)) {
+                steps[i] = Some(step);
+            }
+        }
         for (i, (a, decision)) in actives.iter_mut().zip(decisions).enumerate() {
             let run = slots[a.slot].as_mut().expect("active episode has a task");
             if run.budget_left == 0 {
@@ -233,13 +266,10 @@ where
                 continue;
             }
             let t = a.history.len();
-            let stepped = a.env.snapshot().and_then(|s| {
-                if let Some(s) = s {
-                    a.snapshots.push(s);
-                }
-                a.env.step(&decision.action)
-            });
-            let transition = match stepped {
+            let transition = match steps[i]
+                .take()
+                .expect("a step for every episode with budget")
+            {
                 Ok(tr) => tr,
                 Err(e) => {
                     run.failed = Some(e.to_string());
