@@ -193,7 +193,7 @@ pub async fn train_job(store: &Store, request: TrainRequest) -> Result<TrainJob>
 /// [`process_pool`].
 pub fn text_grpo_env(
     job: &TrainJob,
-    timeout_ms: u64,
+    timeout_ms: Option<u64>,
 ) -> Result<Option<(Vec<String>, Arc<EnvSource>)>> {
     let JobConfig::Grpo(cfg) = &job.config else {
         return Ok(None);
@@ -212,6 +212,7 @@ pub fn text_grpo_env(
     let spec = process_env(Some(job.world.as_str()).filter(|w| !w.is_empty()))?
         .ok_or_else(|| missing("--env (the text environment the model acts in)"))?;
     let tasks = read_task_ids(levels)?;
+    let timeout_ms = timeout_ms.unwrap_or(spec.timeout_ms);
     let pool = process_pool(&spec.command, timeout_ms, cfg.max_steps as usize)?;
     Ok(Some((tasks, pool)))
 }
@@ -238,7 +239,19 @@ pub struct ProcessSpec {
     /// The system prompt to use when the process does not describe itself
     /// in `hello`.
     pub system_prompt: &'static str,
+    /// Milliseconds a request may take unless `--env-timeout-ms` says:
+    /// [`ENV_TIMEOUT_MS`], or [`TEXTWORLD_TIMEOUT_MS`] for TextWorld, which
+    /// generates a game on its first use.
+    pub timeout_ms: u64,
 }
+
+/// Milliseconds an environment process may take to answer a request, by
+/// default.
+pub const ENV_TIMEOUT_MS: u64 = 30_000;
+
+/// The default for `textworld:`: a reset that generates its game takes
+/// seconds, and many at once on a loaded machine take longer.
+pub const TEXTWORLD_TIMEOUT_MS: u64 = 120_000;
 
 /// An environment process named by `--env`: `cmd:COMMAND`, or
 /// `textworld:GAMES_DIR [ADAPTER OPTIONS]` (the compiled-in adapter of
@@ -254,12 +267,14 @@ pub fn process_env(env: Option<&str>) -> Result<Option<ProcessSpec>> {
         return Ok(Some(ProcessSpec {
             command,
             system_prompt,
+            timeout_ms: ENV_TIMEOUT_MS,
         }));
     }
     if let Some(cmd) = env.strip_prefix("cmd:") {
         return Ok(Some(ProcessSpec {
             command: cmd.to_string(),
             system_prompt: PROCESS_SYSTEM_PROMPT,
+            timeout_ms: ENV_TIMEOUT_MS,
         }));
     }
     let Some(spec) = env.strip_prefix("textworld:") else {
@@ -313,6 +328,7 @@ pub fn process_env(env: Option<&str>) -> Result<Option<ProcessSpec>> {
             quote(&script.to_string_lossy())
         ),
         system_prompt: TEXTWORLD_SYSTEM_PROMPT,
+        timeout_ms: TEXTWORLD_TIMEOUT_MS,
     }))
 }
 

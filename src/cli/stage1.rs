@@ -167,9 +167,11 @@ pub struct AgentArgs {
     /// action semantics), else a generic one].
     #[arg(long)]
     pub system_prompt: Option<String>,
-    /// Milliseconds a cmd: environment may take to answer a request.
-    #[arg(long, default_value_t = 30_000)]
-    pub env_timeout_ms: u64,
+    /// Milliseconds an environment process may take to answer a request
+    /// [default: 30000; 120000 for textworld:, which generates a game on
+    /// its first use]
+    #[arg(long)]
+    pub env_timeout_ms: Option<u64>,
     /// Answer the LLM's requests from the replies the store recorded
     /// (`llm_calls`; a request is the same when its whole body is: model,
     /// messages, settings, seed): `cache` asks the server only what was
@@ -238,12 +240,12 @@ impl AgentArgs {
     /// episodes on the OpenEnv server of an `openenv:` spec.
     pub(crate) fn pool(
         &self,
-        cmd: &str,
+        env: &crate::setup::ProcessSpec,
         max_steps: usize,
     ) -> anyhow::Result<std::sync::Arc<crate::env::schemes::EnvSource>> {
         Ok(crate::setup::process_pool(
-            cmd,
-            self.env_timeout_ms,
+            &env.command,
+            self.env_timeout_ms.unwrap_or(env.timeout_ms),
             max_steps,
         )?)
     }
@@ -292,7 +294,7 @@ pub enum ReflectorKind {
 pub async fn explore_cmd(a: ExploreArgs, quiet: bool) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     if let Some(p) = crate::setup::process_env(a.env.as_deref())? {
-        return explore_process(&p.command, p.system_prompt, a, quiet).await;
+        return explore_process(&p, a, quiet).await;
     }
     let env = match a.agent.policy {
         PolicyKind::Burn => {
@@ -336,17 +338,16 @@ fn llm_agents(
 /// `leafe explore --env cmd:…|textworld:…`: an LLM, the store's text
 /// policy or a random agent in an environment process.
 async fn explore_process(
-    cmd: &str,
-    system_prompt: &str,
+    env: &crate::setup::ProcessSpec,
     a: ExploreArgs,
     quiet: bool,
 ) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     let cfg = explore_config(&a)?;
     let tasks = crate::setup::read_task_ids(&a.levels)?;
-    let pool = a.agent.pool(cmd, cfg.max_steps as usize)?;
+    let pool = a.agent.pool(env, cfg.max_steps as usize)?;
     let log = a.agent.call_log(&store, &a.model).await?;
-    let system_prompt = a.agent.process_prompt(&pool, system_prompt);
+    let system_prompt = a.agent.process_prompt(&pool, env.system_prompt);
     let (llm, reflector) = llm_agents(
         &a,
         &system_prompt,

@@ -53,8 +53,9 @@ pub struct TrainArgs {
     /// grpo with a text model: milliseconds the `--env` process may take
     /// for one request before it counts as hung (killed, the episode an
     /// env_error).
-    #[arg(long, default_value_t = 30_000)]
-    pub env_timeout_ms: u64,
+    /// [default: 30000; 120000 for textworld:]
+    #[arg(long)]
+    pub env_timeout_ms: Option<u64>,
     /// TOML file with DistillConfig fields (beta, fit), or with `--method grpo` GrpoConfig fields (group_size, learning_rate, kl_coef, reward, loss_norm, …); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -257,7 +258,7 @@ pub async fn eval_cmd(a: EvalArgs) -> anyhow::Result<u8> {
     let store = a.store.open()?;
     if let Some(p) = crate::setup::process_env(a.env.as_deref())? {
         let tasks = crate::setup::read_task_ids(&a.levels)?;
-        let pool = a.agent.pool(&p.command, a.max_steps as usize)?;
+        let pool = a.agent.pool(&p, a.max_steps as usize)?;
         if a.agent.policy == PolicyKind::Random {
             let policy = crate::policy::random::RandomPolicy;
             return eval_run(&store, &a, &policy, &|| pool.make(), tasks, None).await;

@@ -133,31 +133,45 @@ pub fn markdown(r: &Results) -> String {
         r.command_line
     );
     let c = &r.config;
-    let _ = writeln!(
-        md,
-        "Setting: Sokoban, train {}×{} with {} boxes (≥ {} pushes); {} demonstration levels for the base policy, {} exploration tasks; \
-         held-out: {} levels of the training distribution; shifted: {} levels of {}×{} with {} boxes; hard: {} levels of {}×{} with {} boxes. \
-         Seeds {:?}. Evaluation: {} samples per task at temperature {}, step limit {}; Pass@k is the unbiased estimator, mean over seeds ± the half-width of its 95 % confidence interval (Student's t).\n",
-        c.levels.train.width,
-        c.levels.train.height,
-        c.levels.train.boxes,
-        c.levels.train.min_pushes,
-        r.splits.get("demos").copied().unwrap_or(0),
-        r.splits.get("train").copied().unwrap_or(0),
-        r.splits.get("heldout").copied().unwrap_or(0),
-        r.splits.get("shifted").copied().unwrap_or(0),
-        c.levels.shifted.width,
-        c.levels.shifted.height,
-        c.levels.shifted.boxes,
-        r.splits.get("hard").copied().unwrap_or(0),
-        c.levels.hard.width,
-        c.levels.hard.height,
-        c.levels.hard.boxes,
-        c.seeds,
-        c.eval.samples,
-        c.eval.temperature,
-        c.eval.max_steps,
+    let evaluation = format!(
+        "Seeds {:?}. Evaluation: {} samples per task at temperature {}, step limit {}; Pass@k is the unbiased estimator, mean over seeds ± the half-width of its 95 % confidence interval (Student's t).",
+        c.seeds, c.eval.samples, c.eval.temperature, c.eval.max_steps,
     );
+    if let Some(t) = &c.text {
+        let _ = writeln!(
+            md,
+            "Setting: the text environment `{}` with leafe's text policy; {} demonstration tasks for the base policy, {} exploration tasks; \
+             held-out: {} tasks of the same environment; shifted: {} tasks of `{}`. {evaluation}\n",
+            t.env,
+            r.splits.get("demos").copied().unwrap_or(0),
+            r.splits.get("train").copied().unwrap_or(0),
+            r.splits.get("heldout").copied().unwrap_or(0),
+            r.splits.get("shifted").copied().unwrap_or(0),
+            t.shifted_env,
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "Setting: Sokoban, train {}×{} with {} boxes (≥ {} pushes); {} demonstration levels for the base policy, {} exploration tasks; \
+         held-out: {} levels of the training distribution; shifted: {} levels of {}×{} with {} boxes; hard: {} levels of {}×{} with {} boxes. \
+         {evaluation}\n",
+            c.levels.train.width,
+            c.levels.train.height,
+            c.levels.train.boxes,
+            c.levels.train.min_pushes,
+            r.splits.get("demos").copied().unwrap_or(0),
+            r.splits.get("train").copied().unwrap_or(0),
+            r.splits.get("heldout").copied().unwrap_or(0),
+            r.splits.get("shifted").copied().unwrap_or(0),
+            c.levels.shifted.width,
+            c.levels.shifted.height,
+            c.levels.shifted.boxes,
+            r.splits.get("hard").copied().unwrap_or(0),
+            c.levels.hard.width,
+            c.levels.hard.height,
+            c.levels.hard.boxes,
+        );
+    }
     let _ = writeln!(
         md,
         "Interaction: LEAFE explores each task with a budget of {} environment steps ({} branches per rollback point, depth ≤ {}); \
