@@ -61,7 +61,7 @@ pub struct PretrainArgs {
 /// `leafe pretrain`.
 pub async fn pretrain_cmd(a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
     if let Some(p) = crate::setup::process_env(Some(a.env.as_str()))? {
-        return pretrain_text_cmd(&p.command, a, quiet).await;
+        return pretrain_text_cmd(&p, a, quiet).await;
     }
     let env = a.env.clone();
     with_world!(env.as_str(), |w| pretrain_in(w, a, quiet).await).map_err(anyhow::Error::msg)?
@@ -189,7 +189,12 @@ fn held_out_line(
 
 /// `leafe pretrain --env <text environment>`: the text policy cloned from
 /// the environment's demonstrations.
-async fn pretrain_text_cmd(command: &str, a: PretrainArgs, quiet: bool) -> anyhow::Result<u8> {
+async fn pretrain_text_cmd(
+    env: &crate::setup::ProcessSpec,
+    a: PretrainArgs,
+    quiet: bool,
+) -> anyhow::Result<u8> {
+    let command = env.command.as_str();
     use crate::train::text::{TextPretrainConfig, pretrain_text, record_and_save_text};
     let store = a.store.open()?;
     let mut cfg: TextPretrainConfig = crate::setup::read_config(a.config.as_deref())?;
@@ -205,7 +210,7 @@ async fn pretrain_text_cmd(command: &str, a: PretrainArgs, quiet: bool) -> anyho
     }
     let tasks = crate::setup::read_task_ids(&a.levels)?;
     crate::setup::ensure_new_model(&store, &a.out_model).await?;
-    let pool = crate::setup::process_pool(command, 30_000, cfg.max_steps as usize)?;
+    let pool = crate::setup::process_pool(command, env.timeout_ms, cfg.max_steps as usize)?;
     let pb = bar(0, quiet);
     pb.set_message("replaying demonstrations");
     let started = Instant::now();
@@ -227,7 +232,8 @@ async fn pretrain_text_cmd(command: &str, a: PretrainArgs, quiet: bool) -> anyho
     let mut eval = serde_json::Value::Null;
     if let Some(path) = &a.eval_levels {
         let held_out = crate::setup::read_task_ids(path)?;
-        let eval_pool = crate::setup::process_pool(command, 30_000, a.eval_max_steps as usize)?;
+        let eval_pool =
+            crate::setup::process_pool(command, env.timeout_ms, a.eval_max_steps as usize)?;
         let n = a.eval_samples.max(1);
         let started = Instant::now();
         // Few episodes at once: each holds an environment process.

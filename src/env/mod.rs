@@ -539,3 +539,26 @@ pub fn replay_counted<E: Env>(
     }
     Ok(())
 }
+
+/// Every environment's request first, then every answer, so that
+/// environments in other processes work at once: `send(env, i)` writes the
+/// i-th request and returns its id (None where the environment cannot
+/// split a request from its answer), `receive(env, i, sent)` reads the
+/// answer (or, given None, makes the whole request). The
+/// [`Env::step_all`] and [`Env::reset_all`] of process environments.
+pub(crate) fn overlapped<E: ?Sized, T>(
+    envs: &mut [&mut E],
+    mut send: impl FnMut(&mut E, usize) -> Option<Result<u64>>,
+    mut receive: impl FnMut(&mut E, usize, Option<Result<u64>>) -> Result<T>,
+) -> Vec<Result<T>> {
+    let sent: Vec<Option<Result<u64>>> = envs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, e)| send(e, i))
+        .collect();
+    envs.iter_mut()
+        .zip(sent)
+        .enumerate()
+        .map(|(i, (e, sent))| receive(e, i, sent))
+        .collect()
+}

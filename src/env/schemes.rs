@@ -297,23 +297,19 @@ impl Env for TextEnv {
     }
 
     fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>> {
-        // Every process's request first, then the answers.
-        let sent: Vec<Option<Result<u64>>> = envs
-            .iter_mut()
-            .zip(actions)
-            .map(|(e, a)| match &mut **e {
-                TextEnv::Process(p) => Some(p.step_send(a)),
+        // A process's request is split from its answer; a session on an
+        // OpenEnv server steps whole.
+        super::overlapped(
+            envs,
+            |e, i| match e {
+                TextEnv::Process(p) => Some(p.step_send(actions[i])),
                 TextEnv::OpenEnv(_) => None,
-            })
-            .collect();
-        envs.iter_mut()
-            .zip(actions)
-            .zip(sent)
-            .map(|((e, a), sent)| match (&mut **e, sent) {
+            },
+            |e, i, sent| match (e, sent) {
                 (TextEnv::Process(p), Some(id)) => id.and_then(|id| p.step_receive(id)),
-                (e, _) => e.step(a),
-            })
-            .collect()
+                (e, _) => e.step(actions[i]),
+            },
+        )
     }
 
     fn reset_all(
@@ -321,22 +317,17 @@ impl Env for TextEnv {
         tasks: &[&String],
         seeds: &[u64],
     ) -> Vec<Result<Observation>> {
-        let sent: Vec<Option<Result<u64>>> = envs
-            .iter_mut()
-            .zip(tasks.iter().zip(seeds))
-            .map(|(e, (t, s))| match &mut **e {
-                TextEnv::Process(p) => Some(p.reset_send(t, *s)),
+        super::overlapped(
+            envs,
+            |e, i| match e {
+                TextEnv::Process(p) => Some(p.reset_send(tasks[i], seeds[i])),
                 TextEnv::OpenEnv(_) => None,
-            })
-            .collect();
-        envs.iter_mut()
-            .zip(tasks.iter().zip(seeds))
-            .zip(sent)
-            .map(|((e, (t, s)), sent)| match (&mut **e, sent) {
-                (TextEnv::Process(p), Some(sent)) => p.reset_receive(t, *s, sent),
-                (e, _) => e.reset(t, *s),
-            })
-            .collect()
+            },
+            |e, i, sent| match (e, sent) {
+                (TextEnv::Process(p), Some(sent)) => p.reset_receive(tasks[i], seeds[i], sent),
+                (e, _) => e.reset(tasks[i], seeds[i]),
+            },
+        )
     }
 
     fn snapshot(&mut self) -> Result<Option<Value>> {

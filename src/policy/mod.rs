@@ -291,8 +291,8 @@ impl Guide for ExperienceGuide {
 }
 
 /// The `t == tau` part of guidance, shared by environment guides: a bonus
-/// for each suggested action, then `-inf` for the critical one. Leaves the
-/// logits unchanged if every action would be excluded.
+/// for each suggested action, then `-inf` for the critical one unless it is
+/// the only action left.
 pub fn adjust_at_tau(
     config: &GuidanceConfig,
     experience: &Experience,
@@ -300,25 +300,14 @@ pub fn adjust_at_tau(
     logits: &mut [f32],
 ) {
     let n = logits.len();
-    let mut out = logits.to_vec();
     for a in &experience.suggested_actions {
         if let Some(i) = actions.index_of(a).filter(|&i| i < n) {
-            out[i] += config.suggested_bonus;
+            logits[i] += config.suggested_bonus;
         }
     }
-    if config.exclude_critical
-        && let Some(i) = experience
-            .critical_action
-            .as_deref()
-            .and_then(|a| actions.index_of(a))
-            .filter(|&i| i < n)
-    {
-        out[i] = f32::NEG_INFINITY;
+    if config.exclude_critical {
+        exclude_critical(experience, actions, logits);
     }
-    if out.iter().all(|&v| v == f32::NEG_INFINITY) {
-        return;
-    }
-    logits.copy_from_slice(&out);
 }
 
 /// Sets the critical action's logit to `-inf`, unless it is the only

@@ -168,10 +168,7 @@ impl Conn {
         task: Option<&str>,
     ) -> Result<u64> {
         let label = config.label();
-        let context = match task {
-            Some(t) => format!("task {t}: {verb}"),
-            None => verb.to_string(),
-        };
+        let context = context(verb, task);
         self.next_id += 1;
         let id = self.next_id;
         let mut request = fields;
@@ -198,10 +195,7 @@ impl Conn {
         task: Option<&str>,
     ) -> Result<Value> {
         let label = config.label();
-        let context = match task {
-            Some(t) => format!("task {t}: {verb}"),
-            None => verb.to_string(),
-        };
+        let context = context(verb, task);
         let text = match self
             .lines
             .recv_timeout(Duration::from_millis(config.timeout_ms))
@@ -213,7 +207,7 @@ impl Conn {
                 return Err(EnvError::Failed {
                     env: label,
                     message: format!(
-                        "{context}: no answer within {} ms (the process was killed)",
+                        "{context}: no answer within {} ms (the process was killed; one that needs longer takes --env-timeout-ms, or `env_timeout_ms` in an experiment's [text])",
                         config.timeout_ms
                     ),
                 });
@@ -272,6 +266,14 @@ impl Conn {
                 }
             ),
         }
+    }
+}
+
+/// What a request is about, for its errors: `task T: verb`, or the verb.
+fn context(verb: &str, task: Option<&str>) -> String {
+    match task {
+        Some(t) => format!("task {t}: {verb}"),
+        None => verb.to_string(),
     }
 }
 

@@ -388,15 +388,14 @@ impl Env for ProcessEnv {
     }
 
     fn step_all(envs: &mut [&mut Self], actions: &[&str]) -> Vec<Result<Transition>> {
-        let sent: Vec<Result<u64>> = envs
-            .iter_mut()
-            .zip(actions)
-            .map(|(e, a)| e.step_send(a))
-            .collect();
-        envs.iter_mut()
-            .zip(sent)
-            .map(|(e, id)| id.and_then(|id| e.step_receive(id)))
-            .collect()
+        super::overlapped(
+            envs,
+            |e, i| Some(e.step_send(actions[i])),
+            |e, i, sent| match sent {
+                Some(id) => id.and_then(|id| e.step_receive(id)),
+                None => e.step(actions[i]),
+            },
+        )
     }
 
     fn reset_all(
@@ -404,16 +403,14 @@ impl Env for ProcessEnv {
         tasks: &[&String],
         seeds: &[u64],
     ) -> Vec<Result<Observation>> {
-        let sent: Vec<Result<u64>> = envs
-            .iter_mut()
-            .zip(tasks.iter().zip(seeds))
-            .map(|(e, (t, s))| e.reset_send(t, *s))
-            .collect();
-        envs.iter_mut()
-            .zip(tasks.iter().zip(seeds))
-            .zip(sent)
-            .map(|((e, (t, s)), sent)| e.reset_receive(t, *s, sent))
-            .collect()
+        super::overlapped(
+            envs,
+            |e, i| Some(e.reset_send(tasks[i], seeds[i])),
+            |e, i, sent| match sent {
+                Some(sent) => e.reset_receive(tasks[i], seeds[i], sent),
+                None => e.reset(tasks[i], seeds[i]),
+            },
+        )
     }
 
     fn snapshot(&mut self) -> Result<Option<Value>> {
