@@ -40,6 +40,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -590,47 +591,107 @@ def parity(store: str, engine: str, queries: list[str], params: dict, master: st
 # ------------------------------------------------------------------ bench --
 
 
+def duckdb_copy(store: str, statements: list[str], dest: str = "/dev/null") -> int:
+    """What a DuckDB user runs: a connection, the store's views from its
+    catalog, the statements, the last one's rows copied to `dest` as CSV
+    with a header. Returns the rows copied."""
+    import duckdb
+
+    con = duckdb.connect()
+    register_duckdb(con, store)
+    for sql in statements[:-1]:
+        con.execute(sql)
+    rows = con.execute(f"COPY ({statements[-1]}) TO {_sql_str(dest)} (FORMAT CSV, HEADER)").fetchone()[0]
+    con.close()
+    return rows
+
+
+def _leafe_count(store: str, query: str, params: dict, leafe: str | None = None) -> int:
+    """The rows of a query file in leafe, counted as they stream (untimed)."""
+    args = [_leafe_bin(leafe), "sql", "--store", store, "--file", query, "--format", "json"]
+    for k, v in params.items():
+        args += ["--param", f"{k}={v}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    rows = sum(chunk.count(b"\n") for chunk in iter(lambda: proc.stdout.read(1 << 20), b""))
+    err = proc.stderr.read().decode()
+    if proc.wait() != 0:
+        raise SystemExit(f"leafe sql --file {query}: {err.strip()}")
+    return rows
+
+
+def _timed(args: list[str], stdout=subprocess.DEVNULL) -> tuple[float, str]:
+    """Runs a whole process; (wall seconds, its stdout if captured)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    secs = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:4])}…: {proc.stderr.strip()}")
+    return secs, proc.stdout or ""
+
+
 def bench(store: str, engine: str, queries: list[str], params: dict, master: str,
-          leafe: str | None = None, out=sys.stdout) -> list[dict]:
-    """Times every query in leafe and in the engine, each producing all its
-    rows without bringing them into Python: `leafe sql --format json` read
-    and its lines counted by this process; Spark writing to its `noop` sink; DuckDB
-    copying to /dev/null. Rows are leafe's count (the parity test checks the
-    engines return the same rows)."""
+          leafe: str | None = None, out=sys.stdout, repeat: int = 1) -> list[dict]:
+    """Times every query in leafe and in the engine, each writing all its
+    rows as CSV to /dev/null.
+
+    leafe: `leafe sql --format csv`, a whole process (start, commit markers,
+    planning). DuckDB: a whole process too (`duckdb_copy`: Python, the
+    import, the views from the catalog, `COPY … TO '/dev/null'`), and also
+    the same COPY inside one open session (`session_s`). Spark: inside one
+    session only (its start, 10-30 s, is printed apart), writing to its
+    `noop` sink. With `repeat` > 1 each query runs that many times in each,
+    alternating, and the medians are reported (every time kept under
+    `*_runs`). Rows are DuckDB's COPY count, else leafe's (the parity test
+    checks the engines return the same rows)."""
     catalog = load_catalog(store)
     results = []
     with contextlib.ExitStack() as stack:
         spark, con, master = open_engine(stack, engine, store, catalog, master, out)
-        print(f"{'query':28} {'rows':>10} {'leafe s':>8} {engine + ' s':>9}", file=out)
+        whole = "process" if engine == "duckdb" else "session"
+        print(f"{'query':28} {'rows':>10} {'leafe s':>8} {engine + ' s':>9}  ratio"
+              f"  ({engine}: whole {whole}; in-session)", file=out)
         for q in queries:
             mine, statements = _statements(q, params, engine, leafe)
-            t0 = time.perf_counter()
-            if engine == "spark":
-                df = run_statements_spark(spark, statements)
-                df.write.format("noop").mode("overwrite").save()
-            else:
-                for sql in statements[:-1]:
-                    con.execute(sql)
-                con.execute(f"COPY ({statements[-1]}) TO '/dev/null' (FORMAT CSV)")
-            engine_secs = time.perf_counter() - t0
-            # JSON Lines: one line a row (CSV quotes the boards' newlines).
-            args = [_leafe_bin(leafe), "sql", "--store", store, "--file", q, "--format", "json"]
-            for k, v in mine.items():
-                args += ["--param", f"{k}={v}"]
-            t0 = time.perf_counter()
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            rows = 0
-            for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):
-                rows += chunk.count(b"\n")
-            err = proc.stderr.read().decode()
-            if proc.wait() != 0:
-                raise SystemExit(f"leafe sql --file {q}: {err.strip()}")
-            leafe_secs = time.perf_counter() - t0
+            leafe_runs, engine_runs, session_runs = [], [], []
+            rows = None
+            for _ in range(max(1, repeat)):
+                t0 = time.perf_counter()
+                if engine == "spark":
+                    df = run_statements_spark(spark, statements)
+                    df.write.format("noop").mode("overwrite").save()
+                else:
+                    for sql in statements[:-1]:
+                        con.execute(sql)
+                    rows = con.execute(f"COPY ({statements[-1]}) TO '/dev/null' (FORMAT CSV, HEADER)"
+                                       ).fetchone()[0]
+                session_runs.append(time.perf_counter() - t0)
+                if engine == "duckdb":
+                    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                        json.dump(statements, f)
+                    try:
+                        secs, _ = _timed([sys.executable, os.path.abspath(__file__), "copy-duckdb",
+                                          "--store", store, "--statements", f.name])
+                    finally:
+                        os.unlink(f.name)
+                    engine_runs.append(secs)
+                else:
+                    engine_runs.append(session_runs[-1])
+                args = [_leafe_bin(leafe), "sql", "--store", store, "--file", q, "--format", "csv"]
+                for k, v in mine.items():
+                    args += ["--param", f"{k}={v}"]
+                leafe_runs.append(_timed(args)[0])
+            if rows is None:
+                rows = _leafe_count(store, q, mine, leafe)
+            med = statistics.median
+            leafe_secs, engine_secs = med(leafe_runs), med(engine_runs)
             name = os.path.splitext(os.path.basename(q))[0]
             results.append({"query": name, "rows": rows, "leafe_s": leafe_secs,
-                            "engine_s": engine_secs, "engine": engine, "master": master,
+                            "engine_s": engine_secs, "session_s": med(session_runs),
+                            "engine": engine, "master": master, "leafe_runs": leafe_runs,
+                            "engine_runs": engine_runs, "session_runs": session_runs,
                             "mismatch": None})
-            print(f"{name:28} {rows:>10} {leafe_secs:>8.2f} {engine_secs:>9.2f}", file=out)
+            print(f"{name:28} {rows:>10} {leafe_secs:>8.2f} {engine_secs:>9.2f}  "
+                  f"{leafe_secs / max(engine_secs, 1e-9):5.2f}  ({med(session_runs):.2f})", file=out)
             out.flush()
     return results
 
@@ -684,12 +745,24 @@ def main(argv=None) -> int:
     bn.add_argument("--queries", default="queries", help="directory of query files (default queries)")
     bn.add_argument("--only", action="append", default=[], help="only these query names (repeatable)")
     bn.add_argument("--json", help="also write the results as JSON to this file")
+    bn.add_argument("--repeat", type=int, default=1,
+                    help="runs of each query in each engine, alternating; medians reported (default 1)")
+
+    cp = sub.add_parser("copy-duckdb", help="run rendered statements in DuckDB, the last one's rows "
+                                             "to a file as CSV (what bench times as DuckDB's whole process)")
+    cp.add_argument("--store", required=True)
+    cp.add_argument("--statements", required=True, help="a JSON file: the list of statements")
+    cp.add_argument("--out", default="/dev/null")
 
     cnt = sub.add_parser("counts", help="rows per table as Spark, DuckDB and polars see them (JSON)")
     common(cnt)
     cnt.add_argument("--engine", action="append", choices=["spark", "duckdb", "polars"], default=[])
 
     a = ap.parse_args(argv)
+    if a.cmd == "copy-duckdb":
+        with open(a.statements, encoding="utf-8") as f:
+            print(duckdb_copy(a.store, json.load(f), a.out))
+        return 0
     params = _params(a.param)
     if a.cmd == "run":
         mine = {k: v for k, v in params.items() if k in declared_params(a.query)}
@@ -713,7 +786,7 @@ def main(argv=None) -> int:
         return 0
     if a.cmd == "bench":
         queries = query_files(a.queries, a.only)
-        results = bench(a.store, a.engine, queries, params, a.master, a.leafe)
+        results = bench(a.store, a.engine, queries, params, a.master, a.leafe, repeat=a.repeat)
         if a.json:
             with open(a.json, "w", encoding="utf-8") as f:
                 json.dump(results, f, indent=1)

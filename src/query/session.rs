@@ -75,7 +75,14 @@ impl QuerySession {
         // Parquet scans are CPU-bound; use every core for them. Operators
         // share one memory pool of the limit; sorts and aggregations spill
         // to the disk manager's directory beyond their share.
-        let mut config = SessionConfig::new().with_information_schema(true);
+        // DataFusion's own settings may be given as DATAFUSION_* variables
+        // (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS=4), as in its CLI.
+        let mut config = SessionConfig::from_env()
+            .map_err(|e| QueryError::Sql {
+                source_name: "DATAFUSION_* environment variables".into(),
+                message: one_line(e),
+            })?
+            .with_information_schema(true);
         // Each sort reserves room to merge its spills; keep that a small
         // share of a small limit (DataFusion's default is 10 MB per sort).
         config.options_mut().execution.sort_spill_reservation_bytes =
@@ -276,39 +283,37 @@ impl QuerySession {
             write_batches(out, &batches, format)?;
             return Ok(batches.iter().map(|b| b.num_rows() as u64).sum());
         }
+        // Batches are encoded on the blocking pool, several at once, while
+        // the query goes on producing the next ones; their bytes are written
+        // in order. The bytes are those of one writer over all the batches
+        // (the CSV header with the first batch only).
         let mut stream = self.stream(query).await?;
         let schema = stream.schema();
         let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
+        let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let mut pending = std::collections::VecDeque::new();
         let mut rows = 0u64;
-        match format {
-            OutputFormat::Csv => {
-                let mut w = arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut *out);
-                let mut any = false;
-                while let Some(b) = stream.next().await {
-                    let b = b.map_err(|e| self.error(&query.source_name, &e))?;
-                    rows += b.num_rows() as u64;
-                    any = true;
-                    w.write(&b).map_err(|e| err(&e))?;
-                }
-                if !any {
-                    // The header of an empty result.
-                    w.write(&RecordBatch::new_empty(schema))
-                        .map_err(|e| err(&e))?;
-                }
+        let mut first = true;
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(|e| self.error(&query.source_name, &e))?;
+            rows += b.num_rows() as u64;
+            let header = first;
+            first = false;
+            pending.push_back(tokio::task::spawn_blocking(move || {
+                encode_batch(&b, format, header)
+            }));
+            if pending.len() >= in_flight {
+                write_encoded(&mut pending, out).await?;
             }
-            _ => {
-                let mut w = arrow::json::WriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
-                while let Some(b) = stream.next().await {
-                    let b = b.map_err(|e| self.error(&query.source_name, &e))?;
-                    rows += b.num_rows() as u64;
-                    w.write(&b).map_err(|e| err(&e))?;
-                }
-                w.finish().map_err(|e| err(&e))?;
-            }
+        }
+        while !pending.is_empty() {
+            write_encoded(&mut pending, out).await?;
+        }
+        if first && format == OutputFormat::Csv {
+            // The header of an empty result.
+            let bytes =
+                encode_batch(&RecordBatch::new_empty(schema), format, true).map_err(|e| err(&e))?;
+            out.write_all(&bytes).map_err(|e| err(&e))?;
         }
         Ok(rows)
     }
@@ -329,4 +334,40 @@ impl QuerySession {
         }
         Ok(batches)
     }
+}
+
+type Encoding = tokio::task::JoinHandle<std::result::Result<Vec<u8>, arrow::error::ArrowError>>;
+
+/// Waits for the oldest batch being encoded and writes its bytes.
+async fn write_encoded(
+    pending: &mut std::collections::VecDeque<Encoding>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
+    let handle = pending.pop_front().expect("a batch being encoded");
+    let bytes = handle.await.map_err(|e| err(&e))?.map_err(|e| err(&e))?;
+    out.write_all(&bytes).map_err(|e| err(&e))
+}
+
+/// One batch as CSV (with the header row when `header`) or JSON Lines (null
+/// fields written as null, so every row has every column).
+fn encode_batch(
+    batch: &RecordBatch,
+    format: OutputFormat,
+    header: bool,
+) -> std::result::Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut buf = Vec::new();
+    if format == OutputFormat::Csv {
+        let mut w = arrow::csv::WriterBuilder::new()
+            .with_header(header)
+            .build(&mut buf);
+        w.write(batch)?;
+    } else {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+        w.write(batch)?;
+        w.finish()?;
+    }
+    Ok(buf)
 }

@@ -567,3 +567,62 @@ fn pretrain_then_explore_from_the_command_line() {
         "--k 8",
     );
 }
+
+/// `leafe sql --format csv|json` encodes batches side by side and writes
+/// them in order: the bytes are the same whether the rows come in one batch
+/// or in hundreds (DataFusion's batch size set through its environment
+/// variable), the CSV header comes once, and a value DataFusion cannot parse
+/// is one line that names the variables.
+#[test]
+fn streamed_output_is_the_same_bytes_whatever_the_batch_size() {
+    let (_dir, url) = local_store();
+    let (code, _, err) = run(&[
+        "synth",
+        "--store",
+        &url,
+        "--episodes",
+        "300",
+        "--seed",
+        "5",
+        "--run-id",
+        "s",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sql = "SELECT s.episode_id, s.t, s.observation, s.action_text, e.success \
+               FROM steps s JOIN episodes e USING (run_id, episode_id) \
+               ORDER BY s.episode_id, s.t";
+    let with = |size: &str, format: &str| {
+        let out = leafe()
+            .env("DATAFUSION_EXECUTION_BATCH_SIZE", size)
+            .args(["sql", "--store", &url, "--format", format, sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    for format in ["csv", "json"] {
+        let one = with("1000000", format);
+        let many = with("7", format);
+        assert!(one.len() > 10_000, "{format}: {} bytes", one.len());
+        assert!(one == many, "{format}: batch size changed the output");
+    }
+    let csv = String::from_utf8(with("7", "csv")).unwrap();
+    assert_eq!(csv.matches("episode_id,t,").count(), 1, "one header");
+    let out = leafe()
+        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "lots")
+        .args(["sql", "--store", &url, "SELECT 1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("DATAFUSION_"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{err}"
+    );
+}

@@ -4,8 +4,8 @@
 //! [`PolicyNetConfig`] holds the hyper-parameters; the encoder (which an
 //! environment provides) fixes the input width and the action space, and an
 //! optional [`Guide`] applies an experience to the output while a branch is
-//! sampled. It runs on burn's pure-Rust CPU backend (flex) by default and on
-//! CUDA with the `cuda` feature. Checkpoints are byte buffers (burnpack)
+//! sampled. It runs on burn's pure-Rust CPU backend (flex) by default, on a
+//! GPU through Vulkan with the `vulkan` feature, and on CUDA with `cuda`. Checkpoints are byte buffers (burnpack)
 //! plus the JSON config; the store keeps them, this module only encodes and
 //! decodes them.
 
@@ -21,14 +21,21 @@ use std::sync::Arc;
 
 use super::{Decision, Encoder, Guide, Policy, PolicyError, Result, Turn, sample};
 
-/// The device burn computes on: CUDA GPU 0 with the `cuda` feature, else the
-/// pure-Rust CPU backend.
+/// The device burn computes on: CUDA GPU 0 with the `cuda` feature; else,
+/// with the `vulkan` feature, the Vulkan adapter wgpu ranks first (a discrete
+/// GPU before an integrated one, before a software rasteriser;
+/// `CUBECL_WGPU_DEFAULT_DEVICE` picks another); else the pure-Rust CPU
+/// backend.
 pub fn default_device() -> Device {
     #[cfg(feature = "cuda")]
     {
         Device::cuda(0)
     }
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(all(feature = "vulkan", not(feature = "cuda")))]
+    {
+        Device::vulkan(burn::tensor::DeviceKind::DefaultDevice)
+    }
+    #[cfg(not(any(feature = "cuda", feature = "vulkan")))]
     {
         Device::flex()
     }
