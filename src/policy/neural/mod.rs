@@ -5,9 +5,9 @@
 //! environment provides) fixes the input width and the action space, and an
 //! optional [`Guide`] applies an experience to the output while a branch is
 //! sampled. It runs on burn's pure-Rust CPU backend (flex) by default, on a
-//! GPU through Vulkan with the `vulkan` feature, and on CUDA with `cuda`. Checkpoints are byte buffers (burnpack)
-//! plus the JSON config; the store keeps them, this module only encodes and
-//! decodes them.
+//! GPU through Vulkan with the `vulkan` feature, and on CUDA with `cuda`.
+//! Checkpoints are byte buffers (burnpack) plus the JSON config; the store
+//! keeps them, this module only encodes and decodes them.
 
 use burn::module::Module;
 use burn::module::Param;
