@@ -10,7 +10,8 @@
 # GPU_BIN: a binary built with `--features vulkan` (or `cuda`); CPU_BIN
 # defaults to target/release/leafe. With the vulkan feature, the device is
 # the Vulkan adapter wgpu ranks first (CUBECL_WGPU_DEFAULT_DEVICE picks
-# another, e.g. `Cpu` for Mesa's software rasteriser lavapipe).
+# another, e.g. `DiscreteGpu(1)`). Debian 12's software Vulkan (Mesa 22.3's
+# lavapipe) crashes compiling the first kernel: use a GPU's own driver.
 #
 # LEVELS (default 300) training levels and EVAL (default 50) held-out levels,
 # 6×6 with 2 boxes; EPOCHS (default 2).
