@@ -619,14 +619,14 @@ def _leafe_count(store: str, query: str, params: dict, leafe: str | None = None)
     return rows
 
 
-def _timed(args: list[str], stdout=subprocess.DEVNULL) -> tuple[float, str]:
-    """Runs a whole process; (wall seconds, its stdout if captured)."""
+def _timed(args: list[str]) -> float:
+    """Runs a whole process, its output to /dev/null; its wall seconds."""
     t0 = time.perf_counter()
-    proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args[:4])}…: {proc.stderr.strip()}")
-    return secs, proc.stdout or ""
+    return secs
 
 
 def bench(store: str, engine: str, queries: list[str], params: dict, master: str,
@@ -669,7 +669,7 @@ def bench(store: str, engine: str, queries: list[str], params: dict, master: str
                     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
                         json.dump(statements, f)
                     try:
-                        secs, _ = _timed([sys.executable, os.path.abspath(__file__), "copy-duckdb",
+                        secs = _timed([sys.executable, os.path.abspath(__file__), "copy-duckdb",
                                           "--store", store, "--statements", f.name])
                     finally:
                         os.unlink(f.name)
@@ -679,7 +679,7 @@ def bench(store: str, engine: str, queries: list[str], params: dict, master: str
                 args = [_leafe_bin(leafe), "sql", "--store", store, "--file", q, "--format", "csv"]
                 for k, v in mine.items():
                     args += ["--param", f"{k}={v}"]
-                leafe_runs.append(_timed(args)[0])
+                leafe_runs.append(_timed(args))
             if rows is None:
                 rows = _leafe_count(store, q, mine, leafe)
             med = statistics.median

@@ -212,8 +212,11 @@ pub fn text_grpo_env(
     let spec = process_env(Some(job.world.as_str()).filter(|w| !w.is_empty()))?
         .ok_or_else(|| missing("--env (the text environment the model acts in)"))?;
     let tasks = read_task_ids(levels)?;
-    let timeout_ms = timeout_ms.unwrap_or(spec.timeout_ms);
-    let pool = process_pool(&spec.command, timeout_ms, cfg.max_steps as usize)?;
+    let pool = process_pool(
+        &spec.command,
+        spec.timeout(timeout_ms),
+        cfg.max_steps as usize,
+    )?;
     Ok(Some((tasks, pool)))
 }
 
@@ -243,6 +246,14 @@ pub struct ProcessSpec {
     /// [`ENV_TIMEOUT_MS`], or [`TEXTWORLD_TIMEOUT_MS`] for TextWorld, which
     /// generates a game on its first use.
     pub timeout_ms: u64,
+}
+
+impl ProcessSpec {
+    /// Milliseconds a request may take: `--env-timeout-ms` if given, else
+    /// this environment's default ([`ProcessSpec::timeout_ms`]).
+    pub fn timeout(&self, flag: Option<u64>) -> u64 {
+        flag.unwrap_or(self.timeout_ms)
+    }
 }
 
 /// Milliseconds an environment process may take to answer a request, by

@@ -49,9 +49,11 @@ pub struct CheckArgs {
     /// Steps a random walk may take to reach an episode's end (terminal law).
     #[arg(long, default_value_t = 500)]
     pub max_steps: usize,
-    /// Milliseconds the process may take to answer a request.
-    #[arg(long, default_value_t = 30_000)]
-    pub env_timeout_ms: u64,
+    /// Milliseconds the process may take to answer a request [default:
+    /// 30000; 120000 for textworld:, which generates a game on its first
+    /// use]
+    #[arg(long)]
+    pub env_timeout_ms: Option<u64>,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = crate::query::OutputFormat::Table)]
     pub format: crate::query::OutputFormat,
@@ -83,8 +85,12 @@ pub fn run(cmd: EnvCmd) -> anyhow::Result<u8> {
 
 fn check_cmd(a: &CheckArgs) -> anyhow::Result<u8> {
     use crate::env::check::{CheckOptions, check};
-    let (command, tasks) = match crate::setup::process_env(Some(a.env.as_str()))? {
-        Some(p) => (p.command, crate::setup::read_task_ids(&a.levels)?),
+    let (command, timeout_ms, tasks) = match crate::setup::process_env(Some(a.env.as_str()))? {
+        Some(p) => (
+            p.command.clone(),
+            p.timeout(a.env_timeout_ms),
+            crate::setup::read_task_ids(&a.levels)?,
+        ),
         None => {
             // A built-in environment, through its own server: task ids are
             // positions in the task file.
@@ -102,13 +108,14 @@ fn check_cmd(a: &CheckArgs) -> anyhow::Result<u8> {
                     quote(&a.env),
                     quote(&a.levels.to_string_lossy())
                 ),
+                a.env_timeout_ms.unwrap_or(crate::setup::ENV_TIMEOUT_MS),
                 (0..n).map(|i| i.to_string()).collect(),
             )
         }
     };
     let pool_config = crate::env::process::ProcessConfig {
         command: vec!["sh".into(), "-c".into(), command],
-        timeout_ms: a.env_timeout_ms,
+        timeout_ms,
         max_steps: 0,
     };
     let laws = check(

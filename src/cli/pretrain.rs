@@ -56,6 +56,11 @@ pub struct PretrainArgs {
     /// Step limit of evaluation episodes.
     #[arg(long, default_value_t = 60)]
     pub eval_max_steps: u16,
+    /// Milliseconds a text environment's process may take to answer a
+    /// request [default: 30000; 120000 for textworld:, which generates a
+    /// game on its first use]
+    #[arg(long)]
+    pub env_timeout_ms: Option<u64>,
 }
 
 /// `leafe pretrain`.
@@ -210,7 +215,8 @@ async fn pretrain_text_cmd(
     }
     let tasks = crate::setup::read_task_ids(&a.levels)?;
     crate::setup::ensure_new_model(&store, &a.out_model).await?;
-    let pool = crate::setup::process_pool(command, env.timeout_ms, cfg.max_steps as usize)?;
+    let timeout_ms = env.timeout(a.env_timeout_ms);
+    let pool = crate::setup::process_pool(command, timeout_ms, cfg.max_steps as usize)?;
     let pb = bar(0, quiet);
     pb.set_message("replaying demonstrations");
     let started = Instant::now();
@@ -232,8 +238,7 @@ async fn pretrain_text_cmd(
     let mut eval = serde_json::Value::Null;
     if let Some(path) = &a.eval_levels {
         let held_out = crate::setup::read_task_ids(path)?;
-        let eval_pool =
-            crate::setup::process_pool(command, env.timeout_ms, a.eval_max_steps as usize)?;
+        let eval_pool = crate::setup::process_pool(command, timeout_ms, a.eval_max_steps as usize)?;
         let n = a.eval_samples.max(1);
         let started = Instant::now();
         // Few episodes at once: each holds an environment process.

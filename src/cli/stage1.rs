@@ -245,7 +245,7 @@ impl AgentArgs {
     ) -> anyhow::Result<std::sync::Arc<crate::env::schemes::EnvSource>> {
         Ok(crate::setup::process_pool(
             &env.command,
-            self.env_timeout_ms.unwrap_or(env.timeout_ms),
+            env.timeout(self.env_timeout_ms),
             max_steps,
         )?)
     }

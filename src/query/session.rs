@@ -289,7 +289,6 @@ impl QuerySession {
         // (the CSV header with the first batch only).
         let mut stream = self.stream(query).await?;
         let schema = stream.schema();
-        let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
         let in_flight = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let mut pending = std::collections::VecDeque::new();
         let mut rows = 0u64;
@@ -311,9 +310,9 @@ impl QuerySession {
         }
         if first && format == OutputFormat::Csv {
             // The header of an empty result.
-            let bytes =
-                encode_batch(&RecordBatch::new_empty(schema), format, true).map_err(|e| err(&e))?;
-            out.write_all(&bytes).map_err(|e| err(&e))?;
+            let bytes = encode_batch(&RecordBatch::new_empty(schema), format, true)
+                .map_err(|e| output_error(&e))?;
+            out.write_all(&bytes).map_err(|e| output_error(&e))?;
         }
         Ok(rows)
     }
@@ -336,6 +335,11 @@ impl QuerySession {
     }
 }
 
+/// An error writing a result.
+fn output_error(e: &dyn std::fmt::Display) -> QueryError {
+    QueryError::Output(e.to_string())
+}
+
 type Encoding = tokio::task::JoinHandle<std::result::Result<Vec<u8>, arrow::error::ArrowError>>;
 
 /// Waits for the oldest batch being encoded and writes its bytes.
@@ -343,10 +347,12 @@ async fn write_encoded(
     pending: &mut std::collections::VecDeque<Encoding>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| QueryError::Output(e.to_string());
     let handle = pending.pop_front().expect("a batch being encoded");
-    let bytes = handle.await.map_err(|e| err(&e))?.map_err(|e| err(&e))?;
-    out.write_all(&bytes).map_err(|e| err(&e))
+    let bytes = handle
+        .await
+        .map_err(|e| output_error(&e))?
+        .map_err(|e| output_error(&e))?;
+    out.write_all(&bytes).map_err(|e| output_error(&e))
 }
 
 /// One batch as CSV (with the header row when `header`) or JSON Lines (null

@@ -592,17 +592,12 @@ fn streamed_output_is_the_same_bytes_whatever_the_batch_size() {
                FROM steps s JOIN episodes e USING (run_id, episode_id) \
                ORDER BY s.episode_id, s.t";
     let with = |size: &str, format: &str| {
-        let out = leafe()
-            .env("DATAFUSION_EXECUTION_BATCH_SIZE", size)
-            .args(["sql", "--store", &url, "--format", format, sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let (code, out, err) = crate::common::leafe_with(
+            &["sql", "--store", &url, "--format", format, sql],
+            &[("DATAFUSION_EXECUTION_BATCH_SIZE", size)],
         );
-        out.stdout
+        assert_eq!(code, 0, "{err}");
+        out
     };
     for format in ["csv", "json"] {
         let one = with("1000000", format);
@@ -610,15 +605,13 @@ fn streamed_output_is_the_same_bytes_whatever_the_batch_size() {
         assert!(one.len() > 10_000, "{format}: {} bytes", one.len());
         assert!(one == many, "{format}: batch size changed the output");
     }
-    let csv = String::from_utf8(with("7", "csv")).unwrap();
+    let csv = with("7", "csv");
     assert_eq!(csv.matches("episode_id,t,").count(), 1, "one header");
-    let out = leafe()
-        .env("DATAFUSION_EXECUTION_BATCH_SIZE", "lots")
-        .args(["sql", "--store", &url, "SELECT 1"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let (code, _, err) = crate::common::leafe_with(
+        &["sql", "--store", &url, "SELECT 1"],
+        &[("DATAFUSION_EXECUTION_BATCH_SIZE", "lots")],
+    );
+    assert_eq!(code, 2, "{err}");
     assert!(err.contains("DATAFUSION_"), "{err}");
     assert_eq!(
         err.lines().filter(|l| !l.trim().is_empty()).count(),
