@@ -22,6 +22,7 @@ mod memory;
 mod output;
 mod params;
 mod render;
+mod run_sort;
 mod session;
 pub mod view;
 

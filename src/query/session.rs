@@ -108,7 +108,18 @@ impl QuerySession {
             source_name: "memory limits".into(),
             message: one_line(e),
         })?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // Final sorts of rows that arrive in sorted runs (every path query)
+        // order the runs instead of the rows; see run_sort.
+        // LEAFE_RUN_SORT=off leaves every sort to DataFusion (to compare).
+        let mut state = datafusion::execution::session_state::SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features();
+        if std::env::var("LEAFE_RUN_SORT").as_deref() != Ok("off") {
+            state = state.with_physical_optimizer_rule(Arc::new(super::run_sort::RunSortRule));
+        }
+        let state = state.build();
+        let ctx = SessionContext::new_with_state(state);
         let base = Url::parse("leafe://store").expect("static URL");
         ctx.register_object_store(&base, view);
         for table in Table::ALL {
