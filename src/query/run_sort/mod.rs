@@ -48,6 +48,7 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
     SendableRecordBatchStream,
@@ -404,82 +405,40 @@ fn fallback_sort(
     replay: SendableRecordBatchStream,
     context: Arc<TaskContext>,
 ) -> Result<SendableRecordBatchStream> {
-    let source = Arc::new(ReplayExec::new(schema, replay));
-    SortExec::new(expr, source).execute(0, context)
+    let once = Arc::new(Once {
+        schema: Arc::clone(&schema),
+        stream: Mutex::new(Some(replay)),
+    });
+    let source = StreamingTableExec::try_new(schema, vec![once], None, [], false, None)?;
+    SortExec::new(expr, Arc::new(source)).execute(0, context)
 }
 
-/// A plan whose one partition is a stream already under way.
-struct ReplayExec {
+/// One partition that is a stream already under way, read once.
+struct Once {
+    schema: SchemaRef,
     stream: Mutex<Option<SendableRecordBatchStream>>,
-    properties: Arc<PlanProperties>,
 }
 
-impl ReplayExec {
-    fn new(schema: SchemaRef, stream: SendableRecordBatchStream) -> Self {
-        use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
-        use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
-        ReplayExec {
-            stream: Mutex::new(Some(stream)),
-            properties: Arc::new(properties),
-        }
-    }
-}
-
-impl fmt::Debug for ReplayExec {
+impl fmt::Debug for Once {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ReplayExec")
+        write!(f, "Once")
     }
 }
 
-impl DisplayAs for ReplayExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ReplayExec")
-    }
-}
-
-impl ExecutionPlan for ReplayExec {
-    fn name(&self) -> &str {
-        "ReplayExec"
+impl PartitionStream for Once {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        _children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
-    }
-
-    fn execute(
-        &self,
-        _partition: usize,
-        _context: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        self.stream
-            .lock()
-            .expect("replay lock")
-            .take()
-            .ok_or_else(|| DataFusionError::Internal("ReplayExec runs once".into()))
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().expect("replay lock").take();
+        taken.unwrap_or_else(|| {
+            let again = DataFusionError::Internal("a replayed stream runs once".into());
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::once(async move { Err(again) }),
+            ))
+        })
     }
 }
 
